@@ -1,0 +1,141 @@
+/*
+ * config.c: reads and validates the environment (docs/operations.md lists
+ * every variable). Range-checked strtol only; no atoi.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int config_parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    if (s == NULL || *s == '\0')
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Reads an integer variable with a default; -1 with err filled if invalid. */
+static int env_long(const char *name, long def, long min, long max, long *out, char *err,
+                    size_t errlen)
+{
+    const char *s = getenv(name);
+
+    if (s == NULL || *s == '\0') {
+        *out = def;
+        return 0;
+    }
+    if (config_parse_long(s, min, max, out) < 0) {
+        snprintf(err, errlen, "%s must be an integer in %ld..%ld, not \"%.64s\"", name, min, max,
+                 s);
+        return -1;
+    }
+    return 0;
+}
+
+int config_load(struct wf_config *cfg, char *err, size_t errlen)
+{
+    const char *s;
+    long v;
+    struct in_addr addr;
+
+    memset(cfg, 0, sizeof(*cfg));
+
+    s = getenv("DATABASE_URL");
+    if (s == NULL || *s == '\0') {
+        snprintf(err, errlen, "DATABASE_URL is not set");
+        return -1;
+    }
+    cfg->database_url = s;
+
+    if (env_long("PORT", 3011, 0, 65535, &v, err, errlen) < 0)
+        return -1;
+    cfg->port = (int)v;
+
+    s = getenv("WF_LISTEN_ADDR");
+    if (s == NULL || *s == '\0')
+        s = "0.0.0.0";
+    if (strlen(s) >= sizeof(cfg->listen_addr) || inet_pton(AF_INET, s, &addr) != 1) {
+        snprintf(err, errlen, "WF_LISTEN_ADDR must be an IPv4 address, not \"%.64s\"", s);
+        return -1;
+    }
+    snprintf(cfg->listen_addr, sizeof(cfg->listen_addr), "%s", s);
+
+    if (env_long("WF_HEARTBEAT_MS", 30000, 10, 3600000, &v, err, errlen) < 0)
+        return -1;
+    cfg->heartbeat_ms = (int)v;
+    if (env_long("WF_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &v, err, errlen) < 0)
+        return -1;
+    cfg->drain_timeout_ms = (int)v;
+    if (env_long("WF_START_TIMEOUT_MS", 30000, 100, 600000, &v, err, errlen) < 0)
+        return -1;
+    cfg->start_timeout_ms = (int)v;
+    if (env_long("WF_HTTP_THREADS", 4, 1, 64, &v, err, errlen) < 0)
+        return -1;
+    cfg->http_threads = (int)v;
+    if (env_long("WF_DB_POOL_SIZE", 4, 1, 64, &v, err, errlen) < 0)
+        return -1;
+    cfg->db_pool_size = (int)v;
+    if (env_long("WF_MAX_BODY_BYTES", 1048576, 1024, 67108864, &v, err, errlen) < 0)
+        return -1;
+    cfg->max_body_bytes = v;
+    if (env_long("WF_AUTOSTART", 0, 0, 1, &v, err, errlen) < 0)
+        return -1;
+    cfg->autostart = (int)v;
+
+    s = getenv("WF_HOST_ID");
+    if (s != NULL && *s != '\0') {
+        if (strlen(s) >= 64 || strchr(s, ':') != NULL) {
+            snprintf(err, errlen, "WF_HOST_ID must be under 64 bytes without ':'");
+            return -1;
+        }
+        snprintf(cfg->host_id, sizeof(cfg->host_id), "%s", s);
+    } else if (gethostname(cfg->host_id, 64) < 0) {
+        snprintf(cfg->host_id, sizeof(cfg->host_id), "localhost");
+    }
+    cfg->host_id[63] = '\0';
+
+    s = getenv("WF_API_TOKEN");
+    cfg->api_token = (s != NULL && *s != '\0') ? s : NULL;
+
+    s = getenv("WF_WORKER_PROGRAM");
+    if (s != NULL && *s != '\0') {
+        if (s[0] != '/' || strlen(s) >= sizeof(cfg->worker_program) || access(s, X_OK) < 0) {
+            snprintf(err, errlen, "WF_WORKER_PROGRAM must be an absolute path to an executable");
+            return -1;
+        }
+        snprintf(cfg->worker_program, sizeof(cfg->worker_program), "%s", s);
+    }
+
+    s = getenv("LOG_LEVEL");
+    cfg->log_level = LOG_LVL_INFO;
+    if (s != NULL && *s != '\0' && log_parse_level(s, &cfg->log_level) < 0) {
+        snprintf(err, errlen, "LOG_LEVEL must be error, warning, info or debug, not \"%.64s\"",
+                 s);
+        return -1;
+    }
+
+    s = getenv("LOG_FORMAT");
+    if (s == NULL || *s == '\0')
+        cfg->log_json = !isatty(STDERR_FILENO);
+    else if (strcmp(s, "json") == 0)
+        cfg->log_json = 1;
+    else if (strcmp(s, "text") == 0)
+        cfg->log_json = 0;
+    else {
+        snprintf(err, errlen, "LOG_FORMAT must be json or text, not \"%.64s\"", s);
+        return -1;
+    }
+    return 0;
+}

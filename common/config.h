@@ -1,0 +1,49 @@
+/*
+ * config.h: the service's configuration, read once from the environment by
+ * the manager before anything starts, and inherited by core through fork.
+ *
+ * Every value is validated at load: an invalid one is refused with a message
+ * naming the variable, and the process exits with WF_EXIT_USAGE. Workers get
+ * none of this: they are exec'd with their few settings on the command line.
+ */
+#ifndef WF_CONFIG_H
+#define WF_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "log.h"
+
+struct wf_config {
+    const char *database_url; /* points into the environment; core only */
+    int port;                 /* 0: any free port */
+    char listen_addr[64];
+    int heartbeat_ms;
+    int drain_timeout_ms;
+    int start_timeout_ms;
+    char host_id[128];
+    int http_threads;
+    int db_pool_size;
+    long max_body_bytes;
+    const char *api_token; /* NULL when unset; points into the environment */
+    int autostart;
+    char worker_program[PATH_MAX]; /* empty: this binary */
+    enum log_level log_level;
+    int log_json;
+};
+
+/*
+ * Fills *cfg from the environment. Returns 0, or -1 with a one-line reason
+ * in err (e.g. "PORT must be an integer in 0..65535, not \"abc\"").
+ */
+int config_load(struct wf_config *cfg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Parses s as a base-10 integer in [min, max] with nothing after it.
+ * Returns 0 and sets *out, or -1 leaving *out untouched.
+ */
+int config_parse_long(const char *s, long min, long max, long *out)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,411 @@
+/*
+ * manager.c: the manager role: the event loop, signals, the listening
+ * socket and the core child.
+ *
+ * The manager is single-threaded (epoll + signalfd; no handler does work),
+ * the only process that forks, and holds no database connection. It owns the
+ * listening socket and hands it to every core it forks, so the port stays
+ * open (connections queue in the backlog) while a crashed core restarts.
+ *
+ * Shutdown (SIGTERM/SIGINT): every worker is drained (SIGTERM, then SIGKILL
+ * after WF_DRAIN_TIMEOUT_MS), core records each exit, then core is told to
+ * stop, and the manager exits 0. A second signal kills what is left at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exitcodes.h"
+#include "log.h"
+#include "manager.h"
+#include "msg.h"
+
+#define CORE_STOP_TIMEOUT_MS 10000
+
+int mgr_watch_fd(struct mgr *m, int fd, struct mgr_watch *w)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = w;
+    return epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void mgr_core_send(struct mgr *m, const cJSON *msg, int pass_fd)
+{
+    if (m->core_fd < 0 || !m->core_attached)
+        return;
+    if (msg_send(m->core_fd, msg, pass_fd) < 0)
+        log_warning("could not send message to core: %s", strerror(errno));
+}
+
+/* Lets the manager hold one socket per worker for thousands of workers. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            log_warning("could not raise the open file limit: %s", strerror(errno));
+    }
+}
+
+/* The environment a worker is exec'd with: nothing secret, only what logging
+ * and the sanitizers (in test builds) read. */
+static void build_worker_env(struct mgr *m)
+{
+    static const char *const pass[] = {"LOG_LEVEL", "LOG_FORMAT", "ASAN_OPTIONS", "UBSAN_OPTIONS",
+                                       "LSAN_OPTIONS", "TZ"};
+    static char bufs[8][256];
+    static char path[] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    static char fmt_json[] = "LOG_FORMAT=json";
+    static char fmt_text[] = "LOG_FORMAT=text";
+    int n = 0;
+
+    m->worker_env[n++] = path;
+    for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
+        const char *v = getenv(pass[i]);
+        if (v == NULL)
+            continue;
+        snprintf(bufs[i], sizeof(bufs[i]), "%s=%s", pass[i], v);
+        m->worker_env[n++] = bufs[i];
+    }
+    if (getenv("LOG_FORMAT") == NULL) /* keep the manager's choice for a tty */
+        m->worker_env[n++] = m->cfg->log_json ? fmt_json : fmt_text;
+    m->worker_env[n] = NULL;
+}
+
+static int open_listener(struct mgr *m)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int one = 1;
+    int fd;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        log_error("could not create listening socket: %s", strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)m->cfg->port);
+    inet_pton(AF_INET, m->cfg->listen_addr, &sa.sin_addr);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        log_error("could not bind to %s:%d: %s", m->cfg->listen_addr, m->cfg->port,
+                  strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, 1024) < 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+        log_error("could not listen on %s:%d: %s", m->cfg->listen_addr, m->cfg->port,
+                  strerror(errno));
+        close(fd);
+        return -1;
+    }
+    m->listen_fd = fd;
+    log_info("listening on port %d (address %s)", ntohs(sa.sin_port), m->cfg->listen_addr);
+    return 0;
+}
+
+/* Forks a new core; on failure schedules another try in 60 s (s6). */
+static void start_core(struct mgr *m)
+{
+    int sv[2];
+    pid_t pid;
+
+    m->core_restart_at = 0;
+    if (msg_socketpair(sv) < 0) {
+        log_error("could not create core socket: %s", strerror(errno));
+        m->core_restart_at = ju_mono_ms() + 60000;
+        return;
+    }
+    pid = spawn_core(m, sv[1]);
+    close(sv[1]);
+    if (pid < 0) {
+        log_error("could not fork core: %s", strerror(errno));
+        close(sv[0]);
+        m->core_restart_at = ju_mono_ms() + 60000;
+        return;
+    }
+    m->core_pid = pid;
+    m->core_fd = sv[0];
+    m->core_attached = 0;
+    m->core_spawned = ju_mono_ms();
+    if (mgr_watch_fd(m, m->core_fd, &m->core_watch) < 0)
+        log_error("could not watch core socket: %s", strerror(errno));
+    log_info("started core (pid %d)", (int)pid);
+}
+
+/* Core is gone: forget its socket and tell the supervisor. */
+static void drop_core(struct mgr *m)
+{
+    if (m->core_fd >= 0) {
+        close(m->core_fd); /* also removes it from epoll */
+        m->core_fd = -1;
+    }
+    m->core_attached = 0;
+    sv_core_lost(m);
+}
+
+static void core_exited(struct mgr *m, int wstatus)
+{
+    char desc[128];
+    int64_t now = ju_mono_ms();
+    int64_t at;
+    enum bo_exit kind = bo_classify(wstatus, desc, sizeof(desc));
+
+    m->core_pid = 0;
+    drop_core(m);
+    if (m->shutting_down) {
+        log_info("core %s", desc);
+        return;
+    }
+    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == WF_EXIT_USAGE) {
+        log_error("core %s (invalid configuration); shutting down", desc);
+        m->exit_code = WF_EXIT_USAGE;
+        sv_shutdown(m);
+        m->shutting_down = 1;
+        return;
+    }
+    (void)kind;
+    if (bo_on_crash(&m->core_bo, now, m->core_spawned, m->core_spawned, &at)) {
+        /* Core is never given up on; keep retrying at the maximum backoff. */
+        at = now + BO_MAX_MS;
+        bo_reset(&m->core_bo);
+        m->core_bo.backoff_ms = BO_MAX_MS;
+    }
+    m->core_restart_at = at;
+    log_error("core %s; restarting in %lld ms", desc, (long long)(at - now));
+}
+
+static void process_core_message(struct mgr *m)
+{
+    for (;;) {
+        cJSON *msg = NULL;
+        int r = msg_recv(m->core_fd, &msg, NULL);
+        const char *op;
+        int64_t req = 0;
+
+        if (r < 0 && errno == EAGAIN)
+            return;
+        if (r <= 0) {
+            if (r < 0)
+                log_warning("could not read from core: %s", strerror(errno));
+            /* EOF: core is exiting; the reaper handles the rest. */
+            if (r == 0 || errno != EBADMSG) {
+                drop_core(m);
+                return;
+            }
+            continue;
+        }
+        op = ju_str(msg, "op");
+        if (op != NULL && strcmp(op, "hello") == 0) {
+            m->core_attached = 1;
+            sv_core_hello(m);
+            m->core_started_once = 1;
+        } else if (op != NULL && ju_int(msg, "req", &req) == 0 && ju_str(msg, "project") != NULL) {
+            sv_request(m, op, (uint64_t)req, ju_str(msg, "project"));
+        } else {
+            log_warning("ignoring malformed message from core");
+        }
+        cJSON_Delete(msg);
+        if (m->core_fd < 0)
+            return;
+    }
+}
+
+/* Reaps every exited child (STYLE §12: one loop, WNOHANG). */
+static void reap_children(struct mgr *m)
+{
+    pid_t pid;
+    int wstatus;
+
+    while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+        if (pid == m->core_pid)
+            core_exited(m, wstatus);
+        else if (!sv_reaped(m, pid, wstatus)) {
+            char desc[128];
+            bo_classify(wstatus, desc, sizeof(desc));
+            log_warning("untracked child process %d %s", (int)pid, desc);
+        }
+    }
+}
+
+static void begin_shutdown(struct mgr *m, const char *why)
+{
+    if (m->shutting_down) {
+        log_warning("received %s again; killing every child now", why);
+        sv_kill_all(m);
+        if (m->core_pid > 0)
+            kill(m->core_pid, SIGKILL);
+        return;
+    }
+    log_info("received %s; shutting down", why);
+    m->shutting_down = 1;
+    sv_shutdown(m);
+}
+
+static void process_signals(struct mgr *m)
+{
+    struct signalfd_siginfo si;
+
+    while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGCHLD:
+            reap_children(m);
+            break;
+        case SIGTERM:
+            begin_shutdown(m, "SIGTERM");
+            break;
+        case SIGINT:
+            begin_shutdown(m, "SIGINT");
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/*
+ * Shutdown progress: once no worker is left, stop core; once core is gone,
+ * the loop ends. Returns 1 when the manager may exit.
+ */
+static int shutdown_step(struct mgr *m, int64_t now)
+{
+    if (sv_live_procs(m) > 0)
+        return 0;
+    if (m->core_pid > 0) {
+        if (m->shutdown_kill_at == 0) {
+            log_info("all workers stopped; stopping core");
+            kill(m->core_pid, SIGTERM);
+            m->shutdown_kill_at = now + CORE_STOP_TIMEOUT_MS;
+        } else if (now >= m->shutdown_kill_at) {
+            log_warning("core did not stop within %d ms; sending SIGKILL", CORE_STOP_TIMEOUT_MS);
+            kill(m->core_pid, SIGKILL);
+            m->shutdown_kill_at = now + 60000;
+        }
+        return 0;
+    }
+    return 1;
+}
+
+static int setup(struct mgr *m)
+{
+    sigset_t mask;
+    ssize_t n;
+
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+        return -1;
+    m->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    m->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (m->sigfd < 0 || m->epfd < 0) {
+        log_error("could not create signalfd or epoll: %s", strerror(errno));
+        return -1;
+    }
+    raise_fd_limit();
+    if (m->cfg->worker_program[0] != '\0') {
+        snprintf(m->worker_prog, sizeof(m->worker_prog), "%s", m->cfg->worker_program);
+    } else {
+        n = readlink("/proc/self/exe", m->worker_prog, sizeof(m->worker_prog) - 1);
+        if (n <= 0) {
+            log_error("could not find own executable: %s", strerror(errno));
+            return -1;
+        }
+        m->worker_prog[n] = '\0';
+    }
+    build_worker_env(m);
+    if (open_listener(m) < 0)
+        return -1;
+    m->sig_watch.kind = MW_SIGNAL;
+    m->core_watch.kind = MW_CORE;
+    if (mgr_watch_fd(m, m->sigfd, &m->sig_watch) < 0) {
+        log_error("could not watch signalfd: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int mgr_main(const struct wf_config *cfg)
+{
+    static struct mgr mgr; /* static: reachable for the whole process */
+    struct mgr *m = &mgr;
+    struct epoll_event evs[64];
+
+    m->cfg = cfg;
+    m->core_fd = -1;
+    m->listen_fd = -1;
+    m->exit_code = WF_EXIT_OK;
+    m->slots.key_of = NULL;
+    if (setup(m) < 0)
+        return WF_EXIT_SYSCALL;
+    log_info("wf-server %s starting (host %s, heartbeat %d ms)", WF_VERSION, cfg->host_id,
+             cfg->heartbeat_ms);
+    start_core(m);
+
+    for (;;) {
+        int64_t now = ju_mono_ms();
+        int64_t next = sv_timers(m, now);
+        int timeout, n;
+
+        if (m->core_restart_at > 0 && !m->shutting_down) {
+            if (now >= m->core_restart_at)
+                start_core(m);
+            else if (m->core_restart_at < next)
+                next = m->core_restart_at;
+        }
+        if (m->shutting_down) {
+            if (shutdown_step(m, now))
+                break;
+            if (m->shutdown_kill_at > 0 && m->shutdown_kill_at < next)
+                next = m->shutdown_kill_at;
+        }
+        timeout = next == INT64_MAX ? -1 : (int)(next - now < 0 ? 0 : next - now);
+        if (timeout > 1000)
+            timeout = 1000; /* re-check shutdown progress at least every second */
+        n = epoll_wait(m->epfd, evs, 64, timeout);
+        if (n < 0 && errno != EINTR) {
+            log_error("could not wait for events: %s", strerror(errno));
+            return WF_EXIT_SYSCALL;
+        }
+        for (int i = 0; i < n; i++) {
+            struct mgr_watch *w = evs[i].data.ptr;
+            switch (w->kind) {
+            case MW_SIGNAL:
+                process_signals(m);
+                break;
+            case MW_CORE:
+                if (m->core_fd >= 0)
+                    process_core_message(m);
+                break;
+            case MW_WORKER:
+                sv_worker_message(m, w->ptr);
+                break;
+            }
+        }
+    }
+    sv_free(m);
+    close(m->listen_fd);
+    log_info("shut down");
+    return m->exit_code;
+}

@@ -1,0 +1,154 @@
+/*
+ * manager.h: the manager role's state, shared by its modules (manager.c: the
+ * event loop, signals and the core child; supervise.c: worker slots and their
+ * state machine; spawn.c: fork and exec).
+ *
+ * Invariants: the manager is single-threaded and the only process that
+ * forks; it never connects to the database and never loads plugin code. All
+ * of its state lives in one struct mgr, touched only by the loop.
+ */
+#ifndef WF_MANAGER_H
+#define WF_MANAGER_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cJSON.h>
+
+#include "backoff.h"
+#include "config.h"
+#include "jsonutil.h"
+
+/* What an epoll registration points at. */
+enum mgr_watch_kind {
+    MW_SIGNAL, /* the signalfd */
+    MW_CORE,   /* the control socket to core */
+    MW_WORKER  /* a worker's control socket */
+};
+
+struct mgr_watch {
+    enum mgr_watch_kind kind;
+    void *ptr; /* struct mgr_proc for MW_WORKER */
+};
+
+enum proc_state {
+    PROC_STARTING, /* exec'd, waiting for "ready" */
+    PROC_RUNNING,  /* reported ready */
+    PROC_DRAINING  /* SIGTERM sent, waiting for it to exit */
+};
+
+/* One live worker process. */
+struct mgr_proc {
+    struct mgr_watch watch;
+    pid_t pid;
+    int ctl_fd;
+    enum proc_state state;
+    char project[WF_ID_MAX + 1];
+    int64_t spawned_mono;
+    int64_t spawned_wall;
+    int64_t ready_mono;   /* 0 until ready */
+    int64_t deadline;     /* start timeout, or SIGKILL time while draining */
+    int killed;           /* SIGKILL sent */
+    int load_failed;      /* reported a load error: exits 1, no restart */
+    char error[512];      /* the load error, if any */
+    struct mgr_proc *next;
+};
+
+/* A request from core waiting for an outcome, and the reply code it gets
+ * on success ("started", "started_fresh", "restarted", "stopped"). */
+struct mgr_waiter {
+    uint64_t id;
+    const char *code;
+};
+
+/* A growable list of waiting requests. */
+struct mgr_waiters {
+    struct mgr_waiter *items;
+    size_t n, cap;
+};
+
+enum slot_state {
+    SLOT_STARTING, /* cur is starting */
+    SLOT_RUNNING,  /* cur is running (maybe with a replacement starting) */
+    SLOT_STOPPING, /* cur was told to stop */
+    SLOT_BACKOFF,  /* crashed; no process until restart_at */
+    SLOT_FAILED    /* breaker tripped or code failed to load; stays down */
+};
+
+/* A project this host keeps a worker for. */
+struct mgr_slot {
+    char project[WF_ID_MAX + 1];
+    char worker_id[WF_ID_MAX + 72];
+    enum slot_state state;
+    struct mgr_proc *cur;  /* current process, or NULL */
+    struct mgr_proc *repl; /* hot-restart replacement being started, or NULL */
+    struct bo_state bo;
+    int restarts;          /* respawns after crashes */
+    int64_t restart_at;    /* SLOT_BACKOFF: when to respawn (monotonic) */
+    int crash_restart;     /* SLOT_BACKOFF after a crash (not a scheduled start) */
+    int64_t started_wall;  /* spawn time of cur, or of the last process */
+    int64_t last_spawn;    /* monotonic time of the last spawn (restart floor) */
+    pid_t last_pid;
+    char error[512];       /* last crash or load error */
+    struct mgr_waiters start_waiters;   /* start calls waiting for ready */
+    struct mgr_waiters restart_waiters; /* restart calls waiting for repl */
+    struct mgr_waiters stop_waiters;    /* stop calls waiting for exit */
+};
+
+struct mgr {
+    const struct wf_config *cfg;
+    int epfd;
+    int sigfd;
+    int listen_fd;
+    char worker_prog[PATH_MAX];
+    char *worker_env[16];
+    struct mgr_watch sig_watch;
+    struct mgr_watch core_watch;
+
+    pid_t core_pid;          /* 0 when not running */
+    int core_fd;             /* -1 when not running */
+    int core_attached;       /* core said hello: it may receive workers */
+    int core_started_once;   /* a core has said hello before (not the first) */
+    int64_t core_spawned;    /* monotonic */
+    int64_t core_restart_at; /* 0: none scheduled */
+    struct bo_state core_bo;
+
+    struct idmap slots;      /* struct mgr_slot by project */
+    struct mgr_proc *procs;  /* every live worker process */
+    struct mgr_proc *dead;   /* reaped this iteration; freed at the next */
+
+    int shutting_down;
+    int64_t shutdown_kill_at; /* when to SIGKILL what is left */
+    int exit_code;
+};
+
+/* manager.c */
+int mgr_main(const struct wf_config *cfg);
+/* Sends msg (not consumed) to core if one is attached; drops it otherwise. */
+void mgr_core_send(struct mgr *m, const cJSON *msg, int pass_fd);
+int mgr_watch_fd(struct mgr *m, int fd, struct mgr_watch *w) __attribute__((warn_unused_result));
+
+/* spawn.c */
+/* Forks core: the child runs core_main() on ctl_fd and listen_fd and never
+ * returns. Returns the pid, or -1 with errno set. */
+pid_t spawn_core(struct mgr *m, int ctl_fd);
+/* Forks and execs a worker for project with its control socket ctl_fd and
+ * work socket work_fd as fds 3 and 4 and the manager's minimal environment.
+ * Returns the pid, or -1 with errno set. The caller keeps its descriptors. */
+pid_t spawn_worker(struct mgr *m, const char *project, const char *worker_id, int ctl_fd,
+                   int work_fd);
+
+/* supervise.c */
+void sv_request(struct mgr *m, const char *op, uint64_t req, const char *project);
+void sv_worker_message(struct mgr *m, struct mgr_proc *p);
+int sv_reaped(struct mgr *m, pid_t pid, int wstatus);
+int64_t sv_timers(struct mgr *m, int64_t now);
+void sv_core_hello(struct mgr *m);
+void sv_core_lost(struct mgr *m);
+void sv_shutdown(struct mgr *m);
+int sv_live_procs(const struct mgr *m);
+void sv_kill_all(struct mgr *m);
+void sv_free(struct mgr *m);
+
+#endif

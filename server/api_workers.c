@@ -1,0 +1,284 @@
+/*
+ * api_workers.c: see api_workers.h.
+ *
+ * Start/stop/restart record the project's desired state (which also proves
+ * the project exists: one statement), then ask the manager and suspend the
+ * connection until it answers; the reply is built in worker_call_done.
+ * Status and list read core's in-memory view of the manager's slots, so
+ * they cost no database round trip for a project with a worker.
+ */
+#include "api_workers.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+#define CALL_MARGIN_MS 5000
+
+enum MHD_Result api_health(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                           const char *arg)
+{
+    int ok = __atomic_load_n(&c->db_ok, __ATOMIC_RELAXED);
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "status", ok ? "ok" : "error");
+    cJSON_AddStringToObject(o, "service", "wf-server");
+    cJSON_AddStringToObject(o, "version", WF_VERSION);
+    cJSON_AddStringToObject(o, "database", ok ? "ok" : "unreachable");
+    return http_send_json(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
+}
+
+enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn,
+                                 struct http_req *r, const char *arg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "workers");
+    int n = 0;
+
+    pthread_rwlock_rdlock(&c->view_lock);
+    for (size_t i = 0; i < c->views.n; i++) {
+        const struct core_view *v = c->views.items[i];
+        if (strcmp(v->status, "running") == 0 || strcmp(v->status, "starting") == 0 ||
+            strcmp(v->status, "crashed") == 0) {
+            cJSON_AddItemToArray(arr, cJSON_CreateString(v->project));
+            n++;
+        }
+    }
+    pthread_rwlock_unlock(&c->view_lock);
+    cJSON_AddNumberToObject(o, "count", n);
+    return http_send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* Writes the success message of a manager reply code. */
+static void success_message(const char *code, const char *project, char *buf, size_t len)
+{
+    if (strcmp(code, "started") == 0)
+        snprintf(buf, len, "Worker started for project %s", project);
+    else if (strcmp(code, "started_fresh") == 0)
+        snprintf(buf, len, "Worker started for project %s (was not running)", project);
+    else if (strcmp(code, "already_running") == 0)
+        snprintf(buf, len, "Worker already running for project %s", project);
+    else if (strcmp(code, "restarted") == 0)
+        snprintf(buf, len, "Worker restarted for project %s", project);
+    else if (strcmp(code, "stopped") == 0)
+        snprintf(buf, len, "Worker stopped for project %s", project);
+    else if (strcmp(code, "not_running") == 0)
+        snprintf(buf, len, "Worker not running for project %s", project);
+    else
+        snprintf(buf, len, "Done for project %s", project);
+}
+
+static unsigned error_status(const char *code)
+{
+    if (strcmp(code, "conflict") == 0)
+        return MHD_HTTP_CONFLICT;
+    if (strcmp(code, "shutdown") == 0)
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    if (strcmp(code, "bad_request") == 0)
+        return MHD_HTTP_BAD_REQUEST;
+    return MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static enum MHD_Result worker_call_done(struct core *c, struct MHD_Connection *conn,
+                                        struct http_req *r)
+{
+    const cJSON *rep = r->call.reply;
+    const char *code;
+    char msg[160];
+    cJSON *o;
+    int64_t pid;
+
+    if (rep == NULL) {
+        if (r->call.fail_status == MHD_HTTP_SERVICE_UNAVAILABLE)
+            return http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+        log_error("%s of project %s: no answer from the manager in time", r->op, r->arg);
+        return http_send_error(conn, MHD_HTTP_GATEWAY_TIMEOUT,
+                               "timed out waiting for the worker of project \"%s\"", r->arg);
+    }
+    code = ju_str(rep, "code") != NULL ? ju_str(rep, "code") : "failed";
+    if (!ju_bool(rep, "ok")) {
+        const char *err = ju_str(rep, "error");
+        return http_send_error(conn, error_status(code), "%s",
+                               err != NULL ? err : "the manager refused the request");
+    }
+    o = cJSON_CreateObject();
+    success_message(code, r->arg, msg, sizeof(msg));
+    cJSON_AddBoolToObject(o, "success", 1);
+    cJSON_AddStringToObject(o, "message", msg);
+    cJSON_AddStringToObject(o, "projectId", r->arg);
+    if (ju_str(rep, "worker_id") != NULL)
+        cJSON_AddStringToObject(o, "workerId", ju_str(rep, "worker_id"));
+    if (ju_int(rep, "pid", &pid) == 0 && strcmp(code, "stopped") != 0)
+        cJSON_AddNumberToObject(o, "pid", (double)pid);
+    return http_send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* Validates {"projectId": …}, records the desired state, and hands the call
+ * to the manager. */
+static enum MHD_Result worker_call(struct core *c, struct MHD_Connection *conn,
+                                   struct http_req *r, const char *op, const char *desired,
+                                   int timeout_ms)
+{
+    enum MHD_Result ret = MHD_NO;
+    cJSON *body = http_body_object(conn, r, 0, &ret);
+    const cJSON *idv;
+    const char *params[2];
+    struct db_conn *db;
+    PGresult *res;
+    int found;
+
+    if (body == NULL)
+        return ret;
+    idv = cJSON_GetObjectItemCaseSensitive(body, "projectId");
+    if (idv == NULL || cJSON_IsNull(idv)) {
+        cJSON_Delete(body);
+        return http_send_error(conn, MHD_HTTP_BAD_REQUEST, "projectId is required");
+    }
+    if (!cJSON_IsString(idv) || !ju_valid_id(idv->valuestring)) {
+        cJSON_Delete(body);
+        return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
+                               "invalid projectId: must match ^[A-Za-z0-9_-]{1,64}$");
+    }
+    snprintf(r->arg, sizeof(r->arg), "%s", idv->valuestring);
+    snprintf(r->op, sizeof(r->op), "%s", op);
+    cJSON_Delete(body);
+
+    db = http_db_get(c, conn, &ret);
+    if (db == NULL)
+        return ret;
+    params[0] = r->arg;
+    params[1] = desired;
+    res = db_exec(db,
+                  "UPDATE projects SET desired_state = $2, updated_at = now()"
+                  " WHERE id = $1 RETURNING id",
+                  2, params);
+    if (res == NULL) {
+        ret = http_send_db_error(conn, db, "record the desired state");
+        db_pool_put(c->pool, db);
+        return ret;
+    }
+    found = PQntuples(res) == 1;
+    PQclear(res);
+    db_pool_put(c->pool, db);
+    if (!found)
+        return http_send_error(conn, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", r->arg);
+
+    r->resume = worker_call_done;
+    if (core_call_manager(c, &r->call, conn, op, r->arg, timeout_ms) < 0) {
+        r->call.conn = NULL;
+        return http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                               "could not reach the process manager");
+    }
+    return MHD_YES;
+}
+
+enum MHD_Result api_workers_start(struct core *c, struct MHD_Connection *conn,
+                                  struct http_req *r, const char *arg)
+{
+    return worker_call(c, conn, r, "start", "running",
+                       c->cfg->start_timeout_ms + CALL_MARGIN_MS);
+}
+
+enum MHD_Result api_workers_stop(struct core *c, struct MHD_Connection *conn,
+                                 struct http_req *r, const char *arg)
+{
+    return worker_call(c, conn, r, "stop", "stopped",
+                       c->cfg->drain_timeout_ms + CALL_MARGIN_MS);
+}
+
+enum MHD_Result api_workers_restart(struct core *c, struct MHD_Connection *conn,
+                                    struct http_req *r, const char *arg)
+{
+    return worker_call(c, conn, r, "restart", "running",
+                       c->cfg->start_timeout_ms + CALL_MARGIN_MS);
+}
+
+static void add_time(cJSON *o, const char *key, int64_t wall_ms)
+{
+    char buf[JU_ISO_LEN];
+
+    if (wall_ms <= 0) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    ju_format_iso(wall_ms, buf, sizeof(buf));
+    cJSON_AddStringToObject(o, key, buf);
+}
+
+enum MHD_Result api_workers_status(struct core *c, struct MHD_Connection *conn,
+                                   struct http_req *r, const char *arg)
+{
+    enum MHD_Result ret = MHD_NO;
+    const struct core_view *v;
+    struct db_conn *db;
+    const char *params[1] = {arg};
+    PGresult *res;
+    cJSON *o;
+    int found;
+
+    if (!ju_valid_id(arg))
+        return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
+                               "invalid projectId: must match ^[A-Za-z0-9_-]{1,64}$");
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "projectId", arg);
+    pthread_rwlock_rdlock(&c->view_lock);
+    v = idmap_get(&c->views, arg);
+    if (v != NULL) {
+        cJSON *loaded = v->loaded != NULL ? cJSON_Parse(v->loaded) : NULL;
+        cJSON_AddStringToObject(o, "status", v->status);
+        cJSON_AddBoolToObject(o, "isRunning", strcmp(v->status, "running") == 0);
+        cJSON_AddStringToObject(o, "workerId", v->worker_id);
+        if (v->pid > 0 && strcmp(v->status, "crashed") != 0 && strcmp(v->status, "failed") != 0)
+            cJSON_AddNumberToObject(o, "pid", v->pid);
+        else
+            cJSON_AddNullToObject(o, "pid");
+        cJSON_AddStringToObject(o, "host", c->cfg->host_id);
+        add_time(o, "startedAt", v->started_at);
+        add_time(o, "lastHeartbeat", v->last_heartbeat);
+        cJSON_AddNumberToObject(o, "restarts", v->restarts);
+        if (v->error != NULL)
+            cJSON_AddStringToObject(o, "error", v->error);
+        else
+            cJSON_AddNullToObject(o, "error");
+        if (loaded != NULL)
+            cJSON_AddItemToObject(o, "loaded", loaded);
+        else
+            cJSON_AddNullToObject(o, "loaded");
+        pthread_rwlock_unlock(&c->view_lock);
+        return http_send_json(conn, MHD_HTTP_OK, o);
+    }
+    pthread_rwlock_unlock(&c->view_lock);
+
+    /* No worker here: the project must exist to say "stopped". */
+    db = http_db_get(c, conn, &ret);
+    if (db == NULL) {
+        cJSON_Delete(o);
+        return ret;
+    }
+    res = db_exec(db, "SELECT 1 FROM projects WHERE id = $1", 1, params);
+    if (res == NULL) {
+        cJSON_Delete(o);
+        ret = http_send_db_error(conn, db, "look up the project");
+        db_pool_put(c->pool, db);
+        return ret;
+    }
+    found = PQntuples(res) == 1;
+    PQclear(res);
+    db_pool_put(c->pool, db);
+    if (!found) {
+        cJSON_Delete(o);
+        return http_send_error(conn, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", arg);
+    }
+    cJSON_AddStringToObject(o, "status", "stopped");
+    cJSON_AddBoolToObject(o, "isRunning", 0);
+    cJSON_AddNullToObject(o, "workerId");
+    cJSON_AddNullToObject(o, "pid");
+    cJSON_AddStringToObject(o, "host", c->cfg->host_id);
+    cJSON_AddNullToObject(o, "startedAt");
+    cJSON_AddNullToObject(o, "lastHeartbeat");
+    cJSON_AddNumberToObject(o, "restarts", 0);
+    cJSON_AddNullToObject(o, "error");
+    cJSON_AddNullToObject(o, "loaded");
+    return http_send_json(conn, MHD_HTTP_OK, o);
+}

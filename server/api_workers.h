@@ -1,0 +1,24 @@
+/*
+ * api_workers.h: the seed-compatible worker routes (start, stop, restart,
+ * status, list) and /health. Shapes are in docs/api.md and must not change:
+ * fields may be added, never renamed or retyped.
+ */
+#ifndef WF_API_WORKERS_H
+#define WF_API_WORKERS_H
+
+#include "http.h"
+
+enum MHD_Result api_health(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                           const char *arg);
+enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn,
+                                 struct http_req *r, const char *arg);
+enum MHD_Result api_workers_start(struct core *c, struct MHD_Connection *conn,
+                                  struct http_req *r, const char *arg);
+enum MHD_Result api_workers_stop(struct core *c, struct MHD_Connection *conn,
+                                 struct http_req *r, const char *arg);
+enum MHD_Result api_workers_restart(struct core *c, struct MHD_Connection *conn,
+                                    struct http_req *r, const char *arg);
+enum MHD_Result api_workers_status(struct core *c, struct MHD_Connection *conn,
+                                   struct http_req *r, const char *arg);
+
+#endif

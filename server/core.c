@@ -1,0 +1,148 @@
+/*
+ * core.c: start-up and shutdown of the core role.
+ *
+ * Order (each step needs the previous): block the signals the dispatcher
+ * reads through its signalfd (before any thread exists, so every thread
+ * inherits the mask); connect to PostgreSQL, retrying while it is not up
+ * yet; apply migrations; greet the manager (which then hands over every live
+ * worker); start the HTTP threads; run the dispatcher. Shutdown reverses it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "exitcodes.h"
+#include "log.h"
+#include "migrate.h"
+#include "msg.h"
+
+#define CONNECT_RETRY_MS 1000
+
+static const char *view_key(const void *item)
+{
+    return ((const struct core_view *)item)->project;
+}
+
+/* Returns 1 if SIGTERM/SIGINT is pending or the manager is gone. */
+static int should_stop(int ctl_fd)
+{
+    sigset_t pending;
+    struct pollfd pfd = {.fd = ctl_fd, .events = POLLIN};
+
+    sigpending(&pending);
+    if (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT))
+        return 1;
+    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)) != 0)
+        return 1;
+    return 0;
+}
+
+/* Connects the dispatcher's connection, retrying every second and logging
+ * the first failure and every tenth after it. Returns 0, or -1 if told to
+ * stop meanwhile. */
+static int connect_with_retry(struct core *c)
+{
+    for (int attempt = 0;; attempt++) {
+        if (db_connect(c->dconn) == 0) {
+            if (attempt > 0)
+                log_info("connected to the database after %d attempts", attempt + 1);
+            return 0;
+        }
+        if (attempt % 10 == 0)
+            log_error("could not connect to the database: %s; retrying",
+                      db_error(c->dconn));
+        if (should_stop(c->ctl_fd))
+            return -1;
+        usleep(CONNECT_RETRY_MS * 1000);
+    }
+}
+
+static int say_hello(struct core *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    int r;
+
+    cJSON_AddStringToObject(o, "op", "hello");
+    r = msg_send(c->ctl_fd, o, -1);
+    cJSON_Delete(o);
+    return r;
+}
+
+static void free_views(struct core *c)
+{
+    for (size_t i = 0; i < c->views.n; i++) {
+        struct core_view *v = c->views.items[i];
+        free(v->error);
+        free(v->loaded);
+        free(v);
+    }
+    idmap_free(&c->views);
+}
+
+int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
+{
+    static struct core core;
+    struct core *c = &core;
+    sigset_t mask;
+    char err[256];
+    int rc = WF_EXIT_OK;
+
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+
+    c->cfg = cfg;
+    c->ctl_fd = ctl_fd;
+    c->views.key_of = view_key;
+    c->next_call_id = 1;
+    pthread_mutex_init(&c->ctl_mu, NULL);
+    pthread_mutex_init(&c->calls_mu, NULL);
+    pthread_rwlock_init(&c->view_lock, NULL);
+
+    if (db_check_url(cfg->database_url, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return WF_EXIT_USAGE;
+    }
+    c->dconn = db_conn_new(cfg->database_url);
+    c->pool = db_pool_new(cfg->database_url, cfg->db_pool_size);
+    if (c->dconn == NULL || c->pool == NULL) {
+        log_error("could not allocate database connections: out of memory");
+        return WF_EXIT_FAILURE;
+    }
+    if (connect_with_retry(c) < 0) {
+        log_info("stopping before the database was reachable");
+        goto out;
+    }
+    if (migrate_apply(c->dconn) < 0) {
+        rc = WF_EXIT_DATABASE;
+        goto out;
+    }
+    __atomic_store_n(&c->db_ok, 1, __ATOMIC_RELAXED); /* before /health can be asked */
+    if (say_hello(c) < 0) {
+        log_error("could not greet the manager: %s", strerror(errno));
+        rc = WF_EXIT_FAILURE;
+        goto out;
+    }
+    if (http_start(c, listen_fd) < 0) {
+        rc = WF_EXIT_SYSCALL;
+        goto out;
+    }
+    log_info("core ready (pid %d)", (int)getpid());
+    rc = dispatcher_run(c);
+    http_stop(c);
+out:
+    free_views(c);
+    db_pool_free(c->pool);
+    db_conn_free(c->dconn);
+    close(listen_fd);
+    close(ctl_fd);
+    return rc;
+}

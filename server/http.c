@@ -1,0 +1,336 @@
+/*
+ * http.c: libmicrohttpd set-up, the access handler and the route table.
+ *
+ * MHD runs a thread pool on the listening socket inherited from the manager,
+ * with suspend/resume so calls that wait for a worker (start, stop,
+ * restart) hold no thread. Bodies are capped at WF_MAX_BODY_BYTES: a
+ * Content-Length over it, or a body growing past it, is answered 413 at
+ * once. Connections time out after 30 s idle and are limited in number.
+ */
+#include "http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_projects.h"
+#include "api_workers.h"
+#include "config.h"
+#include "log.h"
+
+#define HTTP_CONN_TIMEOUT_S 30
+#define HTTP_CONN_LIMIT 4096
+
+typedef enum MHD_Result (*route_fn)(struct core *c, struct MHD_Connection *conn,
+                                    struct http_req *r, const char *arg);
+
+struct route {
+    const char *method;
+    const char *path; /* exact, or a prefix ending in '/' when has_arg */
+    int has_arg;      /* the rest of the path (no '/') is the argument */
+    int public_route; /* no token needed */
+    route_fn fn;
+};
+
+static const struct route routes[] = {
+    {"GET", "/health", 0, 1, api_health},
+    {"GET", "/workers", 0, 0, api_workers_list},
+    {"POST", "/workers/start", 0, 0, api_workers_start},
+    {"POST", "/workers/stop", 0, 0, api_workers_stop},
+    {"POST", "/workers/restart", 0, 0, api_workers_restart},
+    {"GET", "/workers/status/", 1, 0, api_workers_status},
+    {"GET", "/projects", 0, 0, api_projects_list},
+    {"POST", "/projects", 0, 0, api_projects_create},
+    {"GET", "/projects/", 1, 0, api_projects_get},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+enum MHD_Result http_send_json(struct MHD_Connection *conn, unsigned status, cJSON *body)
+{
+    char *text = cJSON_PrintUnformatted(body);
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    cJSON_Delete(body);
+    if (text == NULL)
+        return MHD_NO;
+    resp = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
+    if (resp == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static cJSON *error_body(const char *fmt, va_list ap)
+{
+    char msg[512];
+    cJSON *o = cJSON_CreateObject();
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    cJSON_AddBoolToObject(o, "success", 0);
+    cJSON_AddStringToObject(o, "error", msg);
+    return o;
+}
+
+enum MHD_Result http_send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+                                ...)
+{
+    va_list ap;
+    cJSON *o;
+
+    va_start(ap, fmt);
+    o = error_body(fmt, ap);
+    va_end(ap);
+    return http_send_json(conn, status, o);
+}
+
+enum MHD_Result http_send_db_error(struct MHD_Connection *conn, struct db_conn *db,
+                                   const char *what)
+{
+    log_error("could not %s: %s", what, db_error(db));
+    if (db_unavailable(db))
+        return http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+    return http_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error");
+}
+
+cJSON *http_body_object(struct MHD_Connection *conn, struct http_req *r, int allow_empty,
+                        enum MHD_Result *ret)
+{
+    cJSON *o;
+
+    if (r->len == 0 && allow_empty)
+        return cJSON_CreateObject();
+    o = r->len > 0 ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    if (o == NULL) {
+        *ret = http_send_error(conn, MHD_HTTP_BAD_REQUEST, "malformed JSON body");
+        return NULL;
+    }
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        *ret = http_send_error(conn, MHD_HTTP_BAD_REQUEST, "request body must be a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+struct db_conn *http_db_get(struct core *c, struct MHD_Connection *conn, enum MHD_Result *ret)
+{
+    struct db_conn *db = db_pool_get(c->pool, 5000);
+
+    if (db == NULL) {
+        log_warning("no database connection came free within 5 s");
+        *ret = http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+    }
+    return db;
+}
+
+static enum MHD_Result send_too_large(struct core *c, struct MHD_Connection *conn,
+                                      struct http_req *r)
+{
+    r->responded = 1;
+    return http_send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                           "request body too large (limit %ld bytes)", c->cfg->max_body_bytes);
+}
+
+/* Constant-time comparison of the bearer token. */
+static int authorized(const struct core *c, struct MHD_Connection *conn)
+{
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *tok = c->cfg->api_token;
+    size_t n, m;
+    unsigned diff = 0;
+
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
+        return 0;
+    h += 7;
+    n = strlen(h);
+    m = strlen(tok);
+    diff = (unsigned)(n != m);
+    for (size_t i = 0; i < n && i < m; i++)
+        diff |= (unsigned)(h[i] ^ tok[i]);
+    return diff == 0;
+}
+
+static enum MHD_Result dispatch(struct core *c, struct MHD_Connection *conn, const char *url,
+                                const char *method, struct http_req *r)
+{
+    char allow[64] = "";
+    int path_found = 0;
+
+    for (size_t i = 0; i < NROUTES; i++) {
+        const struct route *rt = &routes[i];
+        const char *arg = NULL;
+        size_t plen = strlen(rt->path);
+
+        if (rt->has_arg) {
+            if (strncmp(url, rt->path, plen) != 0 || url[plen] == '\0' ||
+                strchr(url + plen, '/') != NULL)
+                continue;
+            arg = url + plen;
+        } else if (strcmp(url, rt->path) != 0) {
+            continue;
+        }
+        path_found = 1;
+        if (strcmp(method, rt->method) != 0) {
+            size_t n = strlen(allow);
+            snprintf(allow + n, sizeof(allow) - n, "%s%s", n > 0 ? ", " : "", rt->method);
+            continue;
+        }
+        if (c->cfg->api_token != NULL && !rt->public_route && !authorized(c, conn))
+            return http_send_error(conn, MHD_HTTP_UNAUTHORIZED, "missing or invalid API token");
+        return rt->fn(c, conn, r, arg);
+    }
+    if (path_found) {
+        cJSON *o = cJSON_CreateObject();
+        char *text;
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+
+        cJSON_AddBoolToObject(o, "success", 0);
+        cJSON_AddStringToObject(o, "error", "method not allowed");
+        text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (text == NULL)
+            return MHD_NO;
+        resp = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
+        if (resp == NULL) {
+            free(text);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
+    return http_send_error(conn, MHD_HTTP_NOT_FOUND, "not found");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+    struct core *c = cls;
+    struct http_req *r = *req_cls;
+    size_t max = (size_t)c->cfg->max_body_bytes;
+
+    if (r == NULL) {
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        long v;
+
+        r = calloc(1, sizeof(*r));
+        if (r == NULL)
+            return MHD_NO;
+        *req_cls = r;
+        if (cl != NULL && (config_parse_long(cl, 0, c->cfg->max_body_bytes, &v) < 0)) {
+            r->too_large = 1;
+            return send_too_large(c, conn, r);
+        }
+        return MHD_YES;
+    }
+    if (r->responded) {
+        *upload_data_size = 0; /* a reply is queued: discard the rest */
+        return MHD_YES;
+    }
+    if (r->call.done) {
+        r->responded = 1;
+        return r->resume(c, conn, r);
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->len + n > max) {
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+            r->too_large = 1;
+            return send_too_large(c, conn, r);
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t cap = r->cap ? r->cap : 1024;
+            char *b;
+            while (cap < r->len + n + 1)
+                cap *= 2;
+            if (cap > max + 1)
+                cap = max + 1;
+            b = realloc(r->body, cap);
+            if (b == NULL)
+                return MHD_NO;
+            r->body = b;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        r->body[r->len] = '\0';
+        return MHD_YES;
+    }
+    log_debug("%s %s", method, url);
+    {
+        enum MHD_Result ret = dispatch(c, conn, url, method, r);
+        if (r->call.conn == NULL)
+            r->responded = 1;
+        return ret;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_req *r = *req_cls;
+
+    if (r == NULL)
+        return;
+    free(r->body);
+    cJSON_Delete(r->call.reply);
+    free(r);
+    *req_cls = NULL;
+}
+
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t n;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_warning("http: %s", msg);
+}
+
+int http_start(struct core *c, int listen_fd)
+{
+    c->httpd = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, c,
+        MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->cfg->http_threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, c, MHD_OPTION_END);
+    if (c->httpd == NULL) {
+        log_error("could not start the HTTP server");
+        return -1;
+    }
+    return 0;
+}
+
+void http_stop(struct core *c)
+{
+    if (c->httpd != NULL) {
+        /* Quiesce first so MHD hands the listening socket back instead of
+         * closing it; core_main closes it. */
+        (void)MHD_quiesce_daemon(c->httpd);
+        MHD_stop_daemon(c->httpd);
+        c->httpd = NULL;
+    }
+}

@@ -1,0 +1,62 @@
+/*
+ * http.h: the HTTP layer of core (libmicrohttpd): per-request state, body
+ * accumulation with a cap, routing, JSON replies, and the helpers the API
+ * modules share.
+ *
+ * Lifetime: a struct http_req is allocated at a request's first callback,
+ * lives on MHD's req_cls, and is freed only in the completion callback
+ * (with its body and any manager reply). Every reply is JSON; every error is
+ * {"success":false,"error":"…"}.
+ */
+#ifndef WF_HTTP_H
+#define WF_HTTP_H
+
+#include <microhttpd.h>
+
+#include <cJSON.h>
+
+#include "core.h"
+#include "db.h"
+
+struct http_req;
+
+/* Builds the final reply of a call resumed by the dispatcher. */
+typedef enum MHD_Result (*http_resume_fn)(struct core *c, struct MHD_Connection *conn,
+                                          struct http_req *r);
+
+struct http_req {
+    char *body; /* NUL-terminated, at most cfg->max_body_bytes */
+    size_t len;
+    size_t cap;
+    int too_large;
+    int responded;
+    struct core_call call;    /* a pending manager call, if any */
+    http_resume_fn resume;    /* set with call */
+    char arg[WF_ID_MAX + 1];  /* the project id of a pending call */
+    char op[16];
+};
+
+/* Queues body (taken, deleted here) as the JSON reply. */
+enum MHD_Result http_send_json(struct MHD_Connection *conn, unsigned status, cJSON *body);
+
+/* Queues {"success":false,"error":<formatted>}. */
+enum MHD_Result http_send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+                                ...) __attribute__((format(printf, 3, 4)));
+
+/* Replies 503 "database unavailable" or 500 "database error" after a failed
+ * statement on conn (logging the detail), and returns the queue result. */
+enum MHD_Result http_send_db_error(struct MHD_Connection *conn, struct db_conn *db,
+                                   const char *what);
+
+/*
+ * Parses the request body as a JSON object. Returns the tree (caller
+ * deletes), or NULL after queueing the 400 reply into *ret. An empty body
+ * yields an empty object when allow_empty is set.
+ */
+cJSON *http_body_object(struct MHD_Connection *conn, struct http_req *r, int allow_empty,
+                        enum MHD_Result *ret);
+
+/* Borrows a pool connection or queues a 503 into *ret and returns NULL. */
+struct db_conn *http_db_get(struct core *c, struct MHD_Connection *conn, enum MHD_Result *ret);
+
+#endif

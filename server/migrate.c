@@ -1,0 +1,199 @@
+/*
+ * migrate.c: see migrate.h. Migrations are append-only: never edit one that
+ * has shipped; add the next number instead.
+ */
+#include "migrate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+struct migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+
+static const struct migration migrations[] = {
+    {1, "initial schema",
+     "CREATE TABLE projects ("
+     "  id text PRIMARY KEY CHECK (id ~ '^[A-Za-z0-9_-]{1,64}$'),"
+     "  name text NOT NULL,"
+     "  desired_state text NOT NULL DEFAULT 'stopped'"
+     "    CHECK (desired_state IN ('running', 'stopped')),"
+     "  created_at timestamptz NOT NULL DEFAULT now(),"
+     "  updated_at timestamptz NOT NULL DEFAULT now());"
+
+     "CREATE TABLE artifacts ("
+     "  sha256 text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),"
+     "  bytes bytea NOT NULL,"
+     "  size bigint NOT NULL CHECK (size >= 0),"
+     "  created_at timestamptz NOT NULL DEFAULT now());"
+
+     "CREATE TABLE workflows ("
+     "  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),"
+     "  project_id text NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+     "  kebab_name text NOT NULL,"
+     "  is_active boolean NOT NULL DEFAULT true,"
+     "  artifact_sha256 text REFERENCES artifacts(sha256),"
+     "  definition jsonb,"
+     "  version integer NOT NULL DEFAULT 1,"
+     "  created_at timestamptz NOT NULL DEFAULT now(),"
+     "  updated_at timestamptz NOT NULL DEFAULT now(),"
+     "  UNIQUE (project_id, kebab_name));"
+
+     "CREATE TABLE components ("
+     "  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),"
+     "  project_id text NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+     "  name text NOT NULL,"
+     "  kind text NOT NULL DEFAULT 'activity' CHECK (kind IN ('activity')),"
+     "  is_active boolean NOT NULL DEFAULT true,"
+     "  artifact_sha256 text REFERENCES artifacts(sha256),"
+     "  version integer NOT NULL DEFAULT 1,"
+     "  created_at timestamptz NOT NULL DEFAULT now(),"
+     "  updated_at timestamptz NOT NULL DEFAULT now(),"
+     "  UNIQUE (project_id, name));"
+
+     "CREATE TABLE workflow_workers ("
+     "  worker_id text PRIMARY KEY,"
+     "  project_id text NOT NULL,"
+     "  status text NOT NULL CHECK (status IN"
+     "    ('starting', 'running', 'draining', 'stopped', 'crashed', 'failed')),"
+     "  started_at timestamptz,"
+     "  last_heartbeat timestamptz,"
+     "  host text NOT NULL,"
+     "  pid integer,"
+     "  stopped_at timestamptz,"
+     "  error text,"
+     "  loaded jsonb,"
+     "  restarts integer NOT NULL DEFAULT 0,"
+     "  updated_at timestamptz NOT NULL DEFAULT now());"
+     "CREATE INDEX workflow_workers_project_idx ON workflow_workers (project_id);"
+     "CREATE INDEX workflow_workers_host_status_idx ON workflow_workers (host, status);"
+
+     "CREATE TABLE executions ("
+     "  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),"
+     "  project_id text NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+     "  workflow text NOT NULL,"
+     "  input jsonb,"
+     "  status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'running',"
+     "    'sleeping', 'waiting', 'completed', 'failed', 'cancelled')),"
+     "  output jsonb,"
+     "  error jsonb,"
+     "  run_at timestamptz NOT NULL DEFAULT now(),"
+     "  lease_owner text,"
+     "  lease_expires_at timestamptz,"
+     "  attempt integer NOT NULL DEFAULT 0,"
+     "  idempotency_key text,"
+     "  created_at timestamptz NOT NULL DEFAULT now(),"
+     "  updated_at timestamptz NOT NULL DEFAULT now(),"
+     "  started_at timestamptz,"
+     "  completed_at timestamptz);"
+     "CREATE INDEX executions_claim_idx ON executions (project_id, run_at)"
+     "  WHERE status IN ('pending', 'running', 'sleeping', 'waiting');"
+     "CREATE INDEX executions_lease_idx ON executions (lease_owner)"
+     "  WHERE lease_owner IS NOT NULL;"
+     "CREATE INDEX executions_project_status_idx ON executions (project_id, status, created_at);"
+     "CREATE UNIQUE INDEX executions_idempotency_idx ON executions (project_id, idempotency_key)"
+     "  WHERE idempotency_key IS NOT NULL;"
+
+     "CREATE TABLE steps ("
+     "  execution_id uuid NOT NULL REFERENCES executions(id) ON DELETE CASCADE,"
+     "  seq integer NOT NULL CHECK (seq >= 0),"
+     "  project_id text NOT NULL,"
+     "  name text NOT NULL,"
+     "  kind text NOT NULL,"
+     "  status text NOT NULL,"
+     "  output jsonb,"
+     "  error text,"
+     "  attempts integer NOT NULL DEFAULT 0,"
+     "  started_at timestamptz,"
+     "  completed_at timestamptz,"
+     "  created_at timestamptz NOT NULL DEFAULT now(),"
+     "  PRIMARY KEY (execution_id, seq));"
+
+     "CREATE TABLE signals ("
+     "  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),"
+     "  execution_id uuid NOT NULL REFERENCES executions(id) ON DELETE CASCADE,"
+     "  project_id text NOT NULL,"
+     "  name text NOT NULL,"
+     "  payload jsonb,"
+     "  created_at timestamptz NOT NULL DEFAULT now(),"
+     "  consumed_at timestamptz);"
+     "CREATE INDEX signals_pending_idx ON signals (execution_id, name)"
+     "  WHERE consumed_at IS NULL;"},
+};
+
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* Rolls back, logs why, returns -1. */
+static int fail(struct db_conn *c, const char *what)
+{
+    log_error("could not %s: %s", what, db_error(c));
+    if (db_command(c, "ROLLBACK", 0, NULL) < 0)
+        log_debug("rollback failed: %s", db_error(c));
+    return -1;
+}
+
+int migrate_apply(struct db_conn *c)
+{
+    PGresult *r;
+    int current = 0;
+    int applied = 0;
+
+    if (db_command(c, "BEGIN", 0, NULL) < 0) {
+        log_error("could not start migration transaction: %s", db_error(c));
+        return -1;
+    }
+    /* Serializes concurrent starters; released at COMMIT or ROLLBACK. */
+    if (db_command(c, "SELECT pg_advisory_xact_lock(hashtext('wf-server schema migrations'))", 0,
+                   NULL) < 0)
+        return fail(c, "take the migration lock");
+    if (db_command(c,
+                   "CREATE TABLE IF NOT EXISTS wf_schema_migrations ("
+                   "  version integer PRIMARY KEY,"
+                   "  name text NOT NULL,"
+                   "  applied_at timestamptz NOT NULL DEFAULT now())",
+                   0, NULL) < 0)
+        return fail(c, "create the migration table");
+    r = db_exec(c, "SELECT coalesce(max(version), 0) FROM wf_schema_migrations", 0, NULL);
+    if (r == NULL)
+        return fail(c, "read the schema version");
+    current = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (current > migrations[NMIGRATIONS - 1].version) {
+        log_error("database schema version %d is newer than this server's %d; refusing to run",
+                  current, migrations[NMIGRATIONS - 1].version);
+        if (db_command(c, "ROLLBACK", 0, NULL) < 0)
+            log_debug("rollback failed: %s", db_error(c));
+        return -1;
+    }
+    for (int i = 0; i < NMIGRATIONS; i++) {
+        const struct migration *mg = &migrations[i];
+        char version[16];
+        const char *params[2];
+
+        if (mg->version <= current)
+            continue;
+        /* Multi-statement text runs through the simple protocol. */
+        if (db_command(c, mg->sql, 0, NULL) < 0) {
+            char what[128];
+            snprintf(what, sizeof(what), "apply migration %d (%s)", mg->version, mg->name);
+            return fail(c, what);
+        }
+        snprintf(version, sizeof(version), "%d", mg->version);
+        params[0] = version;
+        params[1] = mg->name;
+        if (db_command(c, "INSERT INTO wf_schema_migrations (version, name) VALUES ($1, $2)", 2,
+                       params) < 0)
+            return fail(c, "record the migration");
+        log_info("applied migration %d: %s", mg->version, mg->name);
+        applied++;
+    }
+    if (db_command(c, "COMMIT", 0, NULL) < 0) {
+        log_error("could not commit migrations: %s", db_error(c));
+        return -1;
+    }
+    return applied;
+}
