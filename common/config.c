@@ -118,6 +118,23 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
         snprintf(cfg->worker_program, sizeof(cfg->worker_program), "%s", s);
     }
 
+    if (env_long("WF_MAX_ARTIFACT_BYTES", 64L << 20, 4096, 1L << 30, &v, err, errlen) < 0)
+        return -1;
+    cfg->max_artifact_bytes = v;
+
+    s = getenv("WF_RUNTIME_DIR");
+    if (s != NULL && *s != '\0') {
+        if (s[0] != '/' || strlen(s) >= sizeof(cfg->runtime_dir) - 128) {
+            snprintf(err, errlen, "WF_RUNTIME_DIR must be an absolute path under %zu bytes",
+                     sizeof(cfg->runtime_dir) - 128);
+            return -1;
+        }
+        snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "%s", s);
+    } else {
+        snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "/tmp/wf-server-%u",
+                 (unsigned)geteuid());
+    }
+
     s = getenv("LOG_LEVEL");
     cfg->log_level = LOG_LVL_INFO;
     if (s != NULL && *s != '\0' && log_parse_level(s, &cfg->log_level) < 0) {

@@ -28,6 +28,8 @@ struct wf_config {
     const char *api_token; /* NULL when unset; points into the environment */
     int autostart;
     char worker_program[PATH_MAX]; /* empty: this binary */
+    char runtime_dir[PATH_MAX];    /* verified plugin files, per project */
+    long max_artifact_bytes;
     enum log_level log_level;
     int log_json;
 };

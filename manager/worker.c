@@ -4,7 +4,9 @@
  * Protocol (framed JSON, common/msg.h):
  *   to core, on every new work socket:  {"t":"hello","pid","project","loaded",
  *                                        "code":{"workflows","activities"} once loaded}
- *   from core:                          {"t":"load","workflows":[…],"activities":[…]}
+ *   from core:                          {"t":"load","workflows":[…],"activities":[…],
+ *                                        "artifacts":[{"label","path","sha256"}],
+ *                                        "provides":[{"kind","name"}],"summary"}
  *                                       or {"t":"load","error":"…"}
  *   to manager once loaded:             {"t":"ready"} or {"t":"load_error","error"}
  *   to core every heartbeat interval:   {"t":"hb"}
@@ -29,6 +31,7 @@
 #include "config.h"
 #include "exitcodes.h"
 #include "jsonutil.h"
+#include "loader.h"
 #include "log.h"
 #include "msg.h"
 #include "worker.h"
@@ -46,7 +49,8 @@ struct worker {
     int sigfd;
     int timerfd;
     int loaded;
-    cJSON *code; /* what core told us to load: {"workflows":[…],"activities":[…]} */
+    cJSON *code; /* core's summary of what we loaded, shown to the next core */
+    struct plg_registry *reg; /* the project's plugins, once loaded */
     int stop;
 };
 
@@ -103,40 +107,86 @@ static void set_work_fd(struct worker *w, int fd)
     send_hello(w);
 }
 
+/* Checks that every name deployed with code ({"kind","name"} entries) is
+ * provided by the loaded plugins. Returns 0, or -1 with err set. */
+static int check_provided(const struct plg_registry *reg, const cJSON *provides, char *err,
+                          size_t errlen)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, provides)
+    {
+        const char *kind = ju_str(it, "kind");
+        const char *name = ju_str(it, "name");
+        int workflow = kind != NULL && strcmp(kind, "workflow") == 0;
+
+        if (name == NULL)
+            continue;
+        if (workflow ? plg_workflow(reg, name) == NULL : plg_activity(reg, name) == NULL) {
+            snprintf(err, errlen, "%s \"%s\" is not provided by its plugin",
+                     workflow ? "workflow" : "activity", name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /*
- * Checks the code list core sent and reports the outcome to the manager.
- * Loading the shared objects themselves plugs in here (plugins issue);
- * today a worker accepts lists of workflow and activity names.
+ * Loads the plugins core wrote for us and reports the outcome to the
+ * manager: {"t":"ready"} once everything is loaded and checked, else
+ * {"t":"load_error","error"} and the worker exits 1.
  */
 static void load_code(struct worker *w, cJSON *msg)
 {
     const char *error = ju_str(msg, "error");
     cJSON *wf = cJSON_GetObjectItemCaseSensitive(msg, "workflows");
     cJSON *act = cJSON_GetObjectItemCaseSensitive(msg, "activities");
+    cJSON *arts = cJSON_GetObjectItemCaseSensitive(msg, "artifacts");
+    cJSON *summary = cJSON_GetObjectItemCaseSensitive(msg, "summary");
+    struct plg_source *sources = NULL;
+    char err[1024];
+    size_t n = 0;
+    const cJSON *a;
 
     if (w->loaded) {
         wlog_debug("ignoring a second load message");
         return;
     }
-    if (error == NULL && (!cJSON_IsArray(wf) || !cJSON_IsArray(act)))
+    if (error == NULL && (!cJSON_IsArray(wf) || !cJSON_IsArray(act) || !cJSON_IsArray(arts)))
         error = "malformed load message from core";
+    if (error == NULL) {
+        sources = calloc((size_t)cJSON_GetArraySize(arts) + 1, sizeof(*sources));
+        cJSON_ArrayForEach(a, arts)
+        {
+            if (sources == NULL || ju_str(a, "label") == NULL || ju_str(a, "path") == NULL)
+                continue;
+            sources[n].label = ju_str(a, "label");
+            sources[n].path = ju_str(a, "path");
+            n++;
+        }
+        w->reg = plg_load(sources, n, err, sizeof(err));
+        free(sources);
+        if (w->reg == NULL ||
+            check_provided(w->reg, cJSON_GetObjectItemCaseSensitive(msg, "provides"), err,
+                           sizeof(err)) < 0)
+            error = err;
+    }
     if (error != NULL) {
+        wlog_error("%s", error);
         if (send_simple(w->ctl_fd, "load_error", "error", error) < 0)
             wlog_error("could not report load error: %s", strerror(errno));
         w->stop = WF_EXIT_FAILURE;
         return;
     }
-    w->code = cJSON_CreateObject();
-    cJSON_AddItemToObject(w->code, "workflows", cJSON_Duplicate(wf, 1));
-    cJSON_AddItemToObject(w->code, "activities", cJSON_Duplicate(act, 1));
+    w->code = cJSON_IsObject(summary) ? cJSON_Duplicate(summary, 1) : cJSON_CreateObject();
     w->loaded = 1;
     if (send_simple(w->ctl_fd, "ready", NULL, NULL) < 0) {
         wlog_error("could not report ready: %s", strerror(errno));
         w->stop = WF_EXIT_FAILURE;
         return;
     }
-    wlog_info("ready: %d workflows, %d activities", cJSON_GetArraySize(wf),
-              cJSON_GetArraySize(act));
+    wlog_info("ready: %d workflows, %d activities, %zu plugins", cJSON_GetArraySize(wf),
+              cJSON_GetArraySize(act), n);
 }
 
 static void process_work(struct worker *w)
@@ -300,6 +350,7 @@ int worker_main(int argc, char **argv)
     }
     /* Drain: nothing runs yet in a worker, so there is nothing to finish. */
     cJSON_Delete(w->code);
+    plg_unload(w->reg);
     if (w->work_fd >= 0)
         close(w->work_fd);
     wlog_info("stopped");

@@ -5,7 +5,8 @@
  * reads through its signalfd (before any thread exists, so every thread
  * inherits the mask); connect to PostgreSQL, retrying while it is not up
  * yet; apply migrations; greet the manager (which then hands over every live
- * worker); start the HTTP threads; run the dispatcher. Shutdown reverses it.
+ * worker); run the dispatcher, which starts the HTTP threads once the
+ * manager's state is in. Shutdown reverses it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "artifacts.h"
 #include "core.h"
 #include "exitcodes.h"
 #include "log.h"
@@ -111,6 +113,10 @@ int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
         log_error("%s", err);
         return WF_EXIT_USAGE;
     }
+    if (art_init(cfg->runtime_dir, err, sizeof(err)) < 0) {
+        log_error("%s (WF_RUNTIME_DIR)", err);
+        return WF_EXIT_USAGE;
+    }
     c->dconn = db_conn_new(cfg->database_url);
     c->pool = db_pool_new(cfg->database_url, cfg->db_pool_size);
     if (c->dconn == NULL || c->pool == NULL) {
@@ -131,12 +137,9 @@ int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
         rc = WF_EXIT_FAILURE;
         goto out;
     }
-    if (http_start(c, listen_fd) < 0) {
-        rc = WF_EXIT_SYSCALL;
-        goto out;
-    }
-    log_info("core ready (pid %d)", (int)getpid());
-    rc = dispatcher_run(c);
+    /* The dispatcher starts HTTP once the manager's hello has filled the
+     * worker view, so no request sees an empty view after a core restart. */
+    rc = dispatcher_run(c, listen_fd);
     http_stop(c);
 out:
     free_views(c);

@@ -73,8 +73,10 @@ struct core {
 int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd);
 
 /* dispatcher.c */
-/* Runs the dispatcher loop until SIGTERM or the manager is gone. */
-int dispatcher_run(struct core *c);
+/* Runs the dispatcher loop until SIGTERM or the manager is gone; starts the
+ * HTTP server on listen_fd after the manager's hello. Returns the exit
+ * status. */
+int dispatcher_run(struct core *c, int listen_fd);
 /*
  * Sends {"op": op, "project": project, "req": id} to the manager and
  * suspends conn until the reply (or timeout_ms) comes; call must stay valid

@@ -115,6 +115,12 @@ int db_connect(struct db_conn *c)
 
 PGresult *db_exec(struct db_conn *c, const char *sql, int nparams, const char *const *params)
 {
+    return db_exec_ex(c, sql, nparams, params, NULL, NULL, 0);
+}
+
+PGresult *db_exec_ex(struct db_conn *c, const char *sql, int nparams, const char *const *params,
+                     const int *lengths, const int *formats, int result_binary)
+{
     PGresult *r;
     ExecStatusType st;
 
@@ -122,10 +128,10 @@ PGresult *db_exec(struct db_conn *c, const char *sql, int nparams, const char *c
         return NULL;
     /* Without parameters the simple protocol runs (migrations are several
      * statements in one string); with them, the extended one. */
-    if (nparams == 0)
+    if (nparams == 0 && !result_binary)
         r = PQexec(c->pg, sql);
     else
-        r = PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+        r = PQexecParams(c->pg, sql, nparams, NULL, params, lengths, formats, result_binary);
     st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return r;

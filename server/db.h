@@ -38,6 +38,12 @@ int db_connect(struct db_conn *c) __attribute__((warn_unused_result));
 PGresult *db_exec(struct db_conn *c, const char *sql, int nparams, const char *const *params)
     __attribute__((warn_unused_result));
 
+/* db_exec with binary-capable parameters (lengths/formats as PQexecParams;
+ * NULL for all-text) and results in binary when result_binary is set. */
+PGresult *db_exec_ex(struct db_conn *c, const char *sql, int nparams, const char *const *params,
+                     const int *lengths, const int *formats, int result_binary)
+    __attribute__((warn_unused_result));
+
 /* Like db_exec for statements whose rows do not matter: 0 or -1. */
 int db_command(struct db_conn *c, const char *sql, int nparams, const char *const *params)
     __attribute__((warn_unused_result));

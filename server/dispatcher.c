@@ -30,6 +30,7 @@
 
 #include <microhttpd.h>
 
+#include "artifacts.h"
 #include "core.h"
 #include "exitcodes.h"
 #include "log.h"
@@ -45,6 +46,8 @@ struct wconn {
     int draining;
     int beat;     /* sent a heartbeat since the last flush */
     char *loaded; /* JSON text of the code lists sent to it, or NULL */
+    char (*shas)[65]; /* artifacts it was given (kept by art_gc) */
+    size_t nshas;
     struct wconn *next;
 };
 
@@ -56,7 +59,9 @@ struct dispatcher {
     struct wconn *wconns;
     int64_t next_flush;
     int64_t next_ping;
+    int listen_fd;
     int stop;
+    int rc;
 };
 
 static const char *const UPSERT_WORKER_SQL =
@@ -115,17 +120,46 @@ static struct wconn *find_wconn_pid(struct dispatcher *d, pid_t pid)
     return NULL;
 }
 
-static void drop_wconn(struct dispatcher *d, struct wconn *w)
+/* Removes the project's artifact files no connected worker uses. */
+static void gc_project(struct dispatcher *d, const char *project)
 {
+    const char **keep;
+    size_t n = 0, cap = 0;
+
+    for (struct wconn *w = d->wconns; w != NULL; w = w->next) {
+        if (strcmp(w->project, project) == 0)
+            cap += w->nshas;
+    }
+    keep = calloc(cap + 1, sizeof(*keep));
+    if (keep == NULL)
+        return;
+    for (struct wconn *w = d->wconns; w != NULL; w = w->next) {
+        if (strcmp(w->project, project) != 0)
+            continue;
+        for (size_t i = 0; i < w->nshas; i++)
+            keep[n++] = w->shas[i];
+    }
+    art_gc(d->c->cfg->runtime_dir, project, keep, n);
+    free(keep);
+}
+
+static void drop_wconn(struct dispatcher *d, struct wconn *w, int gc)
+{
+    char project[WF_ID_MAX + 1];
+
     for (struct wconn **pp = &d->wconns; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == w) {
             *pp = w->next;
             break;
         }
     }
+    snprintf(project, sizeof(project), "%s", w->project);
     close(w->fd);
     free(w->loaded);
+    free(w->shas);
     free(w);
+    if (gc)
+        gc_project(d, project);
 }
 
 /* ---- the worker view ---- */
@@ -312,6 +346,14 @@ static void on_hello(struct dispatcher *d, const cJSON *ev)
     free(lit);
     free(ids);
     log_info("manager reports %zu workers%s", n, ju_bool(ev, "first") ? " (first core)" : "");
+    if (d->c->httpd == NULL) {
+        if (http_start(d->c, d->listen_fd) < 0) {
+            d->rc = WF_EXIT_SYSCALL;
+            d->stop = 1;
+            return;
+        }
+        log_info("core ready (pid %d)", (int)getpid());
+    }
     if (ju_bool(ev, "first") && d->c->cfg->autostart)
         autostart(d);
 }
@@ -330,7 +372,7 @@ static void on_attach(struct dispatcher *d, const cJSON *ev, int fd)
     }
     w = find_wconn_pid(d, (pid_t)pid);
     if (w != NULL)
-        drop_wconn(d, w); /* a stale socket for the same process */
+        drop_wconn(d, w, 0); /* a stale socket for the same process */
     w = calloc(1, sizeof(*w));
     if (w == NULL) {
         close(fd);
@@ -479,20 +521,102 @@ static void process_manager(struct dispatcher *d)
     }
 }
 
+/*
+ * Builds a worker's load message from its project's active code rows (kind,
+ * name, sha256), writing each artifact file it needs. The summary kept for
+ * status and the row's `loaded` column is {"workflows","activities",
+ * "plugins":[{"name","sha256"}]}. On a failure the message carries "error".
+ */
+static cJSON *build_load(struct dispatcher *d, struct wconn *w, const PGresult *r)
+{
+    cJSON *load = cJSON_CreateObject();
+    cJSON *wf = cJSON_AddArrayToObject(load, "workflows");
+    cJSON *act = cJSON_AddArrayToObject(load, "activities");
+    cJSON *arts = cJSON_AddArrayToObject(load, "artifacts");
+    cJSON *provides = cJSON_AddArrayToObject(load, "provides");
+    cJSON *summary = cJSON_CreateObject();
+    cJSON *plugins;
+    char path[4200], err[600];
+    int n = PQntuples(r);
+
+    cJSON_AddStringToObject(load, "t", "load");
+    free(w->shas);
+    w->nshas = 0;
+    w->shas = calloc((size_t)n + 1, sizeof(*w->shas));
+    for (int i = 0; i < n && w->shas != NULL; i++) {
+        const char *kind = PQgetvalue(r, i, 0);
+        const char *name = PQgetvalue(r, i, 1);
+        const char *sha = PQgetvalue(r, i, 2);
+        int seen = 0;
+        cJSON *a;
+
+        cJSON_AddItemToArray(strcmp(kind, "workflow") == 0 ? wf : act, cJSON_CreateString(name));
+        if (PQgetisnull(r, i, 2))
+            continue; /* declared without code yet */
+        a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "kind", kind);
+        cJSON_AddStringToObject(a, "name", name);
+        cJSON_AddItemToArray(provides, a);
+        for (size_t j = 0; j < w->nshas; j++)
+            seen |= strcmp(w->shas[j], sha) == 0;
+        if (seen)
+            continue;
+        if (art_materialize(d->c->dconn, d->c->cfg->runtime_dir, w->project, sha, path,
+                            sizeof(path), err, sizeof(err)) < 0) {
+            char msg[800];
+            snprintf(msg, sizeof(msg), "could not prepare plugin \"%s\": %s", name, err);
+            log_error("project %s: %s", w->project, msg);
+            cJSON_AddStringToObject(load, "error", msg);
+            break;
+        }
+        snprintf(w->shas[w->nshas++], 65, "%s", sha);
+        a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "label", name);
+        cJSON_AddStringToObject(a, "path", path);
+        cJSON_AddStringToObject(a, "sha256", sha);
+        cJSON_AddItemToArray(arts, a);
+    }
+    cJSON_AddItemToObject(summary, "workflows", cJSON_Duplicate(wf, 1));
+    cJSON_AddItemToObject(summary, "activities", cJSON_Duplicate(act, 1));
+    plugins = cJSON_AddArrayToObject(summary, "plugins");
+    for (cJSON *a = arts->child; a != NULL; a = a->next) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "name", ju_str(a, "label"));
+        cJSON_AddStringToObject(p, "sha256", ju_str(a, "sha256"));
+        cJSON_AddItemToArray(plugins, p);
+    }
+    free(w->loaded);
+    w->loaded = cJSON_PrintUnformatted(summary);
+    /* The worker keeps the summary and shows it to the next core. */
+    cJSON_AddItemToObject(load, "summary", summary);
+    gc_project(d, w->project);
+    return load;
+}
+
 /* A worker's greeting: send it its project's code lists unless it has them. */
 static void on_worker_hello(struct dispatcher *d, struct wconn *w, const cJSON *msg)
 {
     const char *params[1] = {w->project};
-    cJSON *load = NULL;
+    cJSON *load;
     PGresult *r;
 
     if (ju_bool(msg, "loaded")) {
         /* It survived a core restart with its code: learn what it has. */
         cJSON *code = cJSON_GetObjectItemCaseSensitive(msg, "code");
         if (cJSON_IsObject(code)) {
+            const cJSON *plugins = cJSON_GetObjectItemCaseSensitive(code, "plugins");
+            const cJSON *p;
             struct core_view *v;
             free(w->loaded);
             w->loaded = cJSON_PrintUnformatted(code);
+            free(w->shas);
+            w->nshas = 0;
+            w->shas = calloc((size_t)cJSON_GetArraySize(plugins) + 1, sizeof(*w->shas));
+            cJSON_ArrayForEach(p, plugins)
+            {
+                if (w->shas != NULL && art_valid_sha(ju_str(p, "sha256")))
+                    snprintf(w->shas[w->nshas++], 65, "%s", ju_str(p, "sha256"));
+            }
             pthread_rwlock_wrlock(&d->c->view_lock);
             v = idmap_get(&d->c->views, w->project);
             if (v != NULL && v->pid == w->pid)
@@ -502,35 +626,23 @@ static void on_worker_hello(struct dispatcher *d, struct wconn *w, const cJSON *
         return;
     }
     r = db_exec(d->c->dconn,
-                "SELECT coalesce((SELECT json_agg(kebab_name ORDER BY kebab_name) FROM workflows"
-                "  WHERE project_id = $1 AND is_active), '[]'),"
-                " coalesce((SELECT json_agg(name ORDER BY name) FROM components"
-                "  WHERE project_id = $1 AND is_active AND kind = 'activity'), '[]')",
+                "SELECT 'workflow', kebab_name, artifact_sha256 FROM workflows"
+                " WHERE project_id = $1 AND is_active"
+                " UNION ALL SELECT 'activity', name, artifact_sha256 FROM components"
+                " WHERE project_id = $1 AND is_active AND kind = 'activity'"
+                " ORDER BY 1 DESC, 2",
                 1, params);
-    load = cJSON_CreateObject();
-    cJSON_AddStringToObject(load, "t", "load");
     if (r == NULL) {
         char err[400];
         snprintf(err, sizeof(err), "could not read the project's code: %s",
                  db_error(d->c->dconn));
         log_error("project %s: %s", w->project, err);
+        load = cJSON_CreateObject();
+        cJSON_AddStringToObject(load, "t", "load");
         cJSON_AddStringToObject(load, "error", err);
     } else {
-        cJSON *wf = cJSON_Parse(PQgetvalue(r, 0, 0));
-        cJSON *act = cJSON_Parse(PQgetvalue(r, 0, 1));
-        cJSON *summary = cJSON_CreateObject();
+        load = build_load(d, w, r);
         PQclear(r);
-        if (wf == NULL)
-            wf = cJSON_CreateArray();
-        if (act == NULL)
-            act = cJSON_CreateArray();
-        cJSON_AddItemToObject(summary, "workflows", cJSON_Duplicate(wf, 1));
-        cJSON_AddItemToObject(summary, "activities", cJSON_Duplicate(act, 1));
-        free(w->loaded);
-        w->loaded = cJSON_PrintUnformatted(summary);
-        cJSON_Delete(summary);
-        cJSON_AddItemToObject(load, "workflows", wf);
-        cJSON_AddItemToObject(load, "activities", act);
     }
     if (msg_send(w->fd, load, -1) < 0)
         log_error("could not send code to worker %d: %s", (int)w->pid, strerror(errno));
@@ -566,7 +678,7 @@ static void process_worker(struct dispatcher *d, struct wconn *w)
             /* The process is gone (the manager reports how); its runs' leases
              * are freed here once runs exist. */
             log_debug("worker %d (project %s) disconnected", (int)w->pid, w->project);
-            drop_wconn(d, w);
+            drop_wconn(d, w, 1);
             return;
         }
         t = ju_str(msg, "t");
@@ -666,7 +778,7 @@ static int setup(struct dispatcher *d)
     return 0;
 }
 
-int dispatcher_run(struct core *c)
+int dispatcher_run(struct core *c, int listen_fd)
 {
     struct dispatcher disp;
     struct dispatcher *d = &disp;
@@ -674,6 +786,8 @@ int dispatcher_run(struct core *c)
 
     memset(d, 0, sizeof(*d));
     d->c = c;
+    d->listen_fd = listen_fd;
+    d->rc = WF_EXIT_OK;
     d->sigfd = d->epfd = d->timerfd = -1;
     if (setup(d) < 0) {
         log_error("could not set up the dispatcher: %s", strerror(errno));
@@ -726,9 +840,9 @@ int dispatcher_run(struct core *c)
     expire_calls(c, 1);
     mark_stopped(d);
     while (d->wconns != NULL)
-        drop_wconn(d, d->wconns);
+        drop_wconn(d, d->wconns, 0);
     close(d->sigfd);
     close(d->epfd);
     close(d->timerfd);
-    return WF_EXIT_OK;
+    return d->rc;
 }

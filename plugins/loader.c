@@ -1,0 +1,272 @@
+/*
+ * loader.c: see loader.h.
+ *
+ * Order of checks for each file (STYLE §16): the ELF structure (elfcheck.c:
+ * a truncated file would otherwise SIGBUS inside dlopen); dlopen; dlsym the one entry
+ * point; call it; check magic, then size, then ABI version; only then read
+ * the tables. Names must be non-empty and unique across all of a project's
+ * plugins (a duplicate is an error, not a silent override).
+ */
+#include "loader.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "elfcheck.h"
+#include "log.h"
+
+struct plg_handle {
+    void *dl;
+    const struct wf_plugin *plugin;
+    char *path;
+};
+
+struct plg_registry {
+    struct plg_handle *handles;
+    size_t nhandles;
+    const struct wf_workflow_def **workflows; /* sorted by name */
+    size_t nworkflows;
+    const struct wf_activity_def **activities; /* sorted by name */
+    size_t nactivities;
+};
+
+static int cmp_workflow(const void *a, const void *b)
+{
+    return strcmp((*(const struct wf_workflow_def *const *)a)->name,
+                  (*(const struct wf_workflow_def *const *)b)->name);
+}
+
+static int cmp_activity(const void *a, const void *b)
+{
+    return strcmp((*(const struct wf_activity_def *const *)a)->name,
+                  (*(const struct wf_activity_def *const *)b)->name);
+}
+
+/* Opens and checks one plugin. Returns 0 with *h filled, or -1 with err set
+ * and nothing left open. */
+static int open_one(const struct plg_source *src, struct plg_handle *h, char *err, size_t errlen)
+{
+    wf_plugin_entry_fn entry;
+    const struct wf_plugin *p;
+    void *dl;
+    const char *e;
+    char why[256];
+
+    if (!elf_check_file(src->path, why, sizeof(why))) {
+        snprintf(err, errlen, "could not load plugin \"%s\": %s", src->label, why);
+        return -1;
+    }
+    dlerror();
+    dl = dlopen(src->path, RTLD_NOW | RTLD_LOCAL);
+    if (dl == NULL) {
+        e = dlerror();
+        snprintf(err, errlen, "could not load plugin \"%s\": %s", src->label,
+                 e != NULL ? e : "unknown error");
+        return -1;
+    }
+    *(void **)&entry = dlsym(dl, WF_PLUGIN_ENTRY_SYMBOL);
+    if (entry == NULL) {
+        snprintf(err, errlen, "incompatible plugin \"%s\": missing magic block (no %s symbol)",
+                 src->label, WF_PLUGIN_ENTRY_SYMBOL);
+        dlclose(dl);
+        return -1;
+    }
+    p = entry();
+    if (p == NULL || p->magic != WF_PLUGIN_MAGIC) {
+        snprintf(err, errlen, "incompatible plugin \"%s\": missing magic block", src->label);
+        dlclose(dl);
+        return -1;
+    }
+    if (p->abi_version != WF_ABI_VERSION) {
+        snprintf(err, errlen, "incompatible plugin \"%s\": ABI version mismatch (plugin %u, "
+                              "server %u)",
+                 src->label, p->abi_version, WF_ABI_VERSION);
+        dlclose(dl);
+        return -1;
+    }
+    if (p->size != sizeof(struct wf_plugin)) {
+        snprintf(err, errlen, "incompatible plugin \"%s\": descriptor size %u, expected %zu",
+                 src->label, p->size, sizeof(struct wf_plugin));
+        dlclose(dl);
+        return -1;
+    }
+    if ((p->n_workflows > 0 && p->workflows == NULL) ||
+        (p->n_activities > 0 && p->activities == NULL) || p->n_workflows > 100000 ||
+        p->n_activities > 100000) {
+        snprintf(err, errlen, "incompatible plugin \"%s\": malformed descriptor tables",
+                 src->label);
+        dlclose(dl);
+        return -1;
+    }
+    h->dl = dl;
+    h->plugin = p;
+    h->path = strdup(src->path);
+    if (h->path == NULL) {
+        snprintf(err, errlen, "could not load plugin \"%s\": out of memory", src->label);
+        dlclose(dl);
+        return -1;
+    }
+    return 0;
+}
+
+/* Fills the sorted tables and rejects bad or duplicate names. */
+static int build_tables(struct plg_registry *reg, char *err, size_t errlen)
+{
+    size_t nw = 0, na = 0;
+
+    for (size_t i = 0; i < reg->nhandles; i++) {
+        nw += reg->handles[i].plugin->n_workflows;
+        na += reg->handles[i].plugin->n_activities;
+    }
+    reg->workflows = calloc(nw + 1, sizeof(*reg->workflows));
+    reg->activities = calloc(na + 1, sizeof(*reg->activities));
+    if (reg->workflows == NULL || reg->activities == NULL) {
+        snprintf(err, errlen, "could not load plugins: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < reg->nhandles; i++) {
+        const struct wf_plugin *p = reg->handles[i].plugin;
+        for (size_t j = 0; j < p->n_workflows; j++) {
+            const struct wf_workflow_def *w = &p->workflows[j];
+            if (w->name == NULL || w->name[0] == '\0' || w->fn == NULL) {
+                snprintf(err, errlen, "incompatible plugin \"%s\": workflow %zu has no name or "
+                                      "function",
+                         p->name != NULL ? p->name : "?", j);
+                return -1;
+            }
+            reg->workflows[reg->nworkflows++] = w;
+        }
+        for (size_t j = 0; j < p->n_activities; j++) {
+            const struct wf_activity_def *a = &p->activities[j];
+            if (a->name == NULL || a->name[0] == '\0' || a->fn == NULL) {
+                snprintf(err, errlen, "incompatible plugin \"%s\": activity %zu has no name or "
+                                      "function",
+                         p->name != NULL ? p->name : "?", j);
+                return -1;
+            }
+            reg->activities[reg->nactivities++] = a;
+        }
+    }
+    qsort(reg->workflows, reg->nworkflows, sizeof(*reg->workflows), cmp_workflow);
+    qsort(reg->activities, reg->nactivities, sizeof(*reg->activities), cmp_activity);
+    for (size_t i = 1; i < reg->nworkflows; i++) {
+        if (strcmp(reg->workflows[i - 1]->name, reg->workflows[i]->name) == 0) {
+            snprintf(err, errlen, "duplicate workflow \"%s\" in the project's plugins",
+                     reg->workflows[i]->name);
+            return -1;
+        }
+    }
+    for (size_t i = 1; i < reg->nactivities; i++) {
+        if (strcmp(reg->activities[i - 1]->name, reg->activities[i]->name) == 0) {
+            snprintf(err, errlen, "duplicate activity \"%s\" in the project's plugins",
+                     reg->activities[i]->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+struct plg_registry *plg_load(const struct plg_source *sources, size_t n, char *err,
+                              size_t errlen)
+{
+    struct plg_registry *reg = calloc(1, sizeof(*reg));
+
+    if (reg == NULL || (n > 0 && (reg->handles = calloc(n, sizeof(*reg->handles))) == NULL)) {
+        snprintf(err, errlen, "could not load plugins: out of memory");
+        free(reg);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int seen = 0;
+        for (size_t j = 0; j < reg->nhandles; j++) {
+            if (strcmp(reg->handles[j].path, sources[i].path) == 0)
+                seen = 1;
+        }
+        if (seen)
+            continue;
+        if (open_one(&sources[i], &reg->handles[reg->nhandles], err, errlen) < 0) {
+            plg_unload(reg);
+            return NULL;
+        }
+        log_info("loaded plugin \"%s\" %s from %s", reg->handles[reg->nhandles].plugin->name,
+                 reg->handles[reg->nhandles].plugin->version, sources[i].path);
+        reg->nhandles++;
+    }
+    if (build_tables(reg, err, errlen) < 0) {
+        plg_unload(reg);
+        return NULL;
+    }
+    return reg;
+}
+
+void plg_unload(struct plg_registry *reg)
+{
+    if (reg == NULL)
+        return;
+    for (size_t i = 0; i < reg->nhandles; i++) {
+        dlclose(reg->handles[i].dl);
+        free(reg->handles[i].path);
+    }
+    free(reg->handles);
+    free(reg->workflows);
+    free(reg->activities);
+    free(reg);
+}
+
+const struct wf_workflow_def *plg_workflow(const struct plg_registry *reg, const char *name)
+{
+    size_t lo = 0, hi = reg->nworkflows;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(reg->workflows[mid]->name, name);
+        if (c == 0)
+            return reg->workflows[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const struct wf_activity_def *plg_activity(const struct plg_registry *reg, const char *name)
+{
+    size_t lo = 0, hi = reg->nactivities;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(reg->activities[mid]->name, name);
+        if (c == 0)
+            return reg->activities[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+void plg_describe(const struct plg_registry *reg, cJSON *obj)
+{
+    cJSON *wf = cJSON_AddArrayToObject(obj, "workflows");
+    cJSON *act = cJSON_AddArrayToObject(obj, "activities");
+    cJSON *pl = cJSON_AddArrayToObject(obj, "plugins");
+
+    for (size_t i = 0; i < reg->nworkflows; i++)
+        cJSON_AddItemToArray(wf, cJSON_CreateString(reg->workflows[i]->name));
+    for (size_t i = 0; i < reg->nactivities; i++)
+        cJSON_AddItemToArray(act, cJSON_CreateString(reg->activities[i]->name));
+    for (size_t i = 0; i < reg->nhandles; i++) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "name", reg->handles[i].plugin->name != NULL
+                                               ? reg->handles[i].plugin->name
+                                               : "");
+        cJSON_AddStringToObject(p, "version", reg->handles[i].plugin->version != NULL
+                                                  ? reg->handles[i].plugin->version
+                                                  : "");
+        cJSON_AddItemToArray(pl, p);
+    }
+}

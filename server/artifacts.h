@@ -1,0 +1,40 @@
+/*
+ * artifacts.h: turning artifacts stored in PostgreSQL into files a worker can
+ * dlopen (DESIGN §4).
+ *
+ * Layout: <WF_RUNTIME_DIR>/<projectId>/<sha256>.so, directories 0700 and
+ * files 0600, owned by the server's user. A file is written once (to a
+ * temporary name, then renamed), its hash is verified after writing, and it
+ * is reused while its content still hashes to its name. Files no live worker
+ * of the project uses are removed by art_gc. Only core calls these (it alone
+ * reads the database); workers only receive paths.
+ */
+#ifndef WF_ARTIFACTS_H
+#define WF_ARTIFACTS_H
+
+#include <stddef.h>
+
+#include "db.h"
+
+/* Creates the runtime directory if needed and checks it is ours and 0700
+ * (not a symlink). Returns 0, or -1 with err set. */
+int art_init(const char *dir, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* 1 if sha is 64 lower-case hex digits. */
+int art_valid_sha(const char *sha);
+
+/*
+ * Makes sure the project's file for sha exists and verifies, fetching the
+ * bytes through db when it does not. Writes the file's path into path.
+ * Returns 0, or -1 with err set (nothing left behind but the verified files
+ * of earlier calls).
+ */
+int art_materialize(struct db_conn *db, const char *dir, const char *project, const char *sha,
+                    char *path, size_t pathlen, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Removes the project's .so files whose hash is not in keep[0..n); removes
+ * the project directory if it ends up empty. */
+void art_gc(const char *dir, const char *project, const char *const *keep, size_t n);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * test_core_crash.c: kill -9 of core; the manager restarts it and the
+ * workers are untouched.
+ *
+ * With three workers running, core is killed. Within 15 s /health answers
+ * 200 again on the same port (the manager keeps the listening socket), a new
+ * wf-core runs, the three worker pids are unchanged, their rows say running
+ * and their heartbeats advance past the restart; start and stop still work.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define N_WORKERS 3
+
+static struct th_server srv;
+static PGconn *conn;
+static const char *const projects[N_WORKERS] = { "p1", "p2", "p3" };
+
+struct core_wait {
+    pid_t old_core;
+    pid_t new_core;
+};
+
+/* 1 when a wf-core other than old_core runs and /health answers 200 */
+static int
+core_back(void *arg)
+{
+    struct core_wait *w = arg;
+    struct th_reply r;
+    pid_t core = th_proc_child(srv.pid, "wf-core");
+    long st;
+
+    if (core <= 0 || core == w->old_core)
+        return 0;
+    st = th_http_ex(&srv, "GET", "/health", NULL, 0, NULL, 2000, &r);
+    th_reply_free(&r);
+    if (st != 200)
+        return 0;
+    w->new_core = core;
+    return 1;
+}
+
+static pid_t
+status_pid(const char *project, char *status, size_t len)
+{
+    char path[80];
+    cJSON *j = NULL;
+    pid_t pid = 0;
+
+    snprintf(path, sizeof(path), "/workers/status/%s", project);
+    if (status != NULL && len > 0)
+        status[0] = '\0';
+    if (th_http_json(&srv, "GET", path, NULL, &j) == 200) {
+        pid = (pid_t) th_json_num(j, "pid");
+        if (status != NULL && th_json_str(j, "status") != NULL)
+            snprintf(status, len, "%s", th_json_str(j, "status"));
+    }
+    cJSON_Delete(j);
+    return pid;
+}
+
+/* 1 when every row is running with a heartbeat after *(long long *)arg */
+static int
+heartbeats_after(void *arg)
+{
+    char after[32];
+    const char *params[1];
+    long long n = -1;
+    PGresult *res;
+
+    snprintf(after, sizeof(after), "%lld", *(long long *) arg);
+    params[0] = after;
+    res = th_sql(conn, "SELECT count(*) FROM workflow_workers WHERE status = "
+                 "'running' AND EXTRACT(EPOCH FROM last_heartbeat) * 1000 > "
+                 "$1::bigint", 1, params);
+    if (res == NULL)
+        return 0;
+    if (PQntuples(res) == 1)
+        n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return n == N_WORKERS;
+}
+
+int
+main(void)
+{
+    struct th_db db;
+    struct core_wait w;
+    pid_t before[N_WORKERS];
+    char body[64];
+    char status[32];
+    cJSON *j = NULL;
+    long long db_now = 0;
+    long long t0;
+    int port;
+    long st;
+    int i;
+
+    memset(&db, 0, sizeof(db));
+    if (th_init("test_core_crash", 1) != 0)
+        return TH_SKIP;
+    if (!CHECK(th_db_create(&db) == 0))
+        goto out;
+    if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
+        goto out;
+    conn = th_db_connect(&db);
+    if (!CHECK(conn != NULL))
+        goto out;
+
+    for (i = 0; i < N_WORKERS; i++) {
+        snprintf(body, sizeof(body), "{\"id\":\"%s\"}", projects[i]);
+        CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", body, NULL), 201);
+        if (!CHECK_EQ_INT(th_post_project(&srv, "/workers/start", projects[i],
+                                          NULL), 200))
+            goto stop;
+        before[i] = status_pid(projects[i], NULL, 0);
+        CHECK(before[i] > 0);
+    }
+    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p4\"}",
+                              NULL), 201);
+
+    memset(&w, 0, sizeof(w));
+    w.old_core = th_proc_child(srv.pid, "wf-core");
+    if (!CHECK(w.old_core > 0))
+        goto stop;
+    port = srv.port;
+    t0 = th_now_ms();
+    CHECK(kill(w.old_core, SIGKILL) == 0);
+    if (!CHECK(th_wait_until(core_back, &w, 15000, 50) == 0))
+        goto stop;
+    printf("core %ld replaced by %ld, /health 200 after %lld ms\n",
+           (long) w.old_core, (long) w.new_core, th_now_ms() - t0);
+    CHECK(w.new_core != w.old_core);
+    CHECK(!th_pid_alive(w.old_core));
+    CHECK_EQ_INT(srv.port, port);
+    CHECK(th_pid_alive(srv.pid));
+
+    /* the same workers, still running */
+    for (i = 0; i < N_WORKERS; i++) {
+        pid_t now = status_pid(projects[i], status, sizeof(status));
+
+        CHECK_EQ_INT(now, before[i]);
+        CHECK_STR(status, "running");
+        CHECK(th_pid_alive(before[i]));
+    }
+    {
+        pid_t kids[8];
+        int n = th_proc_children(srv.pid, "wf-worker", kids, 8);
+        int k;
+
+        /* the manager's wf-worker children are exactly the pids from before */
+        CHECK_EQ_INT(n, N_WORKERS);
+        for (i = 0; i < N_WORKERS; i++) {
+            int found = 0;
+
+            for (k = 0; k < n && k < 8; k++)
+                found |= kids[k] == before[i];
+            CHECK(found);
+        }
+    }
+
+    /* heartbeats reach the database again through the new core */
+    CHECK(th_sql_ll(conn, "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
+                    "::bigint", NULL, &db_now) == 0);
+    CHECK(th_wait_until(heartbeats_after, &db_now, 5000, 50) == 0);
+
+    /* and process control still works */
+    st = th_post_project(&srv, "/workers/start", "p4", &j);
+    CHECK_EQ_INT(st, 200);
+    CHECK_STR(th_json_str(j, "message"), "Worker started for project p4");
+    cJSON_Delete(j);
+    j = NULL;
+    st = th_post_project(&srv, "/workers/start", "p1", &j);
+    CHECK_EQ_INT(st, 200);
+    CHECK_STR(th_json_str(j, "message"), "Worker already running for project p1");
+    cJSON_Delete(j);
+    j = NULL;
+    st = th_post_project(&srv, "/workers/stop", "p1", &j);
+    CHECK_EQ_INT(st, 200);
+    CHECK_STR(th_json_str(j, "message"), "Worker stopped for project p1");
+    cJSON_Delete(j);
+    j = NULL;
+    CHECK(!th_pid_alive(before[0]));
+    st = th_http_json(&srv, "GET", "/workers", NULL, &j);
+    CHECK_EQ_INT(st, 200);
+    CHECK_EQ_INT(th_json_num(j, "count"), 3);
+    cJSON_Delete(j);
+    j = NULL;
+
+stop:
+    CHECK_EQ_INT(th_server_stop(&srv, 15000), 0);
+out:
+    cJSON_Delete(j);
+    if (conn != NULL)
+        PQfinish(conn);
+    th_server_cleanup(&srv);
+    th_db_drop(&db);
+    return th_finish();
+}

@@ -1,0 +1,164 @@
+/*
+ * test_db_outage.c: the database goes away and comes back.
+ *
+ * With a worker running, the test database refuses connections and every
+ * server backend on it is terminated. The server must not crash or hang:
+ * /health answers 503 "unreachable", calls that need the database answer 503
+ * "database unavailable", each within a few seconds, and the worker keeps
+ * running. Once connections are allowed again the server recovers by itself:
+ * /health 200, new projects can be created, heartbeats reach the row again.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static struct th_server srv;
+static PGconn *admin;
+static PGconn *conn;
+static struct th_db db;
+
+static int
+set_allow(int allow)
+{
+    char sql[200];
+
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS %s",
+             db.name, allow ? "true" : "false");
+    return th_sql_exec(admin, sql);
+}
+
+static int
+kill_backends(void)
+{
+    return th_sql_exec(admin, "SELECT pg_terminate_backend(pid) FROM "
+                       "pg_stat_activity WHERE datname = current_setting("
+                       "'wf.test_db') AND pid <> pg_backend_pid()");
+}
+
+static int
+health_is(void *arg)
+{
+    struct th_reply r;
+    long st = th_http_ex(&srv, "GET", "/health", NULL, 0, NULL, 5000, &r);
+
+    th_reply_free(&r);
+    return st == *(long *) arg;
+}
+
+/* last_heartbeat of testhost:p1 in epoch ms, or -1 */
+static long long
+heartbeat_ms(void)
+{
+    long long v = -1;
+
+    if (th_sql_ll(conn, "SELECT (EXTRACT(EPOCH FROM last_heartbeat) * 1000)"
+                  "::bigint FROM workflow_workers WHERE worker_id = $1",
+                  "testhost:p1", &v) != 0)
+        return -1;
+    return v;
+}
+
+static int
+heartbeat_after(void *arg)
+{
+    return heartbeat_ms() > *(long long *) arg;
+}
+
+int
+main(void)
+{
+    struct th_reply r;
+    char sql[200];
+    long want;
+    long long t0;
+    long long db_now = 0;
+    pid_t pid;
+    cJSON *j = NULL;
+    long st;
+
+    memset(&db, 0, sizeof(db));
+    if (th_init("test_db_outage", 1) != 0)
+        return TH_SKIP;
+    if (!CHECK(th_db_create(&db) == 0))
+        goto out;
+    admin = PQconnectdb(getenv("WF_TEST_DATABASE_URL"));
+    if (!CHECK(admin != NULL && PQstatus(admin) == CONNECTION_OK))
+        goto out;
+    snprintf(sql, sizeof(sql), "SET wf.test_db = '%s'", db.name);
+    CHECK(th_sql_exec(admin, sql) == 0);
+    if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
+        goto out;
+
+    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}",
+                              NULL), 201);
+    st = th_post_project(&srv, "/workers/start", "p1", &j);
+    CHECK_EQ_INT(st, 200);
+    pid = (pid_t) th_json_num(j, "pid");
+    cJSON_Delete(j);
+    j = NULL;
+
+    /* the outage */
+    CHECK(set_allow(0) == 0);
+    CHECK(kill_backends() == 0);
+    t0 = th_now_ms();
+    want = 503;
+    CHECK(th_wait_until(health_is, &want, 15000, 100) == 0);
+    st = th_http_ex(&srv, "GET", "/health", NULL, 0, NULL, 5000, &r);
+    CHECK_EQ_INT(st, 503);
+    CHECK_STR(th_json_str(r.json, "status"), "error");
+    CHECK_STR(th_json_str(r.json, "database"), "unreachable");
+    th_reply_free(&r);
+    printf("/health 503 after %lld ms\n", th_now_ms() - t0);
+
+    /* calls that need the database fail fast with 503, never hang */
+    t0 = th_now_ms();
+    st = th_http_ex(&srv, "POST", "/projects", "{\"id\":\"p2\"}", 11, NULL,
+                    20000, &r);
+    CHECK_EQ_INT(st, 503);
+    CHECK_STR(th_json_str(r.json, "error"), "database unavailable");
+    th_reply_free(&r);
+    st = th_http_ex(&srv, "GET", "/projects", NULL, 0, NULL, 20000, &r);
+    CHECK_EQ_INT(st, 503);
+    th_reply_free(&r);
+    CHECK(th_now_ms() - t0 < 15000);
+    /* the process tree survives */
+    CHECK(th_pid_alive(srv.pid));
+    CHECK(th_proc_child(srv.pid, "wf-core") > 0);
+    CHECK(th_pid_alive(pid));
+
+    /* recovery */
+    CHECK(set_allow(1) == 0);
+    t0 = th_now_ms();
+    want = 200;
+    CHECK(th_wait_until(health_is, &want, 20000, 100) == 0);
+    printf("/health 200 again after %lld ms\n", th_now_ms() - t0);
+    conn = th_db_connect(&db);
+    CHECK(conn != NULL);
+    st = th_http_json(&srv, "POST", "/projects", "{\"id\":\"p2\"}", NULL);
+    CHECK_EQ_INT(st, 201);
+    st = th_http_json(&srv, "GET", "/workers/status/p1", NULL, &j);
+    CHECK_EQ_INT(st, 200);
+    CHECK_STR(th_json_str(j, "status"), "running");
+    CHECK_EQ_INT(th_json_num(j, "pid"), pid);
+    cJSON_Delete(j);
+    j = NULL;
+    CHECK(th_sql_ll(conn, "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
+                    "::bigint", NULL, &db_now) == 0);
+    CHECK(th_wait_until(heartbeat_after, &db_now, 10000, 50) == 0);
+    st = th_post_project(&srv, "/workers/start", "p2", NULL);
+    CHECK_EQ_INT(st, 200);
+    CHECK_EQ_INT(th_server_stop(&srv, 15000), 0);
+out:
+    if (admin != NULL) {
+        if (db.created)
+            set_allow(1);
+        PQfinish(admin);
+    }
+    if (conn != NULL)
+        PQfinish(conn);
+    th_server_cleanup(&srv);
+    th_db_drop(&db);
+    return th_finish();
+}

@@ -1,0 +1,1291 @@
+/*
+ * harness.c: assertions, fresh databases, server processes, HTTP over
+ * libcurl, SQL over libpq and /proc inspection for the integration and
+ * crash tests (see harness.h for the contracts).
+ *
+ * Invariants: every wait is bounded by a deadline on the monotonic clock and
+ * by an iteration count; every HTTP request goes to 127.0.0.1 with proxies
+ * disabled; every process this file starts is in its own process group and
+ * gets SIGTERM if the test process dies (PR_SET_PDEATHSIG), so a killed test
+ * leaves as little behind as possible. Helpers print why they fail and return
+ * -1 (or NULL); only the CHECK macros count failures.
+ */
+#include "harness.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+extern char **environ;
+
+/* a cap for every buffer we grow from outside input */
+#define TH_MAX_READ (64u * 1024u * 1024u)
+
+static const char *test_name = "test";
+static int n_passed;
+static int n_failed;
+
+/* ---- assertions ---------------------------------------------------------- */
+
+int
+th_check(int ok, const char *file, int line, const char *expr)
+{
+    if (ok) {
+        n_passed++;
+        return 1;
+    }
+    n_failed++;
+    fprintf(stderr, "FAIL %s:%d: %s\n", file, line, expr);
+    return 0;
+}
+
+int
+th_check_int(long long a, long long b, const char *file, int line,
+             const char *ea, const char *eb)
+{
+    if (a == b) {
+        n_passed++;
+        return 1;
+    }
+    n_failed++;
+    fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", file, line, ea,
+            eb, a, b);
+    return 0;
+}
+
+int
+th_check_str(const char *a, const char *b, const char *file, int line,
+             const char *ea, const char *eb)
+{
+    if (a != NULL && b != NULL && strcmp(a, b) == 0) {
+        n_passed++;
+        return 1;
+    }
+    n_failed++;
+    fprintf(stderr, "FAIL %s:%d: %s == %s (\"%s\" != \"%s\")\n", file, line,
+            ea, eb, a ? a : "(null)", b ? b : "(null)");
+    return 0;
+}
+
+int
+th_failures(void)
+{
+    return n_failed;
+}
+
+int
+th_init(const char *name, int need_db)
+{
+    test_name = name;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
+    if (getenv("WF_SERVER_BIN") == NULL || getenv("WF_SERVER_BIN")[0] == '\0') {
+        printf("%s: WF_SERVER_BIN is not set (run through ctest); skipped\n",
+               name);
+        return -1;
+    }
+    if (need_db && (getenv("WF_TEST_DATABASE_URL") == NULL ||
+                    getenv("WF_TEST_DATABASE_URL")[0] == '\0')) {
+        printf("%s: WF_TEST_DATABASE_URL is not set (a superuser URL of a "
+               "throwaway PostgreSQL cluster); skipped\n", name);
+        return -1;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        printf("%s: could not initialise libcurl\n", name);
+        return -1;
+    }
+    return 0;
+}
+
+int
+th_finish(void)
+{
+    printf("%s: %d passed, %d failed\n", test_name, n_passed, n_failed);
+    curl_global_cleanup();
+    return n_failed == 0 ? 0 : 1;
+}
+
+/* ---- time and polling ---------------------------------------------------- */
+
+long long
+th_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+th_sleep_ms(int ms)
+{
+    struct timespec ts;
+
+    if (ms <= 0)
+        return;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (long) (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int
+th_wait_until(th_cond_fn cond, void *arg, int timeout_ms, int interval_ms)
+{
+    long long deadline = th_now_ms() + timeout_ms;
+    int max_iter;
+    int i;
+
+    if (interval_ms < 1)
+        interval_ms = 1;
+    max_iter = timeout_ms / interval_ms + 2;
+    for (i = 0; i < max_iter; i++) {
+        if (cond(arg))
+            return 0;
+        if (th_now_ms() >= deadline)
+            break;
+        th_sleep_ms(interval_ms);
+    }
+    return -1;
+}
+
+/* ---- files --------------------------------------------------------------- */
+
+char *
+th_read_file(const char *path, size_t *len)
+{
+    char *buf = NULL;
+    size_t cap = 0;
+    size_t used = 0;
+    int fd;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    for (;;) {
+        ssize_t n;
+
+        if (cap - used < 4096) {
+            size_t ncap = cap ? cap * 2 : 8192;
+            char *nbuf;
+
+            if (ncap > TH_MAX_READ) {
+                free(buf);
+                close(fd);
+                return NULL;
+            }
+            nbuf = realloc(buf, ncap);
+            if (nbuf == NULL) {
+                free(buf);
+                close(fd);
+                return NULL;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        n = read(fd, buf + used, cap - used - 1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+        if (n == 0)
+            break;
+        used += (size_t) n;
+    }
+    close(fd);
+    buf[used] = '\0';
+    if (len != NULL)
+        *len = used;
+    return buf;
+}
+
+/* ---- databases ----------------------------------------------------------- */
+
+/*
+ * Writes into out the admin URL with its database replaced by dbname: for a
+ * URI the path is replaced, for a keyword/value string "dbname=…" is
+ * appended (a later keyword wins in libpq). Returns 0, or -1 if out is too
+ * small.
+ */
+static int
+url_with_db(const char *admin, const char *dbname, char *out, size_t outlen)
+{
+    const char *scheme_end;
+    const char *rest;
+    size_t authority_len;
+    const char *query;
+    int n;
+
+    if (strncmp(admin, "postgresql://", 13) != 0 &&
+        strncmp(admin, "postgres://", 11) != 0) {
+        n = snprintf(out, outlen, "%s dbname=%s", admin, dbname);
+        return (n < 0 || (size_t) n >= outlen) ? -1 : 0;
+    }
+    scheme_end = strstr(admin, "://") + 3;
+    rest = scheme_end + strcspn(scheme_end, "/?");
+    authority_len = (size_t) (rest - admin);
+    query = strchr(rest, '?');
+    n = snprintf(out, outlen, "%.*s/%s%s", (int) authority_len, admin, dbname,
+                 query ? query : "");
+    return (n < 0 || (size_t) n >= outlen) ? -1 : 0;
+}
+
+/* drops NOTICEs such as "database … does not exist, skipping" */
+static void
+quiet_notice(void *arg, const char *message)
+{
+    (void) arg;
+    (void) message;
+}
+
+static PGconn *
+connect_url(const char *url)
+{
+    PGconn *conn = PQconnectdb(url);
+
+    if (conn == NULL) {
+        fprintf(stderr, "could not connect to the database: out of memory\n");
+        return NULL;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "could not connect to the database: %s",
+                PQerrorMessage(conn));
+        PQfinish(conn);
+        return NULL;
+    }
+    PQsetNoticeProcessor(conn, quiet_notice, NULL);
+    return conn;
+}
+
+int
+th_db_create(struct th_db *db)
+{
+    const char *admin = getenv("WF_TEST_DATABASE_URL");
+    char sql[160];
+    size_t i;
+    int n;
+    PGconn *conn;
+
+    memset(db, 0, sizeof(*db));
+    if (admin == NULL)
+        return -1;
+    n = snprintf(db->name, sizeof(db->name), "wf_t_%.32s_%ld", test_name,
+                 (long) getpid());
+    if (n < 0 || (size_t) n >= sizeof(db->name))
+        return -1;
+    for (i = 0; db->name[i] != '\0'; i++) {
+        unsigned char c = (unsigned char) db->name[i];
+
+        db->name[i] = isalnum(c) ? (char) tolower(c) : '_';
+    }
+    if (url_with_db(admin, db->name, db->url, sizeof(db->url)) != 0) {
+        fprintf(stderr, "database URL too long\n");
+        return -1;
+    }
+    conn = connect_url(admin);
+    if (conn == NULL)
+        return -1;
+    /* a leftover of an earlier run with the same pid would make CREATE fail */
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+             db->name);
+    if (th_sql_exec(conn, sql) != 0) {
+        PQfinish(conn);
+        return -1;
+    }
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db->name);
+    if (th_sql_exec(conn, sql) != 0) {
+        PQfinish(conn);
+        return -1;
+    }
+    PQfinish(conn);
+    db->created = 1;
+    return 0;
+}
+
+int
+th_db_drop(struct th_db *db)
+{
+    const char *admin = getenv("WF_TEST_DATABASE_URL");
+    char sql[160];
+    PGconn *conn;
+    int rc;
+
+    if (db == NULL || !db->created || admin == NULL)
+        return 0;
+    conn = connect_url(admin);
+    if (conn == NULL)
+        return -1;
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+             db->name);
+    rc = th_sql_exec(conn, sql);
+    PQfinish(conn);
+    if (rc == 0)
+        db->created = 0;
+    return rc;
+}
+
+PGconn *
+th_db_connect(const struct th_db *db)
+{
+    return connect_url(db->url);
+}
+
+PGresult *
+th_sql(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+    PGresult *res;
+    ExecStatusType st;
+
+    if (conn == NULL)
+        return NULL;
+    res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (res == NULL) {
+        fprintf(stderr, "query failed: %s", PQerrorMessage(conn));
+        return NULL;
+    }
+    st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        fprintf(stderr, "query failed: %s  query: %s\n",
+                PQresultErrorMessage(res), sql);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+int
+th_sql_exec(PGconn *conn, const char *sql)
+{
+    PGresult *res = th_sql(conn, sql, 0, NULL);
+
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+char *
+th_sql_value(PGconn *conn, const char *sql, const char *p1)
+{
+    const char *params[1];
+    PGresult *res;
+    char *val = NULL;
+
+    params[0] = p1;
+    res = th_sql(conn, sql, p1 ? 1 : 0, p1 ? params : NULL);
+    if (res == NULL)
+        return NULL;
+    if (PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
+        val = strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return val;
+}
+
+int
+th_sql_ll(PGconn *conn, const char *sql, const char *p1, long long *out)
+{
+    char *val = th_sql_value(conn, sql, p1);
+    char *end;
+    long long v;
+
+    if (val == NULL)
+        return -1;
+    errno = 0;
+    v = strtoll(val, &end, 10);
+    if (errno != 0 || end == val || *end != '\0') {
+        fprintf(stderr, "not an integer: \"%s\" from: %s\n", val, sql);
+        free(val);
+        return -1;
+    }
+    free(val);
+    *out = v;
+    return 0;
+}
+
+/* ---- environment for the server ------------------------------------------ */
+
+struct envvec {
+    char *v[512];
+    int n;
+};
+
+static size_t
+env_name_len(const char *entry)
+{
+    const char *eq = strchr(entry, '=');
+
+    return eq ? (size_t) (eq - entry) : strlen(entry);
+}
+
+/* variables of the test's own environment the server must not inherit */
+static int
+env_stripped(const char *entry)
+{
+    size_t n = env_name_len(entry);
+
+    return strncmp(entry, "WF_", 3) == 0 || strncmp(entry, "LOG_", 4) == 0 ||
+           (n == 12 && strncmp(entry, "DATABASE_URL", 12) == 0) ||
+           (n == 4 && strncmp(entry, "PORT", 4) == 0) ||
+           strncmp(entry, "PG", 2) == 0;
+}
+
+static void
+env_unset(struct envvec *e, const char *name, size_t nlen)
+{
+    int i;
+
+    for (i = 0; i < e->n; i++) {
+        if (env_name_len(e->v[i]) == nlen &&
+            strncmp(e->v[i], name, nlen) == 0) {
+            free(e->v[i]);
+            e->v[i] = e->v[e->n - 1];
+            e->n--;
+            i--;
+        }
+    }
+}
+
+/* "NAME=value" sets (replacing), "NAME" unsets; returns 0 or -1 */
+static int
+env_apply(struct envvec *e, const char *entry)
+{
+    size_t nlen = env_name_len(entry);
+
+    env_unset(e, entry, nlen);
+    if (entry[nlen] != '=')
+        return 0;
+    if (e->n >= (int) (sizeof(e->v) / sizeof(e->v[0])) - 1)
+        return -1;
+    e->v[e->n] = strdup(entry);
+    if (e->v[e->n] == NULL)
+        return -1;
+    e->n++;
+    return 0;
+}
+
+static void
+env_free(struct envvec *e)
+{
+    int i;
+
+    for (i = 0; i < e->n; i++)
+        free(e->v[i]);
+    e->n = 0;
+}
+
+static int
+env_build(struct envvec *e, const struct th_db *db,
+          const char *const *overrides)
+{
+    static const char *const base[] = {
+        "PORT=0", "LOG_FORMAT=text", "LOG_LEVEL=debug",
+        "WF_HEARTBEAT_MS=200", "WF_DRAIN_TIMEOUT_MS=3000",
+        "WF_HOST_ID=testhost", NULL
+    };
+    char dburl[2100];
+    char **p;
+    int i;
+
+    e->n = 0;
+    for (p = environ; *p != NULL; p++) {
+        if (env_stripped(*p))
+            continue;
+        if (env_apply(e, *p) != 0)
+            return -1;
+    }
+    for (i = 0; base[i] != NULL; i++)
+        if (env_apply(e, base[i]) != 0)
+            return -1;
+    if (db != NULL) {
+        snprintf(dburl, sizeof(dburl), "DATABASE_URL=%s", db->url);
+        if (env_apply(e, dburl) != 0)
+            return -1;
+    }
+    for (i = 0; overrides != NULL && overrides[i] != NULL; i++)
+        if (env_apply(e, overrides[i]) != 0)
+            return -1;
+    e->v[e->n] = NULL;
+    return 0;
+}
+
+/* ---- the server ---------------------------------------------------------- */
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void) sb;
+    (void) flag;
+    (void) ftw;
+    remove(path);
+    return 0;
+}
+
+int
+th_server_spawn(struct th_server *s, const struct th_db *db,
+                const char *const *overrides)
+{
+    const char *bin = getenv("WF_SERVER_BIN");
+    struct envvec env;
+    pid_t parent = getpid();
+    pid_t pid;
+    int logfd;
+
+    memset(s, 0, sizeof(*s));
+    if (bin == NULL)
+        return -1;
+    snprintf(s->dir, sizeof(s->dir), "/tmp/wf-itest-%s-XXXXXX", test_name);
+    if (mkdtemp(s->dir) == NULL) {
+        fprintf(stderr, "could not create temp dir: %s\n", strerror(errno));
+        s->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(s->log_path, sizeof(s->log_path), "%s/server.log", s->dir);
+    logfd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (logfd < 0) {
+        fprintf(stderr, "could not open %s: %s\n", s->log_path,
+                strerror(errno));
+        th_server_cleanup(s);
+        return -1;
+    }
+    if (env_build(&env, db, overrides) != 0) {
+        fprintf(stderr, "could not build the server environment\n");
+        env_free(&env);
+        close(logfd);
+        th_server_cleanup(s);
+        return -1;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "could not fork: %s\n", strerror(errno));
+        env_free(&env);
+        close(logfd);
+        th_server_cleanup(s);
+        return -1;
+    }
+    if (pid == 0) {
+        char *argv[2];
+        sigset_t none;
+        int nullfd;
+
+        /* our SIGPIPE ignore would survive exec: give the server defaults */
+        signal(SIGPIPE, SIG_DFL);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        setpgid(0, 0);
+        /* if the test dies, the server is asked to shut down */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127);
+        nullfd = open("/dev/null", O_RDONLY);
+        if (nullfd >= 0 && nullfd != 0) {
+            dup2(nullfd, 0);
+            close(nullfd);
+        }
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        argv[0] = (char *) (uintptr_t) bin;
+        argv[1] = NULL;
+        execve(bin, argv, env.v);
+        _exit(127);
+    }
+    setpgid(pid, pid); /* races the child's own call; either one wins */
+    env_free(&env);
+    close(logfd);
+    s->pid = pid;
+    s->pgid = pid;
+    return 0;
+}
+
+int
+th_server_log_contains(const struct th_server *s, const char *needle)
+{
+    size_t len;
+    char *log = th_read_file(s->log_path, &len);
+    int found;
+
+    if (log == NULL)
+        return 0;
+    found = memmem(log, len, needle, strlen(needle)) != NULL;
+    free(log);
+    return found;
+}
+
+/* the port of the first "listening on port <N>" in the log, or 0 */
+static int
+log_port(const struct th_server *s)
+{
+    static const char needle[] = "listening on port ";
+    size_t len;
+    char *log = th_read_file(s->log_path, &len);
+    char *at;
+    char *end;
+    long port = 0;
+
+    if (log == NULL)
+        return 0;
+    at = memmem(log, len, needle, sizeof(needle) - 1);
+    if (at != NULL) {
+        errno = 0;
+        port = strtol(at + sizeof(needle) - 1, &end, 10);
+        if (errno != 0 || end == at + sizeof(needle) - 1 || port < 1 ||
+            port > 65535)
+            port = 0;
+    }
+    free(log);
+    return (int) port;
+}
+
+/* reaps the manager if it exited; returns 1 if it has exited */
+static int
+server_reap(struct th_server *s)
+{
+    int st;
+    pid_t r;
+
+    if (s->exited)
+        return 1;
+    if (s->pid <= 0)
+        return 1;
+    r = waitpid(s->pid, &st, WNOHANG);
+    if (r == s->pid) {
+        s->exited = 1;
+        s->status = st;
+        return 1;
+    }
+    if (r < 0 && errno == ECHILD) {
+        s->exited = 1;
+        s->status = -1;
+        return 1;
+    }
+    return 0;
+}
+
+int
+th_exit_code(const struct th_server *s)
+{
+    if (!s->exited || s->status == -1)
+        return -1;
+    if (WIFEXITED(s->status))
+        return WEXITSTATUS(s->status);
+    return -1;
+}
+
+static void
+describe_exit(const struct th_server *s)
+{
+    if (WIFEXITED(s->status))
+        fprintf(stderr, "server exited with code %d\n", WEXITSTATUS(s->status));
+    else if (WIFSIGNALED(s->status))
+        fprintf(stderr, "server killed by signal %d\n", WTERMSIG(s->status));
+}
+
+static int
+health_ok(void *arg)
+{
+    const struct th_server *s = arg;
+    struct th_reply r;
+    long st;
+
+    st = th_http_ex(s, "GET", "/health", NULL, 0, NULL, 2000, &r);
+    th_reply_free(&r);
+    return st == 200;
+}
+
+int
+th_server_start(struct th_server *s, const struct th_db *db,
+                const char *const *overrides)
+{
+    long long deadline;
+    int i;
+
+    if (th_server_spawn(s, db, overrides) != 0)
+        return -1;
+    deadline = th_now_ms() + 20000;
+    for (i = 0; i < 2000 && s->port == 0; i++) {
+        s->port = log_port(s);
+        if (s->port != 0)
+            break;
+        if (server_reap(s)) {
+            fprintf(stderr, "server exited before listening\n");
+            describe_exit(s);
+            return -1;
+        }
+        if (th_now_ms() >= deadline)
+            break;
+        th_sleep_ms(20);
+    }
+    if (s->port == 0) {
+        fprintf(stderr, "no \"listening on port\" in the log within 20 s\n");
+        return -1;
+    }
+    deadline = th_now_ms() + 20000;
+    for (i = 0; i < 400; i++) {
+        if (health_ok(s))
+            return 0;
+        if (server_reap(s)) {
+            fprintf(stderr, "server exited before /health answered 200\n");
+            describe_exit(s);
+            return -1;
+        }
+        if (th_now_ms() >= deadline)
+            break;
+        th_sleep_ms(50);
+    }
+    fprintf(stderr, "GET /health did not answer 200 within 20 s\n");
+    return -1;
+}
+
+int
+th_server_wait(struct th_server *s, int timeout_ms)
+{
+    long long deadline = th_now_ms() + timeout_ms;
+    int i;
+
+    for (i = 0; i < timeout_ms / 10 + 2; i++) {
+        if (server_reap(s))
+            return 0;
+        if (th_now_ms() >= deadline)
+            break;
+        th_sleep_ms(10);
+    }
+    return server_reap(s) ? 0 : -1;
+}
+
+int
+th_server_stop(struct th_server *s, int timeout_ms)
+{
+    if (!server_reap(s)) {
+        kill(s->pid, SIGTERM);
+        if (th_server_wait(s, timeout_ms) != 0) {
+            fprintf(stderr, "server did not exit within %d ms of SIGTERM; "
+                    "sending SIGKILL\n", timeout_ms);
+            kill(s->pid, SIGKILL);
+            th_server_wait(s, 5000);
+            return -1;
+        }
+    }
+    if (th_exit_code(s) < 0)
+        describe_exit(s);
+    return th_exit_code(s);
+}
+
+void
+th_server_log_tail(const struct th_server *s, int lines)
+{
+    size_t len;
+    char *log;
+    size_t start;
+    int seen = 0;
+
+    if (s->log_path[0] == '\0')
+        return;
+    log = th_read_file(s->log_path, &len);
+    if (log == NULL)
+        return;
+    start = len;
+    while (start > 0) {
+        if (log[start - 1] == '\n' && start != len && ++seen >= lines)
+            break;
+        start--;
+    }
+    fprintf(stderr, "---- server log (%s), last %d lines ----\n%s",
+            s->log_path, lines, log + start);
+    if (len > 0 && log[len - 1] != '\n')
+        fputc('\n', stderr);
+    fprintf(stderr, "---- end of server log ----\n");
+    free(log);
+}
+
+/* SIGKILLs pid and, first, all its descendants that are still alive */
+static void
+kill_tree(pid_t pid, int depth)
+{
+    pid_t kids[256];
+    int n;
+    int i;
+
+    if (depth > 4)
+        return;
+    n = th_proc_children(pid, NULL, kids, 256);
+    for (i = 0; i < n && i < 256; i++)
+        kill_tree(kids[i], depth + 1);
+    kill(pid, SIGKILL);
+}
+
+void
+th_server_cleanup(struct th_server *s)
+{
+    if (s == NULL)
+        return;
+    /* a sanitizer build reports into the log; any report is a failure */
+    if (s->log_path[0] != '\0') {
+        th_check(!th_server_log_contains(s, "ERROR: AddressSanitizer") &&
+                 !th_server_log_contains(s, "ERROR: LeakSanitizer") &&
+                 !th_server_log_contains(s, "runtime error:"), __FILE__,
+                 __LINE__, "no sanitizer report in the server log");
+    }
+    if (n_failed > 0 && s->log_path[0] != '\0')
+        th_server_log_tail(s, 80);
+    if (s->pid > 0 && !server_reap(s)) {
+        kill_tree(s->pid, 0);
+        th_server_wait(s, 5000);
+    }
+    /* orphans of a killed manager are still in its process group */
+    if (s->pgid > 0)
+        kill(-s->pgid, SIGKILL);
+    if (s->dir[0] != '\0')
+        nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    s->dir[0] = '\0';
+    s->log_path[0] = '\0';
+    s->pid = 0;
+    s->pgid = 0;
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+struct growbuf {
+    char *p;
+    size_t len;
+    size_t cap;
+};
+
+static size_t
+growbuf_write(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct growbuf *b = userp;
+    size_t n = size * nmemb;
+
+    if (b->len + n + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap : 4096;
+        char *np;
+
+        while (ncap < b->len + n + 1)
+            ncap *= 2;
+        if (ncap > TH_MAX_READ)
+            return 0;
+        np = realloc(b->p, ncap);
+        if (np == NULL)
+            return 0;
+        b->p = np;
+        b->cap = ncap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return n;
+}
+
+long
+th_http_ex(const struct th_server *s, const char *method, const char *path,
+           const char *body, size_t body_len, const char *const *headers,
+           long timeout_ms, struct th_reply *r)
+{
+    struct growbuf bbuf = { NULL, 0, 0 };
+    struct growbuf hbuf = { NULL, 0, 0 };
+    struct curl_slist *hl = NULL;
+    char url[1200];
+    CURL *c;
+    CURLcode rc;
+    int i;
+
+    memset(r, 0, sizeof(*r));
+    if (s->port <= 0) {
+        fprintf(stderr, "http: no port\n");
+        return -1;
+    }
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", s->port, path);
+    c = curl_easy_init();
+    if (c == NULL)
+        return -1;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, growbuf_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &bbuf);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, growbuf_write);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &hbuf);
+    if (body != NULL || strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) (body ? body_len : 0));
+        hl = curl_slist_append(hl, "Content-Type: application/json");
+    }
+    for (i = 0; headers != NULL && headers[i] != NULL; i++)
+        hl = curl_slist_append(hl, headers[i]);
+    if (hl != NULL)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(hl);
+    r->body = bbuf.p ? bbuf.p : strdup("");
+    r->body_len = bbuf.len;
+    r->headers = hbuf.p ? hbuf.p : strdup("");
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "http %s %s: %s\n", method, path,
+                curl_easy_strerror(rc));
+        r->status = 0;
+        return -1;
+    }
+    if (r->body != NULL && r->body_len > 0)
+        r->json = cJSON_ParseWithLength(r->body, r->body_len);
+    return r->status;
+}
+
+long
+th_http(const struct th_server *s, const char *method, const char *path,
+        const char *body, size_t body_len, struct th_reply *r)
+{
+    return th_http_ex(s, method, path, body, body_len, NULL, 60000, r);
+}
+
+/* sets up one easy handle of th_http_parallel; returns it or NULL */
+static CURL *
+parallel_handle(const struct th_server *s, const char *method,
+                const char *path, const char *body, struct curl_slist *hl,
+                struct growbuf *b)
+{
+    char url[1200];
+    CURL *c = curl_easy_init();
+
+    if (c == NULL)
+        return NULL;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", s->port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, growbuf_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(c, CURLOPT_PRIVATE, b);
+    if (body != NULL || strcmp(method, "POST") == 0) {
+        /* COPYPOSTFIELDS: the caller's strings need not outlive the setup */
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) (body ? strlen(body) : 0));
+        curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, body ? body : "");
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    return c;
+}
+
+int
+th_http_parallel(const struct th_server *s, const char *method,
+                 const char *const *paths, const char *const *bodies, int n,
+                 long *status, cJSON **json)
+{
+    struct curl_slist *hl = NULL;
+    struct growbuf *bufs;
+    CURL **hs;
+    CURLM *multi;
+    long long deadline = th_now_ms() + 60000;
+    int running = 0;
+    int rc = 0;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        status[i] = 0;
+        json[i] = NULL;
+    }
+    if (s->port <= 0 || n <= 0)
+        return -1;
+    bufs = calloc((size_t) n, sizeof(*bufs));
+    hs = calloc((size_t) n, sizeof(*hs));
+    multi = curl_multi_init();
+    hl = curl_slist_append(hl, "Content-Type: application/json");
+    if (bufs == NULL || hs == NULL || multi == NULL || hl == NULL) {
+        rc = -1;
+        goto done;
+    }
+    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) n);
+    for (i = 0; i < n; i++) {
+        hs[i] = parallel_handle(s, method, paths[i], bodies ? bodies[i] : NULL,
+                                hl, &bufs[i]);
+        if (hs[i] == NULL || curl_multi_add_handle(multi, hs[i]) != CURLM_OK) {
+            rc = -1;
+            goto done;
+        }
+    }
+    for (i = 0; i < 100000; i++) {
+        if (curl_multi_perform(multi, &running) != CURLM_OK) {
+            rc = -1;
+            break;
+        }
+        if (running == 0 || th_now_ms() >= deadline)
+            break;
+        curl_multi_poll(multi, NULL, 0, 100, NULL);
+    }
+    for (;;) {
+        int left;
+        CURLMsg *msg = curl_multi_info_read(multi, &left);
+
+        if (msg == NULL)
+            break;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        for (i = 0; i < n; i++) {
+            if (hs[i] != msg->easy_handle)
+                continue;
+            if (msg->data.result == CURLE_OK) {
+                curl_easy_getinfo(hs[i], CURLINFO_RESPONSE_CODE, &status[i]);
+                if (bufs[i].len > 0)
+                    json[i] = cJSON_ParseWithLength(bufs[i].p, bufs[i].len);
+            } else {
+                fprintf(stderr, "http %s %s: %s\n", method, paths[i],
+                        curl_easy_strerror(msg->data.result));
+            }
+        }
+    }
+    if (running != 0) {
+        fprintf(stderr, "http: %d parallel requests unfinished after 60 s\n",
+                running);
+        rc = -1;
+    }
+done:
+    for (i = 0; hs != NULL && i < n; i++) {
+        if (hs[i] != NULL) {
+            if (multi != NULL)
+                curl_multi_remove_handle(multi, hs[i]);
+            curl_easy_cleanup(hs[i]);
+        }
+        if (bufs != NULL)
+            free(bufs[i].p);
+    }
+    if (multi != NULL)
+        curl_multi_cleanup(multi);
+    curl_slist_free_all(hl);
+    free(hs);
+    free(bufs);
+    return rc;
+}
+
+void
+th_reply_free(struct th_reply *r)
+{
+    free(r->body);
+    free(r->headers);
+    cJSON_Delete(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+long
+th_http_json(const struct th_server *s, const char *method, const char *path,
+             const char *body, cJSON **json)
+{
+    struct th_reply r;
+    long st;
+
+    st = th_http(s, method, path, body, body ? strlen(body) : 0, &r);
+    if (json != NULL) {
+        *json = r.json;
+        r.json = NULL;
+    }
+    th_reply_free(&r);
+    return st;
+}
+
+long
+th_post_project(const struct th_server *s, const char *path,
+                const char *project_id, cJSON **json)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *body;
+    long st;
+
+    if (o == NULL)
+        return -1;
+    if (cJSON_AddStringToObject(o, "projectId", project_id) == NULL) {
+        cJSON_Delete(o);
+        return -1;
+    }
+    body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (body == NULL)
+        return -1;
+    st = th_http_json(s, "POST", path, body, json);
+    cJSON_free(body);
+    return st;
+}
+
+const char *
+th_json_str(const cJSON *obj, const char *name)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+long long
+th_json_num(const cJSON *obj, const char *name)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    return cJSON_IsNumber(it) ? (long long) it->valuedouble : -1;
+}
+
+int
+th_json_bool(const cJSON *obj, const char *name)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    if (cJSON_IsTrue(it))
+        return 1;
+    if (cJSON_IsFalse(it))
+        return 0;
+    return -1;
+}
+
+/* ---- /proc --------------------------------------------------------------- */
+
+/*
+ * Parses /proc/<pid>/stat: comm (up to len-1 bytes), state and ppid.
+ * Returns 0 or -1 (no such process).
+ */
+static int
+read_stat(pid_t pid, char *comm, size_t len, char *state, pid_t *ppid)
+{
+    char path[64];
+    char buf[1024];
+    char *open_paren;
+    char *close_paren;
+    char *end;
+    ssize_t n;
+    long pp;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long) pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    open_paren = strchr(buf, '(');
+    close_paren = strrchr(buf, ')');
+    if (open_paren == NULL || close_paren == NULL || close_paren < open_paren ||
+        close_paren[1] != ' ' || close_paren[2] == '\0')
+        return -1;
+    if (comm != NULL && len > 0) {
+        size_t cl = (size_t) (close_paren - open_paren - 1);
+
+        if (cl >= len)
+            cl = len - 1;
+        memcpy(comm, open_paren + 1, cl);
+        comm[cl] = '\0';
+    }
+    if (state != NULL)
+        *state = close_paren[2];
+    errno = 0;
+    pp = strtol(close_paren + 3, &end, 10);
+    if (errno != 0 || end == close_paren + 3)
+        return -1;
+    if (ppid != NULL)
+        *ppid = (pid_t) pp;
+    return 0;
+}
+
+int
+th_pid_alive(pid_t pid)
+{
+    char state;
+
+    if (pid <= 0)
+        return 0;
+    if (read_stat(pid, NULL, 0, &state, NULL) != 0)
+        return 0;
+    return state != 'Z' && state != 'X' && state != 'x';
+}
+
+int
+th_proc_comm(pid_t pid, char *buf, size_t len)
+{
+    return read_stat(pid, buf, len, NULL, NULL);
+}
+
+static int
+cmp_pid(const void *a, const void *b)
+{
+    pid_t x = *(const pid_t *) a;
+    pid_t y = *(const pid_t *) b;
+
+    return (x > y) - (x < y);
+}
+
+int
+th_proc_children(pid_t ppid, const char *comm, pid_t *out, int max)
+{
+    DIR *d;
+    struct dirent *de;
+    int n = 0;
+
+    d = opendir("/proc");
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        char name[64];
+        char state;
+        pid_t pp;
+        char *end;
+        long pid;
+
+        if (!isdigit((unsigned char) de->d_name[0]))
+            continue;
+        pid = strtol(de->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0)
+            continue;
+        if (read_stat((pid_t) pid, name, sizeof(name), &state, &pp) != 0)
+            continue;
+        if (pp != ppid || state == 'Z' || state == 'X')
+            continue;
+        if (comm != NULL && strcmp(name, comm) != 0)
+            continue;
+        if (n < max)
+            out[n] = (pid_t) pid;
+        n++;
+    }
+    closedir(d);
+    qsort(out, (size_t) (n < max ? n : max), sizeof(pid_t), cmp_pid);
+    return n;
+}
+
+pid_t
+th_proc_child(pid_t ppid, const char *comm)
+{
+    pid_t kids[4];
+
+    if (th_proc_children(ppid, comm, kids, 4) != 1)
+        return 0;
+    return kids[0];
+}
