@@ -429,7 +429,10 @@ static void proc_load_error(struct mgr *m, struct mgr_proc *p, const char *error
     } else if (s->repl == p) {
         s->repl = NULL;
         snprintf(msg, sizeof(msg), "%s; the previous worker keeps running", error);
+        /* Shown in status and the row until the next successful (re)start. */
+        snprintf(s->error, sizeof(s->error), "restart failed: %s", error);
         waiters_done(m, &s->restart_waiters, s, "failed", msg);
+        send_state(m, s, NULL);
     }
 }
 

@@ -27,7 +27,7 @@ static cJSON *project_json(const PGresult *res, int row)
 }
 
 enum MHD_Result api_projects_create(struct core *c, struct MHD_Connection *conn,
-                                    struct http_req *r, const char *arg)
+                                    struct http_req *r, const char *const *args)
 {
     enum MHD_Result ret = MHD_NO;
     cJSON *body = http_body_object(conn, r, 1, &ret);
@@ -88,7 +88,7 @@ enum MHD_Result api_projects_create(struct core *c, struct MHD_Connection *conn,
 }
 
 enum MHD_Result api_projects_list(struct core *c, struct MHD_Connection *conn,
-                                  struct http_req *r, const char *arg)
+                                  struct http_req *r, const char *const *args)
 {
     enum MHD_Result ret = MHD_NO;
     struct db_conn *db = http_db_get(c, conn, &ret);
@@ -114,8 +114,9 @@ enum MHD_Result api_projects_list(struct core *c, struct MHD_Connection *conn,
 }
 
 enum MHD_Result api_projects_get(struct core *c, struct MHD_Connection *conn,
-                                 struct http_req *r, const char *arg)
+                                 struct http_req *r, const char *const *args)
 {
+    const char *arg = args[0];
     enum MHD_Result ret = MHD_NO;
     const char *params[1] = {arg};
     struct db_conn *db;

@@ -17,7 +17,7 @@
 #define CALL_MARGIN_MS 5000
 
 enum MHD_Result api_health(struct core *c, struct MHD_Connection *conn, struct http_req *r,
-                           const char *arg)
+                           const char *const *args)
 {
     int ok = __atomic_load_n(&c->db_ok, __ATOMIC_RELAXED);
     cJSON *o = cJSON_CreateObject();
@@ -30,7 +30,7 @@ enum MHD_Result api_health(struct core *c, struct MHD_Connection *conn, struct h
 }
 
 enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn,
-                                 struct http_req *r, const char *arg)
+                                 struct http_req *r, const char *const *args)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "workers");
@@ -174,21 +174,21 @@ static enum MHD_Result worker_call(struct core *c, struct MHD_Connection *conn,
 }
 
 enum MHD_Result api_workers_start(struct core *c, struct MHD_Connection *conn,
-                                  struct http_req *r, const char *arg)
+                                  struct http_req *r, const char *const *args)
 {
     return worker_call(c, conn, r, "start", "running",
                        c->cfg->start_timeout_ms + CALL_MARGIN_MS);
 }
 
 enum MHD_Result api_workers_stop(struct core *c, struct MHD_Connection *conn,
-                                 struct http_req *r, const char *arg)
+                                 struct http_req *r, const char *const *args)
 {
     return worker_call(c, conn, r, "stop", "stopped",
                        c->cfg->drain_timeout_ms + CALL_MARGIN_MS);
 }
 
 enum MHD_Result api_workers_restart(struct core *c, struct MHD_Connection *conn,
-                                    struct http_req *r, const char *arg)
+                                    struct http_req *r, const char *const *args)
 {
     return worker_call(c, conn, r, "restart", "running",
                        c->cfg->start_timeout_ms + CALL_MARGIN_MS);
@@ -207,8 +207,9 @@ static void add_time(cJSON *o, const char *key, int64_t wall_ms)
 }
 
 enum MHD_Result api_workers_status(struct core *c, struct MHD_Connection *conn,
-                                   struct http_req *r, const char *arg)
+                                   struct http_req *r, const char *const *args)
 {
+    const char *arg = args[0];
     enum MHD_Result ret = MHD_NO;
     const struct core_view *v;
     struct db_conn *db;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_code.h"
 #include "api_projects.h"
 #include "api_workers.h"
 #include "config.h"
@@ -23,26 +24,34 @@
 #define HTTP_CONN_LIMIT 4096
 
 typedef enum MHD_Result (*route_fn)(struct core *c, struct MHD_Connection *conn,
-                                    struct http_req *r, const char *arg);
+                                    struct http_req *r, const char *const *args);
 
+/* A route: the method and a path pattern whose "*" segments are captured
+ * (at most HTTP_MAX_ARGS, each a single non-empty segment). */
 struct route {
     const char *method;
-    const char *path; /* exact, or a prefix ending in '/' when has_arg */
-    int has_arg;      /* the rest of the path (no '/') is the argument */
+    const char *pattern;
     int public_route; /* no token needed */
+    int artifact;     /* body is an uploaded artifact: WF_MAX_ARTIFACT_BYTES */
     route_fn fn;
 };
 
 static const struct route routes[] = {
-    {"GET", "/health", 0, 1, api_health},
+    {"GET", "/health", 1, 0, api_health},
     {"GET", "/workers", 0, 0, api_workers_list},
     {"POST", "/workers/start", 0, 0, api_workers_start},
     {"POST", "/workers/stop", 0, 0, api_workers_stop},
     {"POST", "/workers/restart", 0, 0, api_workers_restart},
-    {"GET", "/workers/status/", 1, 0, api_workers_status},
+    {"GET", "/workers/status/*", 0, 0, api_workers_status},
     {"GET", "/projects", 0, 0, api_projects_list},
     {"POST", "/projects", 0, 0, api_projects_create},
-    {"GET", "/projects/", 1, 0, api_projects_get},
+    {"GET", "/projects/*", 0, 0, api_projects_get},
+    {"GET", "/projects/*/workflows", 0, 0, api_code_list_workflows},
+    {"GET", "/projects/*/activities", 0, 0, api_code_list_activities},
+    {"PUT", "/projects/*/workflows/*", 0, 1, api_code_put_workflow},
+    {"PUT", "/projects/*/activities/*", 0, 1, api_code_put_activity},
+    {"DELETE", "/projects/*/workflows/*", 0, 0, api_code_delete_workflow},
+    {"DELETE", "/projects/*/activities/*", 0, 0, api_code_delete_activity},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -135,7 +144,7 @@ static enum MHD_Result send_too_large(struct core *c, struct MHD_Connection *con
 {
     r->responded = 1;
     return http_send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                           "request body too large (limit %ld bytes)", c->cfg->max_body_bytes);
+                           "request body too large (limit %ld bytes)", r->max_body);
 }
 
 /* Constant-time comparison of the bearer token. */
@@ -157,59 +166,97 @@ static int authorized(const struct core *c, struct MHD_Connection *conn)
     return diff == 0;
 }
 
+/* Matches url against pattern, capturing "*" segments into args. */
+static int route_match(const char *pattern, const char *url, char args[][HTTP_ARG_MAX + 1])
+{
+    int nargs = 0;
+
+    for (;;) {
+        if (*pattern == '*') {
+            size_t n = strcspn(url, "/");
+            if (n == 0 || n > HTTP_ARG_MAX || nargs == HTTP_MAX_ARGS)
+                return 0;
+            memcpy(args[nargs], url, n);
+            args[nargs][n] = '\0';
+            nargs++;
+            pattern++;
+            url += n;
+            continue;
+        }
+        if (*pattern != *url)
+            return 0;
+        if (*pattern == '\0')
+            return 1;
+        pattern++;
+        url++;
+    }
+}
+
+/* Finds the route for url and method; sets *path_found if some route has
+ * this path under another method (and lists those methods in allow). */
+static const struct route *route_find(const char *url, const char *method,
+                                      char args[][HTTP_ARG_MAX + 1], int *path_found,
+                                      char *allow, size_t allowlen)
+{
+    *path_found = 0;
+    for (size_t i = 0; i < NROUTES; i++) {
+        const struct route *rt = &routes[i];
+        if (!route_match(rt->pattern, url, args))
+            continue;
+        *path_found = 1;
+        if (strcmp(method, rt->method) == 0)
+            return rt;
+        if (allow != NULL) {
+            size_t n = strlen(allow);
+            snprintf(allow + n, allowlen - n, "%s%s", n > 0 ? ", " : "", rt->method);
+        }
+    }
+    return NULL;
+}
+
+static enum MHD_Result send_not_allowed(struct MHD_Connection *conn, const char *allow)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *text;
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    cJSON_AddBoolToObject(o, "success", 0);
+    cJSON_AddStringToObject(o, "error", "method not allowed");
+    text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (text == NULL)
+        return MHD_NO;
+    resp = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
+    if (resp == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 static enum MHD_Result dispatch(struct core *c, struct MHD_Connection *conn, const char *url,
                                 const char *method, struct http_req *r)
 {
     char allow[64] = "";
-    int path_found = 0;
+    int path_found;
+    const struct route *rt = route_find(url, method, r->args, &path_found, allow, sizeof(allow));
+    const char *args[HTTP_MAX_ARGS];
 
-    for (size_t i = 0; i < NROUTES; i++) {
-        const struct route *rt = &routes[i];
-        const char *arg = NULL;
-        size_t plen = strlen(rt->path);
-
-        if (rt->has_arg) {
-            if (strncmp(url, rt->path, plen) != 0 || url[plen] == '\0' ||
-                strchr(url + plen, '/') != NULL)
-                continue;
-            arg = url + plen;
-        } else if (strcmp(url, rt->path) != 0) {
-            continue;
-        }
-        path_found = 1;
-        if (strcmp(method, rt->method) != 0) {
-            size_t n = strlen(allow);
-            snprintf(allow + n, sizeof(allow) - n, "%s%s", n > 0 ? ", " : "", rt->method);
-            continue;
-        }
-        if (c->cfg->api_token != NULL && !rt->public_route && !authorized(c, conn))
-            return http_send_error(conn, MHD_HTTP_UNAUTHORIZED, "missing or invalid API token");
-        return rt->fn(c, conn, r, arg);
+    if (rt == NULL) {
+        if (path_found)
+            return send_not_allowed(conn, allow);
+        return http_send_error(conn, MHD_HTTP_NOT_FOUND, "not found");
     }
-    if (path_found) {
-        cJSON *o = cJSON_CreateObject();
-        char *text;
-        struct MHD_Response *resp;
-        enum MHD_Result ret;
-
-        cJSON_AddBoolToObject(o, "success", 0);
-        cJSON_AddStringToObject(o, "error", "method not allowed");
-        text = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (text == NULL)
-            return MHD_NO;
-        resp = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
-        if (resp == NULL) {
-            free(text);
-            return MHD_NO;
-        }
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-        ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-        MHD_destroy_response(resp);
-        return ret;
-    }
-    return http_send_error(conn, MHD_HTTP_NOT_FOUND, "not found");
+    if (c->cfg->api_token != NULL && !rt->public_route && !authorized(c, conn))
+        return http_send_error(conn, MHD_HTTP_UNAUTHORIZED, "missing or invalid API token");
+    for (int i = 0; i < HTTP_MAX_ARGS; i++)
+        args[i] = r->args[i];
+    return rt->fn(c, conn, r, args);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -219,23 +266,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct core *c = cls;
     struct http_req *r = *req_cls;
-    size_t max = (size_t)c->cfg->max_body_bytes;
+    size_t max;
 
     if (r == NULL) {
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+        char args[HTTP_MAX_ARGS][HTTP_ARG_MAX + 1];
+        const struct route *rt;
+        int found;
         long v;
 
         r = calloc(1, sizeof(*r));
         if (r == NULL)
             return MHD_NO;
         *req_cls = r;
-        if (cl != NULL && (config_parse_long(cl, 0, c->cfg->max_body_bytes, &v) < 0)) {
+        rt = route_find(url, method, args, &found, NULL, 0);
+        r->max_body = rt != NULL && rt->artifact ? c->cfg->max_artifact_bytes
+                                                 : c->cfg->max_body_bytes;
+        if (cl != NULL && (config_parse_long(cl, 0, r->max_body, &v) < 0)) {
             r->too_large = 1;
             return send_too_large(c, conn, r);
         }
         return MHD_YES;
     }
+    max = (size_t)r->max_body;
     if (r->responded) {
         *upload_data_size = 0; /* a reply is queued: discard the rest */
         return MHD_YES;
@@ -261,6 +315,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 cap *= 2;
             if (cap > max + 1)
                 cap = max + 1;
+            /* Grow by doubling up to the cap: amortized O(n) copies. */
             b = realloc(r->body, cap);
             if (b == NULL)
                 return MHD_NO;

@@ -24,6 +24,9 @@ struct http_req;
 typedef enum MHD_Result (*http_resume_fn)(struct core *c, struct MHD_Connection *conn,
                                           struct http_req *r);
 
+#define HTTP_MAX_ARGS 2
+#define HTTP_ARG_MAX 128
+
 struct http_req {
     char *body; /* NUL-terminated, at most cfg->max_body_bytes */
     size_t len;
@@ -34,6 +37,8 @@ struct http_req {
     http_resume_fn resume;    /* set with call */
     char arg[WF_ID_MAX + 1];  /* the project id of a pending call */
     char op[16];
+    long max_body;            /* this route's body cap */
+    char args[HTTP_MAX_ARGS][HTTP_ARG_MAX + 1]; /* the route's "*" segments */
 };
 
 /* Queues body (taken, deleted here) as the JSON reply. */
