@@ -202,3 +202,18 @@ void art_gc(const char *dir, const char *project, const char *const *keep, size_
     if (left == 0)
         rmdir(pdir);
 }
+
+void art_gc_all(const char *dir)
+{
+    struct dirent *de;
+    DIR *d = opendir(dir);
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (ju_valid_id(de->d_name))
+            art_gc(dir, de->d_name, NULL, 0);
+    }
+    closedir(d);
+    rmdir(dir);
+}

@@ -37,4 +37,8 @@ int art_materialize(struct db_conn *db, const char *dir, const char *project, co
  * the project directory if it ends up empty. */
 void art_gc(const char *dir, const char *project, const char *const *keep, size_t n);
 
+/* Removes every project's files and directory, then dir itself if empty
+ * (at shutdown, when no worker is left). */
+void art_gc_all(const char *dir);
+
 #endif

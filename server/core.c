@@ -8,12 +8,15 @@
  * worker); run the dispatcher, which starts the HTTP threads once the
  * manager's state is in. Shutdown reverses it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "artifacts.h"
@@ -86,6 +89,30 @@ static void free_views(struct core *c)
     idmap_free(&c->views);
 }
 
+/*
+ * The artifact directory of this instance: <WF_RUNTIME_DIR>/<port>. The port
+ * tells instances on one host apart (so one's clean-up never removes
+ * another's files) and stays the same across restarts, so files are reused.
+ */
+static int instance_dir(struct core *c, int listen_fd, char *err, size_t errlen)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+
+    if (getsockname(listen_fd, (struct sockaddr *)&sa, &len) < 0) {
+        snprintf(err, errlen, "could not read the listening port: %s", strerror(errno));
+        return -1;
+    }
+    if (art_init(c->cfg->runtime_dir, err, errlen) < 0)
+        return -1;
+    if ((size_t)snprintf(c->rundir, sizeof(c->rundir), "%s/%u", c->cfg->runtime_dir,
+                         (unsigned)ntohs(sa.sin_port)) >= sizeof(c->rundir)) {
+        snprintf(err, errlen, "runtime directory path too long");
+        return -1;
+    }
+    return art_init(c->rundir, err, errlen);
+}
+
 int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
 {
     static struct core core;
@@ -113,7 +140,7 @@ int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
         log_error("%s", err);
         return WF_EXIT_USAGE;
     }
-    if (art_init(cfg->runtime_dir, err, sizeof(err)) < 0) {
+    if (instance_dir(c, listen_fd, err, sizeof(err)) < 0) {
         log_error("%s (WF_RUNTIME_DIR)", err);
         return WF_EXIT_USAGE;
     }

@@ -12,6 +12,7 @@
 #ifndef WF_CORE_H
 #define WF_CORE_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -51,6 +52,7 @@ struct core_call {
 
 struct core {
     const struct wf_config *cfg;
+    char rundir[PATH_MAX]; /* <WF_RUNTIME_DIR>/<port>: this instance's artifact files */
     int ctl_fd;
     pthread_mutex_t ctl_mu;
 

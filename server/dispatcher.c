@@ -139,7 +139,7 @@ static void gc_project(struct dispatcher *d, const char *project)
         for (size_t i = 0; i < w->nshas; i++)
             keep[n++] = w->shas[i];
     }
-    art_gc(d->c->cfg->runtime_dir, project, keep, n);
+    art_gc(d->c->rundir, project, keep, n);
     free(keep);
 }
 
@@ -561,7 +561,7 @@ static cJSON *build_load(struct dispatcher *d, struct wconn *w, const PGresult *
             seen |= strcmp(w->shas[j], sha) == 0;
         if (seen)
             continue;
-        if (art_materialize(d->c->dconn, d->c->cfg->runtime_dir, w->project, sha, path,
+        if (art_materialize(d->c->dconn, d->c->rundir, w->project, sha, path,
                             sizeof(path), err, sizeof(err)) < 0) {
             char msg[800];
             snprintf(msg, sizeof(msg), "could not prepare plugin \"%s\": %s", name, err);
@@ -841,6 +841,7 @@ int dispatcher_run(struct core *c, int listen_fd)
     mark_stopped(d);
     while (d->wconns != NULL)
         drop_wconn(d, d->wconns, 0);
+    art_gc_all(c->rundir); /* no worker of ours is left to use them */
     close(d->sigfd);
     close(d->epfd);
     close(d->timerfd);
