@@ -316,6 +316,7 @@ static void on_hello(struct dispatcher *d, const cJSON *ev)
     const cJSON *it;
     const char **ids;
     const char *params[2];
+    PGresult *rows = NULL;
     char *lit;
     size_t n = 0;
     int count = cJSON_GetArraySize(arr);
@@ -325,13 +326,31 @@ static void on_hello(struct dispatcher *d, const cJSON *ev)
         return;
     cJSON_ArrayForEach(it, arr)
     {
+        if (valid_snapshot(it))
+            ids[n++] = ju_str(it, "worker_id");
+    }
+    /* What the surviving workers loaded is in their rows: the view shows it
+     * from the first request on, before each worker greets this core. */
+    lit = text_array(ids, n);
+    params[0] = lit;
+    if (lit != NULL && n > 0)
+        rows = db_exec(d->c->dconn,
+                       "SELECT worker_id, loaded::text FROM workflow_workers"
+                       " WHERE worker_id = ANY($1::text[]) AND loaded IS NOT NULL",
+                       1, params);
+    cJSON_ArrayForEach(it, arr)
+    {
+        const char *loaded = NULL;
         if (!valid_snapshot(it))
             continue;
-        ids[n++] = ju_str(it, "worker_id");
-        view_apply(d->c, it, NULL);
+        for (int i = 0; rows != NULL && i < PQntuples(rows); i++) {
+            if (strcmp(PQgetvalue(rows, i, 0), ju_str(it, "worker_id")) == 0)
+                loaded = PQgetvalue(rows, i, 1);
+        }
+        view_apply(d->c, it, loaded);
         store_state(d, it, NULL);
     }
-    lit = text_array(ids, n);
+    PQclear(rows);
     params[0] = d->c->cfg->host_id;
     params[1] = lit;
     if (lit == NULL ||

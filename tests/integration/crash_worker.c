@@ -9,11 +9,10 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
-int
-main(void)
+int main(void)
 {
-    struct rlimit none = { 0, 0 };
+    struct rlimit none = {0, 0};
 
-    (void) setrlimit(RLIMIT_CORE, &none);
+    (void)setrlimit(RLIMIT_CORE, &none);
     abort();
 }

@@ -23,9 +23,8 @@ static PGconn *conn;
  * Sends method path body and checks the reply is an error with status want,
  * "success":false and, when want_error is not NULL, exactly that error text.
  */
-static void
-expect_error(const char *method, const char *path, const char *body,
-             long want, const char *want_error)
+static void expect_error(const char *method, const char *path, const char *body, long want,
+                         const char *want_error)
 {
     cJSON *j = NULL;
     long st = th_http_json(&srv, method, path, body, &j);
@@ -36,18 +35,14 @@ expect_error(const char *method, const char *path, const char *body,
     if (want_error != NULL)
         ok &= CHECK_STR(th_json_str(j, "error"), want_error);
     else
-        ok &= CHECK(th_json_str(j, "error") != NULL &&
-                    th_json_str(j, "error")[0] != '\0');
+        ok &= CHECK(th_json_str(j, "error") != NULL && th_json_str(j, "error")[0] != '\0');
     if (!ok)
-        fprintf(stderr, "  in: %s %s body=%.80s\n", method, path,
-                body ? body : "(none)");
+        fprintf(stderr, "  in: %s %s body=%.80s\n", method, path, body ? body : "(none)");
     cJSON_Delete(j);
 }
 
 /* checks a worker-call reply: 200, success, message and projectId */
-static void
-expect_ok(const char *path, const char *project, const char *message,
-          cJSON **out)
+static void expect_ok(const char *path, const char *project, const char *message, cJSON **out)
 {
     cJSON *j = NULL;
     long st = th_post_project(&srv, path, project, &j);
@@ -65,8 +60,7 @@ expect_ok(const char *path, const char *project, const char *message,
         cJSON_Delete(j);
 }
 
-static int
-is_uuid(const char *s)
+static int is_uuid(const char *s)
 {
     static const char pattern[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
     size_t i;
@@ -77,8 +71,7 @@ is_uuid(const char *s)
         if (pattern[i] == '-') {
             if (s[i] != '-')
                 return 0;
-        } else if (strchr("0123456789abcdefABCDEF", s[i]) == NULL ||
-                   s[i] == '\0') {
+        } else if (strchr("0123456789abcdefABCDEF", s[i]) == NULL || s[i] == '\0') {
             return 0;
         }
     }
@@ -86,8 +79,7 @@ is_uuid(const char *s)
 }
 
 /* 1 when the JSON array arr holds exactly the strings of want (in order) */
-static int
-str_array_is(const cJSON *arr, const char *const *want, int n)
+static int str_array_is(const cJSON *arr, const char *const *want, int n)
 {
     int i;
 
@@ -102,25 +94,21 @@ str_array_is(const cJSON *arr, const char *const *want, int n)
     return 1;
 }
 
-static int
-pid_gone(void *arg)
+static int pid_gone(void *arg)
 {
-    return !th_pid_alive(*(pid_t *) arg);
+    return !th_pid_alive(*(pid_t *)arg);
 }
 
-static char *
-row_value(const char *column, const char *worker_id)
+static char *row_value(const char *column, const char *worker_id)
 {
     char sql[200];
 
-    snprintf(sql, sizeof(sql),
-             "SELECT %s::text FROM workflow_workers WHERE worker_id = $1",
+    snprintf(sql, sizeof(sql), "SELECT %s::text FROM workflow_workers WHERE worker_id = $1",
              column);
     return th_sql_value(conn, sql, worker_id);
 }
 
-static void
-test_health(void)
+static void test_health(void)
 {
     struct th_reply r;
     long st = th_http(&srv, "GET", "/health", NULL, 0, &r);
@@ -134,8 +122,7 @@ test_health(void)
     th_reply_free(&r);
 }
 
-static void
-test_projects(void)
+static void test_projects(void)
 {
     cJSON *j = NULL;
     const cJSON *p;
@@ -145,8 +132,7 @@ test_projects(void)
     char body[200];
     long st;
 
-    st = th_http_json(&srv, "POST", "/projects",
-                      "{\"id\":\"p1\",\"name\":\"Project one\"}", &j);
+    st = th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\",\"name\":\"Project one\"}", &j);
     CHECK_EQ_INT(st, 201);
     CHECK(th_json_bool(j, "success") == 1);
     p = cJSON_GetObjectItemCaseSensitive(j, "project");
@@ -156,8 +142,7 @@ test_projects(void)
     CHECK(th_json_str(p, "createdAt") != NULL);
     cJSON_Delete(j);
 
-    expect_error("POST", "/projects", "{\"id\":\"p1\"}", 409,
-                 "project \"p1\" already exists");
+    expect_error("POST", "/projects", "{\"id\":\"p1\"}", 409, "project \"p1\" already exists");
 
     /* without id: a generated UUID, and the name defaults to the id */
     st = th_http_json(&srv, "POST", "/projects", "{}", &j);
@@ -183,8 +168,7 @@ test_projects(void)
     expect_error("POST", "/projects", "{\"id\":\"\"}", 400, NULL);
     expect_error("POST", "/projects", "{\"id\":\"p2\",\"name\":5}", 400, NULL);
     expect_error("POST", "/projects", "{\"id\":", 400, "malformed JSON body");
-    expect_error("POST", "/projects", "[1,2]", 400,
-                 "request body must be a JSON object");
+    expect_error("POST", "/projects", "[1,2]", 400, "request body must be a JSON object");
 
     /* p1, the uuid and the 64-char id, ordered by id */
     st = th_http_json(&srv, "GET", "/projects", NULL, &j);
@@ -204,19 +188,16 @@ test_projects(void)
     st = th_http_json(&srv, "GET", "/projects/p1", NULL, &j);
     CHECK_EQ_INT(st, 200);
     CHECK(th_json_bool(j, "success") == 1);
-    CHECK_STR(th_json_str(cJSON_GetObjectItemCaseSensitive(j, "project"), "id"),
-              "p1");
+    CHECK_STR(th_json_str(cJSON_GetObjectItemCaseSensitive(j, "project"), "id"), "p1");
     cJSON_Delete(j);
     expect_error("GET", "/projects/nope", NULL, 404, NULL);
 
     /* code of p1: one active and one inactive of each kind */
-    CHECK(th_sql_exec(conn,
-          "INSERT INTO workflows (project_id, kebab_name, is_active) VALUES "
-          "('p1','order-flow',true), ('p1','old-flow',false)") == 0);
-    CHECK(th_sql_exec(conn,
-          "INSERT INTO components (project_id, name, kind, is_active) VALUES "
-          "('p1','sendEmail','activity',true), "
-          "('p1','oldActivity','activity',false)") == 0);
+    CHECK(th_sql_exec(conn, "INSERT INTO workflows (project_id, kebab_name, is_active) VALUES "
+                            "('p1','order-flow',true), ('p1','old-flow',false)") == 0);
+    CHECK(th_sql_exec(conn, "INSERT INTO components (project_id, name, kind, is_active) VALUES "
+                            "('p1','sendEmail','activity',true), "
+                            "('p1','oldActivity','activity',false)") == 0);
 }
 
 /* the two queries of DESIGN §1, verbatim */
@@ -227,8 +208,7 @@ static const char seed_query_1[] =
 static const char seed_query_2[] =
     "SELECT id, kebab_name FROM workflows WHERE project_id = 'p1' AND is_active = true;";
 
-static void
-test_seed_queries(void)
+static void test_seed_queries(void)
 {
     PGresult *res;
 
@@ -255,12 +235,11 @@ test_seed_queries(void)
     }
 }
 
-static void
-test_workers(void)
+static void test_workers(void)
 {
-    static const char *const wf_want[] = { "order-flow" };
-    static const char *const act_want[] = { "sendEmail" };
-    static const char *const list_p1[] = { "p1" };
+    static const char *const wf_want[] = {"order-flow"};
+    static const char *const act_want[] = {"sendEmail"};
+    static const char *const list_p1[] = {"p1"};
     cJSON *j = NULL;
     const cJSON *loaded;
     pid_t kids[8];
@@ -281,7 +260,7 @@ test_workers(void)
 
     expect_ok("/workers/start", "p1", "Worker started for project p1", &j);
     CHECK_STR(th_json_str(j, "workerId"), "testhost:p1");
-    pid = (pid_t) th_json_num(j, "pid");
+    pid = (pid_t)th_json_num(j, "pid");
     CHECK(pid > 0);
     cJSON_Delete(j);
 
@@ -296,7 +275,7 @@ test_workers(void)
     CHECK_STR(v, "running");
     free(v);
     v = row_value("pid", "testhost:p1");
-    CHECK(v != NULL && strtol(v, NULL, 10) == (long) pid);
+    CHECK(v != NULL && strtol(v, NULL, 10) == (long)pid);
     free(v);
     v = row_value("host", "testhost:p1");
     CHECK_STR(v, "testhost");
@@ -305,8 +284,7 @@ test_workers(void)
     CHECK_STR(v, "p1");
     free(v);
 
-    expect_ok("/workers/start", "p1", "Worker already running for project p1",
-              &j);
+    expect_ok("/workers/start", "p1", "Worker already running for project p1", &j);
     CHECK_EQ_INT(th_json_num(j, "pid"), pid);
     cJSON_Delete(j);
 
@@ -322,22 +300,18 @@ test_workers(void)
     CHECK_EQ_INT(th_json_num(j, "restarts"), 0);
     CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "error")));
     loaded = cJSON_GetObjectItemCaseSensitive(j, "loaded");
-    CHECK(str_array_is(cJSON_GetObjectItemCaseSensitive(loaded, "workflows"),
-                       wf_want, 1));
-    CHECK(str_array_is(cJSON_GetObjectItemCaseSensitive(loaded, "activities"),
-                       act_want, 1));
+    CHECK(str_array_is(cJSON_GetObjectItemCaseSensitive(loaded, "workflows"), wf_want, 1));
+    CHECK(str_array_is(cJSON_GetObjectItemCaseSensitive(loaded, "activities"), act_want, 1));
     cJSON_Delete(j);
 
     v = row_value("loaded", "testhost:p1");
-    CHECK(v != NULL && strstr(v, "order-flow") != NULL &&
-          strstr(v, "sendEmail") != NULL && strstr(v, "old-flow") == NULL &&
-          strstr(v, "oldActivity") == NULL);
+    CHECK(v != NULL && strstr(v, "order-flow") != NULL && strstr(v, "sendEmail") != NULL &&
+          strstr(v, "old-flow") == NULL && strstr(v, "oldActivity") == NULL);
     free(v);
 
     st = th_http_json(&srv, "GET", "/workers", NULL, &j);
     CHECK_EQ_INT(st, 200);
-    CHECK(str_array_is(cJSON_GetObjectItemCaseSensitive(j, "workers"),
-                       list_p1, 1));
+    CHECK(str_array_is(cJSON_GetObjectItemCaseSensitive(j, "workers"), list_p1, 1));
     CHECK_EQ_INT(th_json_num(j, "count"), 1);
     cJSON_Delete(j);
 
@@ -345,7 +319,7 @@ test_workers(void)
 
     /* restart: a new process, the old one drained away, still running */
     expect_ok("/workers/restart", "p1", "Worker restarted for project p1", &j);
-    pid2 = (pid_t) th_json_num(j, "pid");
+    pid2 = (pid_t)th_json_num(j, "pid");
     cJSON_Delete(j);
     CHECK(pid2 > 0 && pid2 != pid);
     CHECK(th_wait_until(pid_gone, &pid, 10000, 20) == 0);
@@ -360,7 +334,7 @@ test_workers(void)
     CHECK_STR(v, "running");
     free(v);
     v = row_value("pid", "testhost:p1");
-    CHECK(v != NULL && strtol(v, NULL, 10) == (long) pid2);
+    CHECK(v != NULL && strtol(v, NULL, 10) == (long)pid2);
     free(v);
 
     /* stop answers once the process is gone and the row says stopped */
@@ -387,9 +361,8 @@ test_workers(void)
     CHECK_EQ_INT(th_proc_children(srv.pid, "wf-worker", kids, 8), 0);
 
     /* restart of a stopped project starts it */
-    expect_ok("/workers/restart", "p1",
-              "Worker started for project p1 (was not running)", &j);
-    pid = (pid_t) th_json_num(j, "pid");
+    expect_ok("/workers/restart", "p1", "Worker started for project p1 (was not running)", &j);
+    pid = (pid_t)th_json_num(j, "pid");
     cJSON_Delete(j);
     CHECK(th_pid_alive(pid));
     expect_ok("/workers/stop", "p1", "Worker stopped for project p1", NULL);
@@ -402,32 +375,24 @@ test_workers(void)
                  "project \"nope\" not found");
     expect_error("POST", "/workers/restart", "{\"projectId\":\"nope\"}", 404,
                  "project \"nope\" not found");
-    expect_error("GET", "/workers/status/nope", NULL, 404,
-                 "project \"nope\" not found");
+    expect_error("GET", "/workers/status/nope", NULL, 404, "project \"nope\" not found");
 
     /* bad bodies and ids, on each of the three POST routes */
     for (i = 0; i < 3; i++) {
-        static const char *const routes[] = {
-            "/workers/start", "/workers/stop", "/workers/restart"
-        };
-        static const char invalid[] =
-            "invalid projectId: must match ^[A-Za-z0-9_-]{1,64}$";
+        static const char *const routes[] = {"/workers/start", "/workers/stop", "/workers/restart"};
+        static const char invalid[] = "invalid projectId: must match ^[A-Za-z0-9_-]{1,64}$";
         char body[200];
         char id65[66];
 
         memset(id65, 'c', 65);
         id65[65] = '\0';
-        expect_error("POST", routes[i], "{\"projectId\":", 400,
-                     "malformed JSON body");
+        expect_error("POST", routes[i], "{\"projectId\":", 400, "malformed JSON body");
         expect_error("POST", routes[i], "not json", 400, "malformed JSON body");
         expect_error("POST", routes[i], NULL, 400, NULL);
-        expect_error("POST", routes[i], "[\"p1\"]", 400,
-                     "request body must be a JSON object");
-        expect_error("POST", routes[i], "\"p1\"", 400,
-                     "request body must be a JSON object");
+        expect_error("POST", routes[i], "[\"p1\"]", 400, "request body must be a JSON object");
+        expect_error("POST", routes[i], "\"p1\"", 400, "request body must be a JSON object");
         expect_error("POST", routes[i], "{}", 400, "projectId is required");
-        expect_error("POST", routes[i], "{\"project\":\"p1\"}", 400,
-                     "projectId is required");
+        expect_error("POST", routes[i], "{\"project\":\"p1\"}", 400, "projectId is required");
         expect_error("POST", routes[i], "{\"projectId\":\"a b\"}", 400, invalid);
         expect_error("POST", routes[i], "{\"projectId\":\"../x\"}", 400, invalid);
         expect_error("POST", routes[i], "{\"projectId\":\"\"}", 400, invalid);
@@ -442,16 +407,14 @@ test_workers(void)
         memset(id65, 'd', 65);
         id65[65] = '\0';
         snprintf(path, sizeof(path), "/workers/status/%s", id65);
-        expect_error("GET", path, NULL, 400,
-                     "invalid projectId: must match ^[A-Za-z0-9_-]{1,64}$");
+        expect_error("GET", path, NULL, 400, "invalid projectId: must match ^[A-Za-z0-9_-]{1,64}$");
         expect_error("GET", "/workers/status/bad.id", NULL, 400,
                      "invalid projectId: must match ^[A-Za-z0-9_-]{1,64}$");
     }
 }
 
 /* 405 with an Allow header naming allowed */
-static void
-expect_405(const char *method, const char *path, const char *allowed)
+static void expect_405(const char *method, const char *path, const char *allowed)
 {
     struct th_reply r;
     long st = th_http(&srv, method, path, NULL, 0, &r);
@@ -467,11 +430,10 @@ expect_405(const char *method, const char *path, const char *allowed)
     th_reply_free(&r);
 }
 
-static void
-test_protocol_errors(void)
+static void test_protocol_errors(void)
 {
     static const char too_large[] = "request body too large (limit 1048576 bytes)";
-    static const char *const no_expect[] = { "Expect:", NULL };
+    static const char *const no_expect[] = {"Expect:", NULL};
     size_t big = 2u * 1024u * 1024u;
     struct th_reply r;
     char *body;
@@ -515,8 +477,7 @@ test_protocol_errors(void)
      * Without "Expect: 100-continue" the client sends the whole body before
      * reading; the reply must still be 413 and the server must not hang.
      */
-    st = th_http_ex(&srv, "POST", "/workers/start", body, big, no_expect,
-                    20000, &r);
+    st = th_http_ex(&srv, "POST", "/workers/start", body, big, no_expect, 20000, &r);
     if (st != 413)
         fprintf(stderr, "note: 2 MiB body without Expect got %ld\n", st);
     CHECK_EQ_INT(st, 413);
@@ -531,14 +492,11 @@ test_protocol_errors(void)
 }
 
 /* with WF_API_TOKEN set, every call but /health needs the bearer token */
-static void
-test_token(const struct th_db *db)
+static void test_token(const struct th_db *db)
 {
-    static const char *const env[] = { "WF_API_TOKEN=s3cret-token", NULL };
-    static const char *const good[] = {
-        "Authorization: Bearer s3cret-token", NULL
-    };
-    static const char *const bad[] = { "Authorization: Bearer wrong", NULL };
+    static const char *const env[] = {"WF_API_TOKEN=s3cret-token", NULL};
+    static const char *const good[] = {"Authorization: Bearer s3cret-token", NULL};
+    static const char *const bad[] = {"Authorization: Bearer wrong", NULL};
     static const char body[] = "{\"projectId\":\"p1\"}";
     struct th_server s2;
     struct th_reply r;
@@ -559,8 +517,7 @@ test_token(const struct th_db *db)
     st = th_http_ex(&s2, "GET", "/workers", NULL, 0, bad, 10000, &r);
     CHECK_EQ_INT(st, 401);
     th_reply_free(&r);
-    st = th_http_ex(&s2, "POST", "/workers/start", body, sizeof(body) - 1,
-                    NULL, 10000, &r);
+    st = th_http_ex(&s2, "POST", "/workers/start", body, sizeof(body) - 1, NULL, 10000, &r);
     CHECK_EQ_INT(st, 401);
     th_reply_free(&r);
     st = th_http_ex(&s2, "GET", "/projects", NULL, 0, bad, 10000, &r);
@@ -569,8 +526,7 @@ test_token(const struct th_db *db)
     st = th_http_ex(&s2, "GET", "/workers", NULL, 0, good, 10000, &r);
     CHECK_EQ_INT(st, 200);
     th_reply_free(&r);
-    st = th_http_ex(&s2, "POST", "/workers/start", body, sizeof(body) - 1,
-                    good, 30000, &r);
+    st = th_http_ex(&s2, "POST", "/workers/start", body, sizeof(body) - 1, good, 30000, &r);
     CHECK_EQ_INT(st, 200);
     CHECK_STR(th_json_str(r.json, "message"), "Worker started for project p1");
     th_reply_free(&r);
@@ -578,8 +534,7 @@ test_token(const struct th_db *db)
     th_server_cleanup(&s2);
 }
 
-int
-main(void)
+int main(void)
 {
     struct th_db db;
 

@@ -17,22 +17,20 @@
 static struct th_server srv;
 static PGconn *conn;
 
-static int
-is_failed(void *arg)
+static int is_failed(void *arg)
 {
     cJSON *j = NULL;
     long st = th_http_json(&srv, "GET", "/workers/status/p1", NULL, &j);
     int ok = st == 200 && th_json_str(j, "status") != NULL &&
              strcmp(th_json_str(j, "status"), "failed") == 0;
 
-    (void) arg;
+    (void)arg;
     cJSON_Delete(j);
     return ok;
 }
 
 /* the manager's children other than core */
-static int
-worker_children(void)
+static int worker_children(void)
 {
     pid_t kids[16];
     pid_t core = th_proc_child(srv.pid, "wf-core");
@@ -41,8 +39,7 @@ worker_children(void)
     return core > 0 ? n - 1 : n;
 }
 
-int
-main(void)
+int main(void)
 {
     char prog[1100];
     const char *env[2];
@@ -72,8 +69,7 @@ main(void)
     if (!CHECK(conn != NULL))
         goto out;
 
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}",
-                              NULL), 201);
+    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}", NULL), 201);
     t0 = th_now_ms();
     st = th_post_project(&srv, "/workers/start", "p1", &j);
     CHECK_EQ_INT(st, 500);
@@ -101,20 +97,23 @@ main(void)
     cJSON_Delete(j);
     j = NULL;
 
-    v = th_sql_value(conn, "SELECT status FROM workflow_workers "
-                     "WHERE worker_id = $1", "testhost:p1");
+    v = th_sql_value(conn,
+                     "SELECT status FROM workflow_workers "
+                     "WHERE worker_id = $1",
+                     "testhost:p1");
     CHECK_STR(v, "failed");
     free(v);
-    v = th_sql_value(conn, "SELECT error FROM workflow_workers "
-                     "WHERE worker_id = $1", "testhost:p1");
+    v = th_sql_value(conn,
+                     "SELECT error FROM workflow_workers "
+                     "WHERE worker_id = $1",
+                     "testhost:p1");
     CHECK(v != NULL && v[0] != '\0');
     free(v);
 
     st = th_http_json(&srv, "GET", "/workers", NULL, &j);
     CHECK_EQ_INT(st, 200);
     CHECK_EQ_INT(th_json_num(j, "count"), 0);
-    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "workers"))
-          == 0);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "workers")) == 0);
     cJSON_Delete(j);
     j = NULL;
 

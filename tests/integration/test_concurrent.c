@@ -23,9 +23,8 @@ static struct th_server srv;
 static PGconn *conn;
 
 /* builds n copies of path and {"projectId":"<ids[i]>"} bodies */
-static void
-fill_requests(int n, const char *const *ids, const char **paths,
-              const char *path, char (*bodies)[96], const char **bodyp)
+static void fill_requests(int n, const char *const *ids, const char **paths, const char *path,
+                          char (*bodies)[96], const char **bodyp)
 {
     int i;
 
@@ -36,8 +35,7 @@ fill_requests(int n, const char *const *ids, const char **paths,
     }
 }
 
-static void
-free_json(cJSON **json, int n)
+static void free_json(cJSON **json, int n)
 {
     int i;
 
@@ -48,8 +46,7 @@ free_json(cJSON **json, int n)
 }
 
 /* the number of live wf-worker children whose argv names project */
-static int
-workers_of(const char *project, pid_t *one)
+static int workers_of(const char *project, pid_t *one)
 {
     pid_t kids[64];
     int n = th_proc_children(srv.pid, "wf-worker", kids, 64);
@@ -61,14 +58,13 @@ workers_of(const char *project, pid_t *one)
         size_t len = 0;
         char *cmd;
 
-        snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long) kids[i]);
+        snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)kids[i]);
         cmd = th_read_file(path, &len);
         if (cmd != NULL) {
             const char *a1 = cmd + strlen(cmd) + 1;
-            const char *a2 = (size_t) (a1 - cmd) < len ? a1 + strlen(a1) + 1 : NULL;
+            const char *a2 = (size_t)(a1 - cmd) < len ? a1 + strlen(a1) + 1 : NULL;
 
-            if (a2 != NULL && (size_t) (a2 - cmd) < len &&
-                strcmp(a2, project) == 0) {
+            if (a2 != NULL && (size_t)(a2 - cmd) < len && strcmp(a2, project) == 0) {
                 found++;
                 if (one != NULL)
                     *one = kids[i];
@@ -83,8 +79,7 @@ workers_of(const char *project, pid_t *one)
  * Checks that status reply, row and process table agree for project.
  * Returns 1 when they do; when quiet, checks nothing and only reports.
  */
-static int
-consistent(const char *project, int quiet)
+static int consistent(const char *project, int quiet)
 {
     char path[96];
     char worker_id[96];
@@ -103,48 +98,50 @@ consistent(const char *project, int quiet)
         return quiet ? 0 : CHECK(0);
     }
     status = th_json_str(j, "status");
-    row_status = th_sql_value(conn, "SELECT status FROM workflow_workers "
-                              "WHERE worker_id = $1", worker_id);
-    row_pid = th_sql_value(conn, "SELECT pid::text FROM workflow_workers "
-                           "WHERE worker_id = $1", worker_id);
+    row_status = th_sql_value(conn,
+                              "SELECT status FROM workflow_workers "
+                              "WHERE worker_id = $1",
+                              worker_id);
+    row_pid = th_sql_value(conn,
+                           "SELECT pid::text FROM workflow_workers "
+                           "WHERE worker_id = $1",
+                           worker_id);
     nproc = workers_of(project, &proc_pid);
     if (status != NULL && strcmp(status, "running") == 0) {
-        ok = nproc == 1 && th_json_num(j, "pid") == proc_pid &&
-             row_status != NULL && strcmp(row_status, "running") == 0 &&
-             row_pid != NULL && strtol(row_pid, NULL, 10) == (long) proc_pid;
+        ok = nproc == 1 && th_json_num(j, "pid") == proc_pid && row_status != NULL &&
+             strcmp(row_status, "running") == 0 && row_pid != NULL &&
+             strtol(row_pid, NULL, 10) == (long)proc_pid;
     } else if (status != NULL && strcmp(status, "stopped") == 0) {
-        ok = nproc == 0 && (row_status == NULL ||
-                            strcmp(row_status, "stopped") == 0);
+        ok = nproc == 0 && (row_status == NULL || strcmp(row_status, "stopped") == 0);
     } else {
         ok = 0;
     }
     if (!ok && !quiet)
-        fprintf(stderr, "%s: status %s pid %lld, row %s pid %s, %d processes "
-                "(pid %ld)\n", project, status ? status : "?",
-                th_json_num(j, "pid"), row_status ? row_status : "(none)",
-                row_pid ? row_pid : "(none)", nproc, (long) proc_pid);
+        fprintf(stderr,
+                "%s: status %s pid %lld, row %s pid %s, %d processes "
+                "(pid %ld)\n",
+                project, status ? status : "?", th_json_num(j, "pid"),
+                row_status ? row_status : "(none)", row_pid ? row_pid : "(none)", nproc,
+                (long)proc_pid);
     cJSON_Delete(j);
     free(row_status);
     free(row_pid);
     return quiet ? ok : CHECK(ok);
 }
 
-static int
-settled(void *arg)
+static int settled(void *arg)
 {
     return consistent(arg, 1);
 }
 
-static int
-pid_gone(void *arg)
+static int pid_gone(void *arg)
 {
-    return !th_pid_alive(*(pid_t *) arg);
+    return !th_pid_alive(*(pid_t *)arg);
 }
 
 static char p1[] = "p1";
 
-int
-main(void)
+int main(void)
 {
     static char bodies[N_MANY][96];
     static char idbuf[N_MANY][16];
@@ -171,8 +168,7 @@ main(void)
     if (!CHECK(conn != NULL))
         goto out;
 
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}",
-                              NULL), 201);
+    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}", NULL), 201);
     for (i = 0; i < N_MANY; i++) {
         char body[64];
 
@@ -190,8 +186,7 @@ main(void)
             same[i] = "p1";
         fill_requests(N_SAME, same, paths, "/workers/start", bodies, bodyp);
     }
-    CHECK(th_http_parallel(&srv, "POST", paths, bodyp, N_SAME, status, json)
-          == 0);
+    CHECK(th_http_parallel(&srv, "POST", paths, bodyp, N_SAME, status, json) == 0);
     started = already = 0;
     for (i = 0; i < N_SAME; i++) {
         const char *msg = th_json_str(json[i], "message");
@@ -199,11 +194,10 @@ main(void)
         CHECK_EQ_INT(status[i], 200);
         if (msg != NULL && strcmp(msg, "Worker started for project p1") == 0)
             started++;
-        else if (msg != NULL &&
-                 strcmp(msg, "Worker already running for project p1") == 0)
+        else if (msg != NULL && strcmp(msg, "Worker already running for project p1") == 0)
             already++;
         if (i == 0)
-            pid = (pid_t) th_json_num(json[i], "pid");
+            pid = (pid_t)th_json_num(json[i], "pid");
         else
             CHECK_EQ_INT(th_json_num(json[i], "pid"), pid);
     }
@@ -220,8 +214,7 @@ main(void)
 
     /* twenty projects started at once */
     fill_requests(N_MANY, ids, paths, "/workers/start", bodies, bodyp);
-    CHECK(th_http_parallel(&srv, "POST", paths, bodyp, N_MANY, status, json)
-          == 0);
+    CHECK(th_http_parallel(&srv, "POST", paths, bodyp, N_MANY, status, json) == 0);
     for (i = 0; i < N_MANY; i++) {
         char want[64];
 
@@ -242,8 +235,7 @@ main(void)
 
     /* ... and stopped at once */
     fill_requests(N_MANY, ids, paths, "/workers/stop", bodies, bodyp);
-    CHECK(th_http_parallel(&srv, "POST", paths, bodyp, N_MANY, status, json)
-          == 0);
+    CHECK(th_http_parallel(&srv, "POST", paths, bodyp, N_MANY, status, json) == 0);
     for (i = 0; i < N_MANY; i++) {
         char want[64];
 
@@ -262,15 +254,13 @@ main(void)
             same[i] = "p1";
         fill_requests(N_SAME, same, paths, "/workers/restart", bodies, bodyp);
     }
-    CHECK(th_http_parallel(&srv, "POST", paths, bodyp, N_SAME, status, json)
-          == 0);
+    CHECK(th_http_parallel(&srv, "POST", paths, bodyp, N_SAME, status, json) == 0);
     for (i = 0; i < N_SAME; i++) {
         /* 200, or a 409 while another restart holds the project */
         CHECK(status[i] == 200 || status[i] == 409);
         if (status[i] != 200 && status[i] != 409)
             fprintf(stderr, "restart %d: %ld %s\n", i, status[i],
-                    th_json_str(json[i], "error") ? th_json_str(json[i], "error")
-                                                  : "");
+                    th_json_str(json[i], "error") ? th_json_str(json[i], "error") : "");
     }
     free_json(json, N_SAME);
     CHECK(th_wait_until(pid_gone, &pid, 10000, 20) == 0);
@@ -288,15 +278,13 @@ main(void)
         fill_requests(N_MIX, same, paths, "/workers/start", bodies, bodyp);
         for (i = 0; i < N_MIX; i++)
             mixpaths[i] = (i % 2) ? "/workers/stop" : "/workers/start";
-        CHECK(th_http_parallel(&srv, "POST", mixpaths, bodyp, N_MIX, status,
-                               json) == 0);
+        CHECK(th_http_parallel(&srv, "POST", mixpaths, bodyp, N_MIX, status, json) == 0);
     }
     for (i = 0; i < N_MIX; i++) {
         CHECK(status[i] == 200 || status[i] == 409);
         if (status[i] != 200 && status[i] != 409)
             fprintf(stderr, "mixed %d: %ld %s\n", i, status[i],
-                    th_json_str(json[i], "error") ? th_json_str(json[i], "error")
-                                                  : "");
+                    th_json_str(json[i], "error") ? th_json_str(json[i], "error") : "");
     }
     free_json(json, N_MIX);
     CHECK(th_wait_until(settled, p1, 10000, 50) == 0);

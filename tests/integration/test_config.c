@@ -14,33 +14,32 @@
 #include "harness.h"
 
 struct bad_config {
-    const char *setting;  /* "NAME=value", or "NAME" to unset it */
-    const char *name;     /* what the message must mention */
+    const char *setting; /* "NAME=value", or "NAME" to unset it */
+    const char *name;    /* what the message must mention */
 };
 
 static const struct bad_config cases[] = {
-    { "PORT=abc", "PORT" },
-    { "PORT=70000", "PORT" },
-    { "PORT=-1", "PORT" },
-    { "PORT=3011x", "PORT" },
-    { "WF_HEARTBEAT_MS=0", "WF_HEARTBEAT_MS" },
-    { "WF_HEARTBEAT_MS=9", "WF_HEARTBEAT_MS" },
-    { "WF_HEARTBEAT_MS=3600001", "WF_HEARTBEAT_MS" },
-    { "WF_HEARTBEAT_MS=99999999999999999999999", "WF_HEARTBEAT_MS" },
-    { "WF_DRAIN_TIMEOUT_MS=-5", "WF_DRAIN_TIMEOUT_MS" },
-    { "WF_DRAIN_TIMEOUT_MS=600001", "WF_DRAIN_TIMEOUT_MS" },
-    { "WF_START_TIMEOUT_MS=50", "WF_START_TIMEOUT_MS" },
-    { "WF_HTTP_THREADS=0", "WF_HTTP_THREADS" },
-    { "WF_DB_POOL_SIZE=65", "WF_DB_POOL_SIZE" },
-    { "WF_MAX_BODY_BYTES=10", "WF_MAX_BODY_BYTES" },
-    { "WF_LISTEN_ADDR=not-an-address", "WF_LISTEN_ADDR" },
-    { "LOG_LEVEL=loud", "LOG_LEVEL" },
-    { "LOG_FORMAT=xml", "LOG_FORMAT" },
-    { "DATABASE_URL", "DATABASE_URL" },
+    {"PORT=abc", "PORT"},
+    {"PORT=70000", "PORT"},
+    {"PORT=-1", "PORT"},
+    {"PORT=3011x", "PORT"},
+    {"WF_HEARTBEAT_MS=0", "WF_HEARTBEAT_MS"},
+    {"WF_HEARTBEAT_MS=9", "WF_HEARTBEAT_MS"},
+    {"WF_HEARTBEAT_MS=3600001", "WF_HEARTBEAT_MS"},
+    {"WF_HEARTBEAT_MS=99999999999999999999999", "WF_HEARTBEAT_MS"},
+    {"WF_DRAIN_TIMEOUT_MS=-5", "WF_DRAIN_TIMEOUT_MS"},
+    {"WF_DRAIN_TIMEOUT_MS=600001", "WF_DRAIN_TIMEOUT_MS"},
+    {"WF_START_TIMEOUT_MS=50", "WF_START_TIMEOUT_MS"},
+    {"WF_HTTP_THREADS=0", "WF_HTTP_THREADS"},
+    {"WF_DB_POOL_SIZE=65", "WF_DB_POOL_SIZE"},
+    {"WF_MAX_BODY_BYTES=10", "WF_MAX_BODY_BYTES"},
+    {"WF_LISTEN_ADDR=not-an-address", "WF_LISTEN_ADDR"},
+    {"LOG_LEVEL=loud", "LOG_LEVEL"},
+    {"LOG_FORMAT=xml", "LOG_FORMAT"},
+    {"DATABASE_URL", "DATABASE_URL"},
 };
 
-int
-main(void)
+int main(void)
 {
     struct th_db db;
     struct th_db nowhere;
@@ -51,14 +50,12 @@ main(void)
     memset(&nowhere, 0, sizeof(nowhere));
     if (th_init("test_config", 0) != 0)
         return TH_SKIP;
-    if (getenv("WF_TEST_DATABASE_URL") != NULL &&
-        getenv("WF_TEST_DATABASE_URL")[0] != '\0') {
+    if (getenv("WF_TEST_DATABASE_URL") != NULL && getenv("WF_TEST_DATABASE_URL")[0] != '\0') {
         if (!CHECK(th_db_create(&db) == 0))
             goto out;
         use = &db;
     } else {
-        snprintf(nowhere.url, sizeof(nowhere.url),
-                 "postgresql://wf_nobody@127.0.0.1:1/wf_nowhere");
+        snprintf(nowhere.url, sizeof(nowhere.url), "postgresql://wf_nobody@127.0.0.1:1/wf_nowhere");
         use = &nowhere;
     }
 

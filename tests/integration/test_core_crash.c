@@ -18,7 +18,7 @@
 
 static struct th_server srv;
 static PGconn *conn;
-static const char *const projects[N_WORKERS] = { "p1", "p2", "p3" };
+static const char *const projects[N_WORKERS] = {"p1", "p2", "p3"};
 
 struct core_wait {
     pid_t old_core;
@@ -26,8 +26,7 @@ struct core_wait {
 };
 
 /* 1 when a wf-core other than old_core runs and /health answers 200 */
-static int
-core_back(void *arg)
+static int core_back(void *arg)
 {
     struct core_wait *w = arg;
     struct th_reply r;
@@ -44,8 +43,7 @@ core_back(void *arg)
     return 1;
 }
 
-static pid_t
-status_pid(const char *project, char *status, size_t len)
+static pid_t status_pid(const char *project, char *status, size_t len)
 {
     char path[80];
     cJSON *j = NULL;
@@ -55,7 +53,7 @@ status_pid(const char *project, char *status, size_t len)
     if (status != NULL && len > 0)
         status[0] = '\0';
     if (th_http_json(&srv, "GET", path, NULL, &j) == 200) {
-        pid = (pid_t) th_json_num(j, "pid");
+        pid = (pid_t)th_json_num(j, "pid");
         if (status != NULL && th_json_str(j, "status") != NULL)
             snprintf(status, len, "%s", th_json_str(j, "status"));
     }
@@ -63,20 +61,52 @@ status_pid(const char *project, char *status, size_t len)
     return pid;
 }
 
+/* 1 when p1's status lists exactly order-flow and sendEmail as loaded */
+static int loaded_is_p1_code(void)
+{
+    cJSON *j = NULL;
+    const cJSON *loaded;
+    const cJSON *wf;
+    const cJSON *act;
+    int ok;
+
+    if (th_http_json(&srv, "GET", "/workers/status/p1", NULL, &j) != 200) {
+        cJSON_Delete(j);
+        return 0;
+    }
+    loaded = cJSON_GetObjectItemCaseSensitive(j, "loaded");
+    wf = cJSON_GetObjectItemCaseSensitive(loaded, "workflows");
+    act = cJSON_GetObjectItemCaseSensitive(loaded, "activities");
+    ok = cJSON_GetArraySize(wf) == 1 && cJSON_GetArraySize(act) == 1 &&
+         cJSON_IsString(cJSON_GetArrayItem(wf, 0)) &&
+         strcmp(cJSON_GetArrayItem(wf, 0)->valuestring, "order-flow") == 0 &&
+         cJSON_IsString(cJSON_GetArrayItem(act, 0)) &&
+         strcmp(cJSON_GetArrayItem(act, 0)->valuestring, "sendEmail") == 0;
+    if (!ok) {
+        char *txt = cJSON_PrintUnformatted(loaded);
+
+        fprintf(stderr, "p1 loaded: %s\n", txt ? txt : "(absent)");
+        cJSON_free(txt);
+    }
+    cJSON_Delete(j);
+    return ok;
+}
+
 /* 1 when every row is running with a heartbeat after *(long long *)arg */
-static int
-heartbeats_after(void *arg)
+static int heartbeats_after(void *arg)
 {
     char after[32];
     const char *params[1];
     long long n = -1;
     PGresult *res;
 
-    snprintf(after, sizeof(after), "%lld", *(long long *) arg);
+    snprintf(after, sizeof(after), "%lld", *(long long *)arg);
     params[0] = after;
-    res = th_sql(conn, "SELECT count(*) FROM workflow_workers WHERE status = "
+    res = th_sql(conn,
+                 "SELECT count(*) FROM workflow_workers WHERE status = "
                  "'running' AND EXTRACT(EPOCH FROM last_heartbeat) * 1000 > "
-                 "$1::bigint", 1, params);
+                 "$1::bigint",
+                 1, params);
     if (res == NULL)
         return 0;
     if (PQntuples(res) == 1)
@@ -85,8 +115,7 @@ heartbeats_after(void *arg)
     return n == N_WORKERS;
 }
 
-int
-main(void)
+int main(void)
 {
     struct th_db db;
     struct core_wait w;
@@ -114,15 +143,21 @@ main(void)
     for (i = 0; i < N_WORKERS; i++) {
         snprintf(body, sizeof(body), "{\"id\":\"%s\"}", projects[i]);
         CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", body, NULL), 201);
-        if (!CHECK_EQ_INT(th_post_project(&srv, "/workers/start", projects[i],
-                                          NULL), 200))
+        if (i == 0) {
+            CHECK(th_sql_exec(conn, "INSERT INTO workflows (project_id, "
+                                    "kebab_name, is_active) VALUES ('p1','order-flow',true)") == 0);
+            CHECK(th_sql_exec(conn,
+                              "INSERT INTO components (project_id, name, "
+                              "kind, is_active) VALUES ('p1','sendEmail','activity',true)") == 0);
+        }
+        if (!CHECK_EQ_INT(th_post_project(&srv, "/workers/start", projects[i], NULL), 200))
             goto stop;
         before[i] = status_pid(projects[i], NULL, 0);
         CHECK(before[i] > 0);
     }
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p4\"}",
-                              NULL), 201);
+    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p4\"}", NULL), 201);
 
+    CHECK(loaded_is_p1_code());
     memset(&w, 0, sizeof(w));
     w.old_core = th_proc_child(srv.pid, "wf-core");
     if (!CHECK(w.old_core > 0))
@@ -132,8 +167,8 @@ main(void)
     CHECK(kill(w.old_core, SIGKILL) == 0);
     if (!CHECK(th_wait_until(core_back, &w, 15000, 50) == 0))
         goto stop;
-    printf("core %ld replaced by %ld, /health 200 after %lld ms\n",
-           (long) w.old_core, (long) w.new_core, th_now_ms() - t0);
+    printf("core %ld replaced by %ld, /health 200 after %lld ms\n", (long)w.old_core,
+           (long)w.new_core, th_now_ms() - t0);
     CHECK(w.new_core != w.old_core);
     CHECK(!th_pid_alive(w.old_core));
     CHECK_EQ_INT(srv.port, port);
@@ -147,6 +182,8 @@ main(void)
         CHECK_STR(status, "running");
         CHECK(th_pid_alive(before[i]));
     }
+    /* the new core knows what the untouched worker has loaded */
+    CHECK(loaded_is_p1_code());
     {
         pid_t kids[8];
         int n = th_proc_children(srv.pid, "wf-worker", kids, 8);
@@ -164,8 +201,10 @@ main(void)
     }
 
     /* heartbeats reach the database again through the new core */
-    CHECK(th_sql_ll(conn, "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
-                    "::bigint", NULL, &db_now) == 0);
+    CHECK(th_sql_ll(conn,
+                    "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
+                    "::bigint",
+                    NULL, &db_now) == 0);
     CHECK(th_wait_until(heartbeats_after, &db_now, 5000, 50) == 0);
 
     /* and process control still works */

@@ -19,55 +19,50 @@ static PGconn *admin;
 static PGconn *conn;
 static struct th_db db;
 
-static int
-set_allow(int allow)
+static int set_allow(int allow)
 {
     char sql[200];
 
-    snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS %s",
-             db.name, allow ? "true" : "false");
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS %s", db.name,
+             allow ? "true" : "false");
     return th_sql_exec(admin, sql);
 }
 
-static int
-kill_backends(void)
+static int kill_backends(void)
 {
     return th_sql_exec(admin, "SELECT pg_terminate_backend(pid) FROM "
-                       "pg_stat_activity WHERE datname = current_setting("
-                       "'wf.test_db') AND pid <> pg_backend_pid()");
+                              "pg_stat_activity WHERE datname = current_setting("
+                              "'wf.test_db') AND pid <> pg_backend_pid()");
 }
 
-static int
-health_is(void *arg)
+static int health_is(void *arg)
 {
     struct th_reply r;
     long st = th_http_ex(&srv, "GET", "/health", NULL, 0, NULL, 5000, &r);
 
     th_reply_free(&r);
-    return st == *(long *) arg;
+    return st == *(long *)arg;
 }
 
 /* last_heartbeat of testhost:p1 in epoch ms, or -1 */
-static long long
-heartbeat_ms(void)
+static long long heartbeat_ms(void)
 {
     long long v = -1;
 
-    if (th_sql_ll(conn, "SELECT (EXTRACT(EPOCH FROM last_heartbeat) * 1000)"
+    if (th_sql_ll(conn,
+                  "SELECT (EXTRACT(EPOCH FROM last_heartbeat) * 1000)"
                   "::bigint FROM workflow_workers WHERE worker_id = $1",
                   "testhost:p1", &v) != 0)
         return -1;
     return v;
 }
 
-static int
-heartbeat_after(void *arg)
+static int heartbeat_after(void *arg)
 {
-    return heartbeat_ms() > *(long long *) arg;
+    return heartbeat_ms() > *(long long *)arg;
 }
 
-int
-main(void)
+int main(void)
 {
     struct th_reply r;
     char sql[200];
@@ -91,11 +86,10 @@ main(void)
     if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
         goto out;
 
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}",
-                              NULL), 201);
+    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}", NULL), 201);
     st = th_post_project(&srv, "/workers/start", "p1", &j);
     CHECK_EQ_INT(st, 200);
-    pid = (pid_t) th_json_num(j, "pid");
+    pid = (pid_t)th_json_num(j, "pid");
     cJSON_Delete(j);
     j = NULL;
 
@@ -114,8 +108,7 @@ main(void)
 
     /* calls that need the database fail fast with 503, never hang */
     t0 = th_now_ms();
-    st = th_http_ex(&srv, "POST", "/projects", "{\"id\":\"p2\"}", 11, NULL,
-                    20000, &r);
+    st = th_http_ex(&srv, "POST", "/projects", "{\"id\":\"p2\"}", 11, NULL, 20000, &r);
     CHECK_EQ_INT(st, 503);
     CHECK_STR(th_json_str(r.json, "error"), "database unavailable");
     th_reply_free(&r);
@@ -144,8 +137,10 @@ main(void)
     CHECK_EQ_INT(th_json_num(j, "pid"), pid);
     cJSON_Delete(j);
     j = NULL;
-    CHECK(th_sql_ll(conn, "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
-                    "::bigint", NULL, &db_now) == 0);
+    CHECK(th_sql_ll(conn,
+                    "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
+                    "::bigint",
+                    NULL, &db_now) == 0);
     CHECK(th_wait_until(heartbeat_after, &db_now, 10000, 50) == 0);
     st = th_post_project(&srv, "/workers/start", "p2", NULL);
     CHECK_EQ_INT(st, 200);

@@ -21,35 +21,32 @@ static const char seed_query_1[] =
     "FROM workflow_workers WHERE status = 'running';";
 
 /* last_heartbeat of testhost:p1 in epoch ms, or -1 */
-static long long
-heartbeat_ms(void)
+static long long heartbeat_ms(void)
 {
     long long v = -1;
 
-    if (th_sql_ll(conn, "SELECT (EXTRACT(EPOCH FROM last_heartbeat) * 1000)"
+    if (th_sql_ll(conn,
+                  "SELECT (EXTRACT(EPOCH FROM last_heartbeat) * 1000)"
                   "::bigint FROM workflow_workers WHERE worker_id = $1",
                   "testhost:p1", &v) != 0)
         return -1;
     return v;
 }
 
-static int
-has_heartbeat(void *arg)
+static int has_heartbeat(void *arg)
 {
-    (void) arg;
+    (void)arg;
     return heartbeat_ms() > 0;
 }
 
-static int
-heartbeat_after(void *arg)
+static int heartbeat_after(void *arg)
 {
-    return heartbeat_ms() > *(long long *) arg;
+    return heartbeat_ms() > *(long long *)arg;
 }
 
-int
-main(void)
+int main(void)
 {
-    static const char *const env[] = { "WF_HEARTBEAT_MS=200", NULL };
+    static const char *const env[] = {"WF_HEARTBEAT_MS=200", NULL};
     struct th_db db;
     long long hb1;
     long long last;
@@ -111,8 +108,7 @@ main(void)
             if (age < 2.0)
                 fresh++;
             else
-                fprintf(stderr, "seconds_since_heartbeat = %s\n",
-                        PQgetvalue(res, 0, 5));
+                fprintf(stderr, "seconds_since_heartbeat = %s\n", PQgetvalue(res, 0, 5));
         }
         PQclear(res);
         th_sleep_ms(200);

@@ -17,22 +17,20 @@
 
 static pid_t watched[N_WORKERS + 1];
 
-static int
-all_gone(void *arg)
+static int all_gone(void *arg)
 {
     int i;
 
-    (void) arg;
+    (void)arg;
     for (i = 0; i < N_WORKERS + 1; i++)
         if (th_pid_alive(watched[i]))
             return 0;
     return 1;
 }
 
-int
-main(void)
+int main(void)
 {
-    static const char *const projects[N_WORKERS] = { "p1", "p2", "p3" };
+    static const char *const projects[N_WORKERS] = {"p1", "p2", "p3"};
     struct th_server srv;
     struct th_server srv2;
     struct th_db db;
@@ -58,11 +56,9 @@ main(void)
     for (i = 0; i < N_WORKERS; i++) {
         snprintf(body, sizeof(body), "{\"id\":\"%s\"}", projects[i]);
         CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", body, NULL), 201);
-        CHECK_EQ_INT(th_post_project(&srv, "/workers/start", projects[i], NULL),
-                     200);
+        CHECK_EQ_INT(th_post_project(&srv, "/workers/start", projects[i], NULL), 200);
     }
-    if (!CHECK_EQ_INT(th_proc_children(srv.pid, "wf-worker", watched, N_WORKERS),
-                      N_WORKERS))
+    if (!CHECK_EQ_INT(th_proc_children(srv.pid, "wf-worker", watched, N_WORKERS), N_WORKERS))
         goto out;
     watched[N_WORKERS] = th_proc_child(srv.pid, "wf-core");
     if (!CHECK(watched[N_WORKERS] > 0))
@@ -72,18 +68,19 @@ main(void)
     CHECK(kill(srv.pid, SIGKILL) == 0);
     CHECK(th_server_wait(&srv, 5000) == 0);
     if (CHECK(th_wait_until(all_gone, NULL, 10000, 20) == 0))
-        printf("core and workers gone %lld ms after the manager\n",
-               th_now_ms() - t0);
+        printf("core and workers gone %lld ms after the manager\n", th_now_ms() - t0);
     for (i = 0; i < N_WORKERS + 1; i++)
         if (th_pid_alive(watched[i]))
-            fprintf(stderr, "pid %ld still alive\n", (long) watched[i]);
+            fprintf(stderr, "pid %ld still alive\n", (long)watched[i]);
 
     /* a new instance on the same host reconciles the stale rows */
     if (!CHECK(th_server_start(&srv2, &db, NULL) == 0))
         goto out;
     n = -1;
-    CHECK(th_sql_ll(conn, "SELECT count(*) FROM workflow_workers WHERE "
-                    "host = 'testhost' AND status = 'running'", NULL, &n) == 0);
+    CHECK(th_sql_ll(conn,
+                    "SELECT count(*) FROM workflow_workers WHERE "
+                    "host = 'testhost' AND status = 'running'",
+                    NULL, &n) == 0);
     CHECK_EQ_INT(n, 0);
     CHECK_EQ_INT(th_http_json(&srv2, "GET", "/workers", NULL, NULL), 200);
     CHECK_EQ_INT(th_post_project(&srv2, "/workers/start", "p1", NULL), 200);

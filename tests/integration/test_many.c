@@ -21,34 +21,31 @@ static const char seed_query_1[] =
     "       EXTRACT(EPOCH FROM (NOW() - last_heartbeat)) as seconds_since_heartbeat\n"
     "FROM workflow_workers WHERE status = 'running';";
 
-static void
-project_id(int i, char *buf, size_t len)
+static void project_id(int i, char *buf, size_t len)
 {
     snprintf(buf, len, "proj-%02d", i);
 }
 
 /* 1 when the seed query returns N_PROJECTS rows, all heartbeating < 5 s ago */
-static int
-all_fresh(void *arg)
+static int all_fresh(void *arg)
 {
     PGresult *res = th_sql(conn, seed_query_1, 0, NULL);
     int ok;
     int i;
 
-    (void) arg;
+    (void)arg;
     if (res == NULL)
         return 0;
     ok = PQntuples(res) == N_PROJECTS;
     for (i = 0; ok && i < PQntuples(res); i++) {
-        ok = !PQgetisnull(res, i, 5) && strtod(PQgetvalue(res, i, 5), NULL) < 5.0
-             && strcmp(PQgetvalue(res, i, 2), "running") == 0;
+        ok = !PQgetisnull(res, i, 5) && strtod(PQgetvalue(res, i, 5), NULL) < 5.0 &&
+             strcmp(PQgetvalue(res, i, 2), "running") == 0;
     }
     PQclear(res);
     return ok;
 }
 
-int
-main(void)
+int main(void)
 {
     struct th_db db;
     char id[32];
@@ -112,8 +109,7 @@ main(void)
     cJSON_Delete(j);
     j = NULL;
 
-    CHECK_EQ_INT(th_proc_children(srv.pid, "wf-worker", kids, N_PROJECTS + 8),
-                 N_PROJECTS);
+    CHECK_EQ_INT(th_proc_children(srv.pid, "wf-worker", kids, N_PROJECTS + 8), N_PROJECTS);
     CHECK(th_wait_until(all_fresh, NULL, 10000, 100) == 0);
 
     for (i = 0; i < N_PROJECTS; i++) {
@@ -135,12 +131,16 @@ main(void)
     CHECK_EQ_INT(th_proc_children(srv.pid, "wf-worker", kids, N_PROJECTS + 8), 0);
 
     n = -1;
-    CHECK(th_sql_ll(conn, "SELECT count(*) FROM workflow_workers "
-                    "WHERE status = 'stopped'", NULL, &n) == 0);
+    CHECK(th_sql_ll(conn,
+                    "SELECT count(*) FROM workflow_workers "
+                    "WHERE status = 'stopped'",
+                    NULL, &n) == 0);
     CHECK_EQ_INT(n, N_PROJECTS);
     n = -1;
-    CHECK(th_sql_ll(conn, "SELECT count(*) FROM workflow_workers "
-                    "WHERE status <> 'stopped'", NULL, &n) == 0);
+    CHECK(th_sql_ll(conn,
+                    "SELECT count(*) FROM workflow_workers "
+                    "WHERE status <> 'stopped'",
+                    NULL, &n) == 0);
     CHECK_EQ_INT(n, 0);
 
     CHECK_EQ_INT(th_server_stop(&srv, 15000), 0);

@@ -14,10 +14,9 @@
 
 #define N_WORKERS 3
 
-int
-main(void)
+int main(void)
 {
-    static const char *const projects[N_WORKERS] = { "p1", "p2", "p3" };
+    static const char *const projects[N_WORKERS] = {"p1", "p2", "p3"};
     struct th_server srv;
     struct th_db db;
     PGconn *conn = NULL;
@@ -43,11 +42,9 @@ main(void)
     for (i = 0; i < N_WORKERS; i++) {
         snprintf(body, sizeof(body), "{\"id\":\"%s\"}", projects[i]);
         CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", body, NULL), 201);
-        CHECK_EQ_INT(th_post_project(&srv, "/workers/start", projects[i], NULL),
-                     200);
+        CHECK_EQ_INT(th_post_project(&srv, "/workers/start", projects[i], NULL), 200);
     }
-    if (!CHECK_EQ_INT(th_proc_children(srv.pid, "wf-worker", pids, N_WORKERS + 1),
-                      N_WORKERS))
+    if (!CHECK_EQ_INT(th_proc_children(srv.pid, "wf-worker", pids, N_WORKERS + 1), N_WORKERS))
         goto out;
     core = th_proc_child(srv.pid, "wf-core");
     CHECK(core > 0);
@@ -67,9 +64,10 @@ main(void)
     CHECK(th_sql_ll(conn, "SELECT count(*) FROM workflow_workers", NULL, &n) == 0);
     CHECK_EQ_INT(n, N_WORKERS);
     n = -1;
-    CHECK(th_sql_ll(conn, "SELECT count(*) FROM workflow_workers WHERE "
-                    "status = 'stopped' AND stopped_at IS NOT NULL", NULL,
-                    &n) == 0);
+    CHECK(th_sql_ll(conn,
+                    "SELECT count(*) FROM workflow_workers WHERE "
+                    "status = 'stopped' AND stopped_at IS NOT NULL",
+                    NULL, &n) == 0);
     CHECK_EQ_INT(n, N_WORKERS);
 out:
     if (conn != NULL)

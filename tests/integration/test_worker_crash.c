@@ -24,8 +24,7 @@ struct restart_wait {
 };
 
 /* 1 once p1's status is no longer "running" under old_pid; saves it */
-static int
-left_running(void *arg)
+static int left_running(void *arg)
 {
     struct restart_wait *w = arg;
     cJSON *j = NULL;
@@ -43,8 +42,7 @@ left_running(void *arg)
 }
 
 /* 1 when p1 is running again under a pid other than old_pid */
-static int
-restarted(void *arg)
+static int restarted(void *arg)
 {
     struct restart_wait *w = arg;
     cJSON *j = NULL;
@@ -52,9 +50,9 @@ restarted(void *arg)
     int ok = 0;
 
     if (st == 200 && th_json_str(j, "status") != NULL &&
-        strcmp(th_json_str(j, "status"), "running") == 0 &&
-        th_json_num(j, "pid") > 0 && th_json_num(j, "pid") != w->old_pid) {
-        w->new_pid = (pid_t) th_json_num(j, "pid");
+        strcmp(th_json_str(j, "status"), "running") == 0 && th_json_num(j, "pid") > 0 &&
+        th_json_num(j, "pid") != w->old_pid) {
+        w->new_pid = (pid_t)th_json_num(j, "pid");
         w->restarts = th_json_num(j, "restarts");
         ok = 1;
     }
@@ -68,8 +66,7 @@ struct row_wait {
 };
 
 /* 1 when the p1 row is running with pid and a heartbeat after after_ms */
-static int
-row_fresh(void *arg)
+static int row_fresh(void *arg)
 {
     struct row_wait *w = arg;
     char pidbuf[32];
@@ -77,12 +74,14 @@ row_fresh(void *arg)
     PGresult *res;
     int ok;
 
-    snprintf(pidbuf, sizeof(pidbuf), "%ld", (long) w->pid);
+    snprintf(pidbuf, sizeof(pidbuf), "%ld", (long)w->pid);
     params[0] = "testhost:p1";
     params[1] = pidbuf;
-    res = th_sql(conn, "SELECT (EXTRACT(EPOCH FROM last_heartbeat) * 1000)::bigint"
+    res = th_sql(conn,
+                 "SELECT (EXTRACT(EPOCH FROM last_heartbeat) * 1000)::bigint"
                  " FROM workflow_workers WHERE worker_id = $1 AND pid = $2::int"
-                 " AND status = 'running'", 2, params);
+                 " AND status = 'running'",
+                 2, params);
     if (res == NULL)
         return 0;
     ok = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
@@ -91,8 +90,7 @@ row_fresh(void *arg)
     return ok;
 }
 
-static pid_t
-status_pid(const char *project)
+static pid_t status_pid(const char *project)
 {
     char path[80];
     cJSON *j = NULL;
@@ -100,14 +98,13 @@ status_pid(const char *project)
 
     snprintf(path, sizeof(path), "/workers/status/%s", project);
     if (th_http_json(&srv, "GET", path, NULL, &j) == 200)
-        pid = (pid_t) th_json_num(j, "pid");
+        pid = (pid_t)th_json_num(j, "pid");
     cJSON_Delete(j);
     return pid;
 }
 
 /* kills p1's worker with SIGKILL and checks the restart; round is 1, 2, … */
-static void
-kill_and_check(int round)
+static void kill_and_check(int round)
 {
     struct restart_wait w;
     struct row_wait rw;
@@ -118,8 +115,10 @@ kill_and_check(int round)
     w.old_pid = status_pid("p1");
     if (!CHECK(w.old_pid > 0))
         return;
-    CHECK(th_sql_ll(conn, "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
-                    "::bigint", NULL, &db_now) == 0);
+    CHECK(th_sql_ll(conn,
+                    "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
+                    "::bigint",
+                    NULL, &db_now) == 0);
     t0 = th_now_ms();
     CHECK(kill(w.old_pid, SIGKILL) == 0);
     /*
@@ -147,8 +146,8 @@ kill_and_check(int round)
         fprintf(stderr, "round %d: p1 not running again within 10 s\n", round);
         return;
     }
-    printf("round %d: restarted after %lld ms, restarts=%lld\n", round,
-           th_now_ms() - t0, w.restarts);
+    printf("round %d: restarted after %lld ms, restarts=%lld\n", round, th_now_ms() - t0,
+           w.restarts);
     CHECK(w.restarts >= round);
     CHECK(!th_pid_alive(w.old_pid));
     CHECK(th_pid_alive(w.new_pid));
@@ -167,8 +166,7 @@ kill_and_check(int round)
     CHECK(th_wait_until(row_fresh, &rw, 5000, 50) == 0);
 }
 
-int
-main(void)
+int main(void)
 {
     struct th_db db;
     pid_t bystander;
@@ -186,10 +184,8 @@ main(void)
     if (!CHECK(conn != NULL))
         goto out;
 
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}",
-                              NULL), 201);
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p2\"}",
-                              NULL), 201);
+    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}", NULL), 201);
+    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p2\"}", NULL), 201);
     if (!CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p1", NULL), 200))
         goto out;
     if (!CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p2", NULL), 200))

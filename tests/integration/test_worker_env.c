@@ -19,8 +19,7 @@
 static struct th_server srv;
 
 /* 1 when some NUL-separated entry of buf (len bytes) contains needle */
-static int
-entries_contain(const char *buf, size_t len, const char *needle)
+static int entries_contain(const char *buf, size_t len, const char *needle)
 {
     size_t off = 0;
 
@@ -30,8 +29,7 @@ entries_contain(const char *buf, size_t len, const char *needle)
         const char *e = buf + off;
 
         if (strstr(e, needle) != NULL) {
-            fprintf(stderr, "worker environ entry \"%s\" contains \"%s\"\n",
-                    e, needle);
+            fprintf(stderr, "worker environ entry \"%s\" contains \"%s\"\n", e, needle);
             return 1;
         }
         off += strlen(e) + 1;
@@ -44,8 +42,7 @@ entries_contain(const char *buf, size_t len, const char *needle)
  * through /proc/<pid>/mem, within 10 s and 1 GiB in all. Returns 1 found,
  * 0 not found, -1 when the memory could not be read or the scan hit a bound.
  */
-static int
-memory_contains(pid_t pid, const char *needle)
+static int memory_contains(pid_t pid, const char *needle)
 {
     char path[64];
     char *maps;
@@ -59,11 +56,11 @@ memory_contains(pid_t pid, const char *needle)
     int found = 0;
     int fd;
 
-    snprintf(path, sizeof(path), "/proc/%ld/maps", (long) pid);
+    snprintf(path, sizeof(path), "/proc/%ld/maps", (long)pid);
     maps = th_read_file(path, NULL);
     if (maps == NULL)
         return -1;
-    snprintf(path, sizeof(path), "/proc/%ld/mem", (long) pid);
+    snprintf(path, sizeof(path), "/proc/%ld/mem", (long)pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     buf = malloc(chunk + nlen);
     if (fd < 0 || buf == NULL) {
@@ -87,20 +84,19 @@ memory_contains(pid_t pid, const char *needle)
          * Huge mappings are reservations (sanitizer shadow memory), not
          * data the worker was given; skip them, and bound the whole scan.
          */
-        if (sscanf(line, "%llx-%llx %7s", &lo, &hi, perms) == 3 &&
-            perms[0] == 'r' && hi - lo <= (256ULL << 20) &&
-            strstr(line, "[vvar]") == NULL &&
+        if (sscanf(line, "%llx-%llx %7s", &lo, &hi, perms) == 3 && perms[0] == 'r' &&
+            hi - lo <= (256ULL << 20) && strstr(line, "[vvar]") == NULL &&
             strstr(line, "[vsyscall]") == NULL) {
-            for (at = lo; at < hi && !found && total < (1LL << 30) &&
-                 th_now_ms() < deadline; at += chunk) {
-                size_t want = (size_t) ((hi - at) < chunk ? (hi - at) : chunk);
-                ssize_t n = pread(fd, buf, want, (off_t) at);
+            for (at = lo; at < hi && !found && total < (1LL << 30) && th_now_ms() < deadline;
+                 at += chunk) {
+                size_t want = (size_t)((hi - at) < chunk ? (hi - at) : chunk);
+                ssize_t n = pread(fd, buf, want, (off_t)at);
 
                 if (n <= 0)
                     break;
                 read_any = 1;
                 total += n;
-                if (memmem(buf, (size_t) n, needle, nlen) != NULL)
+                if (memmem(buf, (size_t)n, needle, nlen) != NULL)
                     found = 1;
             }
         }
@@ -112,15 +108,14 @@ memory_contains(pid_t pid, const char *needle)
     if (!read_any)
         return -1;
     if (!found && (total >= (1LL << 30) || th_now_ms() >= deadline)) {
-        fprintf(stderr, "memory scan of pid %ld incomplete\n", (long) pid);
+        fprintf(stderr, "memory scan of pid %ld incomplete\n", (long)pid);
         return -1;
     }
     return found;
 }
 
 /* the value of keyword kw in the connection string url, malloc'ed, or NULL */
-static char *
-conninfo_value(const char *url, const char *kw)
+static char *conninfo_value(const char *url, const char *kw)
 {
     PQconninfoOption *opts = PQconninfoParse(url, NULL);
     PQconninfoOption *o;
@@ -135,8 +130,7 @@ conninfo_value(const char *url, const char *kw)
     return v;
 }
 
-int
-main(void)
+int main(void)
 {
     struct th_db db;
     cJSON *j = NULL;
@@ -166,11 +160,11 @@ main(void)
     st = th_post_project(&srv, "/workers/start", "p1", &j);
     if (!CHECK_EQ_INT(st, 200))
         goto out;
-    pid = (pid_t) th_json_num(j, "pid");
+    pid = (pid_t)th_json_num(j, "pid");
     if (!CHECK(pid > 0 && th_pid_alive(pid)))
         goto out;
 
-    snprintf(path, sizeof(path), "/proc/%ld/environ", (long) pid);
+    snprintf(path, sizeof(path), "/proc/%ld/environ", (long)pid);
     environ_buf = th_read_file(path, &len);
     if (!CHECK(environ_buf != NULL))
         goto out;
@@ -197,11 +191,11 @@ main(void)
     CHECK(!entries_contain(environ_buf, len, "PGPASSWORD"));
 
     /* exec'd from the server binary, argv: <prog> worker p1 */
-    snprintf(path, sizeof(path), "/proc/%ld/exe", (long) pid);
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
     CHECK(stat(path, &st_exe) == 0);
     CHECK(stat(getenv("WF_SERVER_BIN"), &st_bin) == 0);
     CHECK(st_exe.st_ino == st_bin.st_ino && st_exe.st_dev == st_bin.st_dev);
-    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long) pid);
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
     cmdline = th_read_file(path, &clen);
     if (CHECK(cmdline != NULL && clen > 0)) {
         const char *argv0 = cmdline;
@@ -210,12 +204,11 @@ main(void)
         const char *argv2;
 
         base = base ? base + 1 : argv0;
-        CHECK(strcmp(argv0, getenv("WF_SERVER_BIN")) == 0 ||
-              strcmp(base, "wf-server") == 0);
-        if (CHECK((size_t) (argv1 - cmdline) < clen)) {
+        CHECK(strcmp(argv0, getenv("WF_SERVER_BIN")) == 0 || strcmp(base, "wf-server") == 0);
+        if (CHECK((size_t)(argv1 - cmdline) < clen)) {
             CHECK_STR(argv1, "worker");
             argv2 = argv1 + strlen(argv1) + 1;
-            if (CHECK((size_t) (argv2 - cmdline) < clen))
+            if (CHECK((size_t)(argv2 - cmdline) < clen))
                 CHECK_STR(argv2, "p1");
         }
     }
@@ -230,8 +223,7 @@ main(void)
     mem = memory_contains(pid, db.name);
     CHECK(mem != -1);
     if (mem == 1)
-        fprintf(stderr, "worker memory contains the database name %s\n",
-                db.name);
+        fprintf(stderr, "worker memory contains the database name %s\n", db.name);
     CHECK(mem == 0);
 
     st = th_post_project(&srv, "/workers/stop", "p1", NULL);

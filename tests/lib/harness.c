@@ -41,8 +41,7 @@ static int n_failed;
 
 /* ---- assertions ---------------------------------------------------------- */
 
-int
-th_check(int ok, const char *file, int line, const char *expr)
+int th_check(int ok, const char *file, int line, const char *expr)
 {
     if (ok) {
         n_passed++;
@@ -53,55 +52,50 @@ th_check(int ok, const char *file, int line, const char *expr)
     return 0;
 }
 
-int
-th_check_int(long long a, long long b, const char *file, int line,
-             const char *ea, const char *eb)
+int th_check_int(long long a, long long b, const char *file, int line, const char *ea,
+                 const char *eb)
 {
     if (a == b) {
         n_passed++;
         return 1;
     }
     n_failed++;
-    fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", file, line, ea,
-            eb, a, b);
+    fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", file, line, ea, eb, a, b);
     return 0;
 }
 
-int
-th_check_str(const char *a, const char *b, const char *file, int line,
-             const char *ea, const char *eb)
+int th_check_str(const char *a, const char *b, const char *file, int line, const char *ea,
+                 const char *eb)
 {
     if (a != NULL && b != NULL && strcmp(a, b) == 0) {
         n_passed++;
         return 1;
     }
     n_failed++;
-    fprintf(stderr, "FAIL %s:%d: %s == %s (\"%s\" != \"%s\")\n", file, line,
-            ea, eb, a ? a : "(null)", b ? b : "(null)");
+    fprintf(stderr, "FAIL %s:%d: %s == %s (\"%s\" != \"%s\")\n", file, line, ea, eb,
+            a ? a : "(null)", b ? b : "(null)");
     return 0;
 }
 
-int
-th_failures(void)
+int th_failures(void)
 {
     return n_failed;
 }
 
-int
-th_init(const char *name, int need_db)
+int th_init(const char *name, int need_db)
 {
     test_name = name;
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
     if (getenv("WF_SERVER_BIN") == NULL || getenv("WF_SERVER_BIN")[0] == '\0') {
-        printf("%s: WF_SERVER_BIN is not set (run through ctest); skipped\n",
-               name);
+        printf("%s: WF_SERVER_BIN is not set (run through ctest); skipped\n", name);
         return -1;
     }
-    if (need_db && (getenv("WF_TEST_DATABASE_URL") == NULL ||
-                    getenv("WF_TEST_DATABASE_URL")[0] == '\0')) {
+    if (need_db &&
+        (getenv("WF_TEST_DATABASE_URL") == NULL || getenv("WF_TEST_DATABASE_URL")[0] == '\0')) {
         printf("%s: WF_TEST_DATABASE_URL is not set (a superuser URL of a "
-               "throwaway PostgreSQL cluster); skipped\n", name);
+               "throwaway PostgreSQL cluster); skipped\n",
+               name);
         return -1;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -111,8 +105,7 @@ th_init(const char *name, int need_db)
     return 0;
 }
 
-int
-th_finish(void)
+int th_finish(void)
 {
     printf("%s: %d passed, %d failed\n", test_name, n_passed, n_failed);
     curl_global_cleanup();
@@ -121,30 +114,27 @@ th_finish(void)
 
 /* ---- time and polling ---------------------------------------------------- */
 
-long long
-th_now_ms(void)
+long long th_now_ms(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void
-th_sleep_ms(int ms)
+void th_sleep_ms(int ms)
 {
     struct timespec ts;
 
     if (ms <= 0)
         return;
     ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (long) (ms % 1000) * 1000000L;
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
 }
 
-int
-th_wait_until(th_cond_fn cond, void *arg, int timeout_ms, int interval_ms)
+int th_wait_until(th_cond_fn cond, void *arg, int timeout_ms, int interval_ms)
 {
     long long deadline = th_now_ms() + timeout_ms;
     int max_iter;
@@ -165,8 +155,7 @@ th_wait_until(th_cond_fn cond, void *arg, int timeout_ms, int interval_ms)
 
 /* ---- files --------------------------------------------------------------- */
 
-char *
-th_read_file(const char *path, size_t *len)
+char *th_read_file(const char *path, size_t *len)
 {
     char *buf = NULL;
     size_t cap = 0;
@@ -207,7 +196,7 @@ th_read_file(const char *path, size_t *len)
         }
         if (n == 0)
             break;
-        used += (size_t) n;
+        used += (size_t)n;
     }
     close(fd);
     buf[used] = '\0';
@@ -224,8 +213,7 @@ th_read_file(const char *path, size_t *len)
  * appended (a later keyword wins in libpq). Returns 0, or -1 if out is too
  * small.
  */
-static int
-url_with_db(const char *admin, const char *dbname, char *out, size_t outlen)
+static int url_with_db(const char *admin, const char *dbname, char *out, size_t outlen)
 {
     const char *scheme_end;
     const char *rest;
@@ -233,30 +221,26 @@ url_with_db(const char *admin, const char *dbname, char *out, size_t outlen)
     const char *query;
     int n;
 
-    if (strncmp(admin, "postgresql://", 13) != 0 &&
-        strncmp(admin, "postgres://", 11) != 0) {
+    if (strncmp(admin, "postgresql://", 13) != 0 && strncmp(admin, "postgres://", 11) != 0) {
         n = snprintf(out, outlen, "%s dbname=%s", admin, dbname);
-        return (n < 0 || (size_t) n >= outlen) ? -1 : 0;
+        return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
     }
     scheme_end = strstr(admin, "://") + 3;
     rest = scheme_end + strcspn(scheme_end, "/?");
-    authority_len = (size_t) (rest - admin);
+    authority_len = (size_t)(rest - admin);
     query = strchr(rest, '?');
-    n = snprintf(out, outlen, "%.*s/%s%s", (int) authority_len, admin, dbname,
-                 query ? query : "");
-    return (n < 0 || (size_t) n >= outlen) ? -1 : 0;
+    n = snprintf(out, outlen, "%.*s/%s%s", (int)authority_len, admin, dbname, query ? query : "");
+    return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
 }
 
 /* drops NOTICEs such as "database … does not exist, skipping" */
-static void
-quiet_notice(void *arg, const char *message)
+static void quiet_notice(void *arg, const char *message)
 {
-    (void) arg;
-    (void) message;
+    (void)arg;
+    (void)message;
 }
 
-static PGconn *
-connect_url(const char *url)
+static PGconn *connect_url(const char *url)
 {
     PGconn *conn = PQconnectdb(url);
 
@@ -265,8 +249,7 @@ connect_url(const char *url)
         return NULL;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "could not connect to the database: %s",
-                PQerrorMessage(conn));
+        fprintf(stderr, "could not connect to the database: %s", PQerrorMessage(conn));
         PQfinish(conn);
         return NULL;
     }
@@ -274,8 +257,7 @@ connect_url(const char *url)
     return conn;
 }
 
-int
-th_db_create(struct th_db *db)
+int th_db_create(struct th_db *db)
 {
     const char *admin = getenv("WF_TEST_DATABASE_URL");
     char sql[160];
@@ -286,14 +268,13 @@ th_db_create(struct th_db *db)
     memset(db, 0, sizeof(*db));
     if (admin == NULL)
         return -1;
-    n = snprintf(db->name, sizeof(db->name), "wf_t_%.32s_%ld", test_name,
-                 (long) getpid());
-    if (n < 0 || (size_t) n >= sizeof(db->name))
+    n = snprintf(db->name, sizeof(db->name), "wf_t_%.32s_%ld", test_name, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof(db->name))
         return -1;
     for (i = 0; db->name[i] != '\0'; i++) {
-        unsigned char c = (unsigned char) db->name[i];
+        unsigned char c = (unsigned char)db->name[i];
 
-        db->name[i] = isalnum(c) ? (char) tolower(c) : '_';
+        db->name[i] = isalnum(c) ? (char)tolower(c) : '_';
     }
     if (url_with_db(admin, db->name, db->url, sizeof(db->url)) != 0) {
         fprintf(stderr, "database URL too long\n");
@@ -303,8 +284,7 @@ th_db_create(struct th_db *db)
     if (conn == NULL)
         return -1;
     /* a leftover of an earlier run with the same pid would make CREATE fail */
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
-             db->name);
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db->name);
     if (th_sql_exec(conn, sql) != 0) {
         PQfinish(conn);
         return -1;
@@ -319,8 +299,7 @@ th_db_create(struct th_db *db)
     return 0;
 }
 
-int
-th_db_drop(struct th_db *db)
+int th_db_drop(struct th_db *db)
 {
     const char *admin = getenv("WF_TEST_DATABASE_URL");
     char sql[160];
@@ -332,8 +311,7 @@ th_db_drop(struct th_db *db)
     conn = connect_url(admin);
     if (conn == NULL)
         return -1;
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
-             db->name);
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db->name);
     rc = th_sql_exec(conn, sql);
     PQfinish(conn);
     if (rc == 0)
@@ -341,14 +319,12 @@ th_db_drop(struct th_db *db)
     return rc;
 }
 
-PGconn *
-th_db_connect(const struct th_db *db)
+PGconn *th_db_connect(const struct th_db *db)
 {
     return connect_url(db->url);
 }
 
-PGresult *
-th_sql(PGconn *conn, const char *sql, int nparams, const char *const *params)
+PGresult *th_sql(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
     PGresult *res;
     ExecStatusType st;
@@ -362,16 +338,14 @@ th_sql(PGconn *conn, const char *sql, int nparams, const char *const *params)
     }
     st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        fprintf(stderr, "query failed: %s  query: %s\n",
-                PQresultErrorMessage(res), sql);
+        fprintf(stderr, "query failed: %s  query: %s\n", PQresultErrorMessage(res), sql);
         PQclear(res);
         return NULL;
     }
     return res;
 }
 
-int
-th_sql_exec(PGconn *conn, const char *sql)
+int th_sql_exec(PGconn *conn, const char *sql)
 {
     PGresult *res = th_sql(conn, sql, 0, NULL);
 
@@ -381,8 +355,7 @@ th_sql_exec(PGconn *conn, const char *sql)
     return 0;
 }
 
-char *
-th_sql_value(PGconn *conn, const char *sql, const char *p1)
+char *th_sql_value(PGconn *conn, const char *sql, const char *p1)
 {
     const char *params[1];
     PGresult *res;
@@ -398,8 +371,7 @@ th_sql_value(PGconn *conn, const char *sql, const char *p1)
     return val;
 }
 
-int
-th_sql_ll(PGconn *conn, const char *sql, const char *p1, long long *out)
+int th_sql_ll(PGconn *conn, const char *sql, const char *p1, long long *out)
 {
     char *val = th_sql_value(conn, sql, p1);
     char *end;
@@ -426,34 +398,29 @@ struct envvec {
     int n;
 };
 
-static size_t
-env_name_len(const char *entry)
+static size_t env_name_len(const char *entry)
 {
     const char *eq = strchr(entry, '=');
 
-    return eq ? (size_t) (eq - entry) : strlen(entry);
+    return eq ? (size_t)(eq - entry) : strlen(entry);
 }
 
 /* variables of the test's own environment the server must not inherit */
-static int
-env_stripped(const char *entry)
+static int env_stripped(const char *entry)
 {
     size_t n = env_name_len(entry);
 
     return strncmp(entry, "WF_", 3) == 0 || strncmp(entry, "LOG_", 4) == 0 ||
            (n == 12 && strncmp(entry, "DATABASE_URL", 12) == 0) ||
-           (n == 4 && strncmp(entry, "PORT", 4) == 0) ||
-           strncmp(entry, "PG", 2) == 0;
+           (n == 4 && strncmp(entry, "PORT", 4) == 0) || strncmp(entry, "PG", 2) == 0;
 }
 
-static void
-env_unset(struct envvec *e, const char *name, size_t nlen)
+static void env_unset(struct envvec *e, const char *name, size_t nlen)
 {
     int i;
 
     for (i = 0; i < e->n; i++) {
-        if (env_name_len(e->v[i]) == nlen &&
-            strncmp(e->v[i], name, nlen) == 0) {
+        if (env_name_len(e->v[i]) == nlen && strncmp(e->v[i], name, nlen) == 0) {
             free(e->v[i]);
             e->v[i] = e->v[e->n - 1];
             e->n--;
@@ -463,15 +430,14 @@ env_unset(struct envvec *e, const char *name, size_t nlen)
 }
 
 /* "NAME=value" sets (replacing), "NAME" unsets; returns 0 or -1 */
-static int
-env_apply(struct envvec *e, const char *entry)
+static int env_apply(struct envvec *e, const char *entry)
 {
     size_t nlen = env_name_len(entry);
 
     env_unset(e, entry, nlen);
     if (entry[nlen] != '=')
         return 0;
-    if (e->n >= (int) (sizeof(e->v) / sizeof(e->v[0])) - 1)
+    if (e->n >= (int)(sizeof(e->v) / sizeof(e->v[0])) - 1)
         return -1;
     e->v[e->n] = strdup(entry);
     if (e->v[e->n] == NULL)
@@ -480,8 +446,7 @@ env_apply(struct envvec *e, const char *entry)
     return 0;
 }
 
-static void
-env_free(struct envvec *e)
+static void env_free(struct envvec *e)
 {
     int i;
 
@@ -490,15 +455,15 @@ env_free(struct envvec *e)
     e->n = 0;
 }
 
-static int
-env_build(struct envvec *e, const struct th_db *db,
-          const char *const *overrides)
+static int env_build(struct envvec *e, const struct th_db *db, const char *const *overrides)
 {
-    static const char *const base[] = {
-        "PORT=0", "LOG_FORMAT=text", "LOG_LEVEL=debug",
-        "WF_HEARTBEAT_MS=200", "WF_DRAIN_TIMEOUT_MS=3000",
-        "WF_HOST_ID=testhost", NULL
-    };
+    static const char *const base[] = {"PORT=0",
+                                       "LOG_FORMAT=text",
+                                       "LOG_LEVEL=debug",
+                                       "WF_HEARTBEAT_MS=200",
+                                       "WF_DRAIN_TIMEOUT_MS=3000",
+                                       "WF_HOST_ID=testhost",
+                                       NULL};
     char dburl[2100];
     char **p;
     int i;
@@ -527,19 +492,16 @@ env_build(struct envvec *e, const struct th_db *db,
 
 /* ---- the server ---------------------------------------------------------- */
 
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    (void) sb;
-    (void) flag;
-    (void) ftw;
+    (void)sb;
+    (void)flag;
+    (void)ftw;
     remove(path);
     return 0;
 }
 
-int
-th_server_spawn(struct th_server *s, const struct th_db *db,
-                const char *const *overrides)
+int th_server_spawn(struct th_server *s, const struct th_db *db, const char *const *overrides)
 {
     const char *bin = getenv("WF_SERVER_BIN");
     struct envvec env;
@@ -559,8 +521,7 @@ th_server_spawn(struct th_server *s, const struct th_db *db,
     snprintf(s->log_path, sizeof(s->log_path), "%s/server.log", s->dir);
     logfd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (logfd < 0) {
-        fprintf(stderr, "could not open %s: %s\n", s->log_path,
-                strerror(errno));
+        fprintf(stderr, "could not open %s: %s\n", s->log_path, strerror(errno));
         th_server_cleanup(s);
         return -1;
     }
@@ -602,7 +563,7 @@ th_server_spawn(struct th_server *s, const struct th_db *db,
         }
         dup2(logfd, 1);
         dup2(logfd, 2);
-        argv[0] = (char *) (uintptr_t) bin;
+        argv[0] = (char *)(uintptr_t)bin;
         argv[1] = NULL;
         execve(bin, argv, env.v);
         _exit(127);
@@ -615,8 +576,7 @@ th_server_spawn(struct th_server *s, const struct th_db *db,
     return 0;
 }
 
-int
-th_server_log_contains(const struct th_server *s, const char *needle)
+int th_server_log_contains(const struct th_server *s, const char *needle)
 {
     size_t len;
     char *log = th_read_file(s->log_path, &len);
@@ -630,8 +590,7 @@ th_server_log_contains(const struct th_server *s, const char *needle)
 }
 
 /* the port of the first "listening on port <N>" in the log, or 0 */
-static int
-log_port(const struct th_server *s)
+static int log_port(const struct th_server *s)
 {
     static const char needle[] = "listening on port ";
     size_t len;
@@ -646,17 +605,15 @@ log_port(const struct th_server *s)
     if (at != NULL) {
         errno = 0;
         port = strtol(at + sizeof(needle) - 1, &end, 10);
-        if (errno != 0 || end == at + sizeof(needle) - 1 || port < 1 ||
-            port > 65535)
+        if (errno != 0 || end == at + sizeof(needle) - 1 || port < 1 || port > 65535)
             port = 0;
     }
     free(log);
-    return (int) port;
+    return (int)port;
 }
 
 /* reaps the manager if it exited; returns 1 if it has exited */
-static int
-server_reap(struct th_server *s)
+static int server_reap(struct th_server *s)
 {
     int st;
     pid_t r;
@@ -679,8 +636,7 @@ server_reap(struct th_server *s)
     return 0;
 }
 
-int
-th_exit_code(const struct th_server *s)
+int th_exit_code(const struct th_server *s)
 {
     if (!s->exited || s->status == -1)
         return -1;
@@ -689,8 +645,7 @@ th_exit_code(const struct th_server *s)
     return -1;
 }
 
-static void
-describe_exit(const struct th_server *s)
+static void describe_exit(const struct th_server *s)
 {
     if (WIFEXITED(s->status))
         fprintf(stderr, "server exited with code %d\n", WEXITSTATUS(s->status));
@@ -698,8 +653,7 @@ describe_exit(const struct th_server *s)
         fprintf(stderr, "server killed by signal %d\n", WTERMSIG(s->status));
 }
 
-static int
-health_ok(void *arg)
+static int health_ok(void *arg)
 {
     const struct th_server *s = arg;
     struct th_reply r;
@@ -710,9 +664,7 @@ health_ok(void *arg)
     return st == 200;
 }
 
-int
-th_server_start(struct th_server *s, const struct th_db *db,
-                const char *const *overrides)
+int th_server_start(struct th_server *s, const struct th_db *db, const char *const *overrides)
 {
     long long deadline;
     int i;
@@ -754,8 +706,7 @@ th_server_start(struct th_server *s, const struct th_db *db,
     return -1;
 }
 
-int
-th_server_wait(struct th_server *s, int timeout_ms)
+int th_server_wait(struct th_server *s, int timeout_ms)
 {
     long long deadline = th_now_ms() + timeout_ms;
     int i;
@@ -770,14 +721,15 @@ th_server_wait(struct th_server *s, int timeout_ms)
     return server_reap(s) ? 0 : -1;
 }
 
-int
-th_server_stop(struct th_server *s, int timeout_ms)
+int th_server_stop(struct th_server *s, int timeout_ms)
 {
     if (!server_reap(s)) {
         kill(s->pid, SIGTERM);
         if (th_server_wait(s, timeout_ms) != 0) {
-            fprintf(stderr, "server did not exit within %d ms of SIGTERM; "
-                    "sending SIGKILL\n", timeout_ms);
+            fprintf(stderr,
+                    "server did not exit within %d ms of SIGTERM; "
+                    "sending SIGKILL\n",
+                    timeout_ms);
             kill(s->pid, SIGKILL);
             th_server_wait(s, 5000);
             return -1;
@@ -788,8 +740,7 @@ th_server_stop(struct th_server *s, int timeout_ms)
     return th_exit_code(s);
 }
 
-void
-th_server_log_tail(const struct th_server *s, int lines)
+void th_server_log_tail(const struct th_server *s, int lines)
 {
     size_t len;
     char *log;
@@ -807,8 +758,8 @@ th_server_log_tail(const struct th_server *s, int lines)
             break;
         start--;
     }
-    fprintf(stderr, "---- server log (%s), last %d lines ----\n%s",
-            s->log_path, lines, log + start);
+    fprintf(stderr, "---- server log (%s), last %d lines ----\n%s", s->log_path, lines,
+            log + start);
     if (len > 0 && log[len - 1] != '\n')
         fputc('\n', stderr);
     fprintf(stderr, "---- end of server log ----\n");
@@ -816,8 +767,7 @@ th_server_log_tail(const struct th_server *s, int lines)
 }
 
 /* SIGKILLs pid and, first, all its descendants that are still alive */
-static void
-kill_tree(pid_t pid, int depth)
+static void kill_tree(pid_t pid, int depth)
 {
     pid_t kids[256];
     int n;
@@ -831,17 +781,16 @@ kill_tree(pid_t pid, int depth)
     kill(pid, SIGKILL);
 }
 
-void
-th_server_cleanup(struct th_server *s)
+void th_server_cleanup(struct th_server *s)
 {
     if (s == NULL)
         return;
     /* a sanitizer build reports into the log; any report is a failure */
     if (s->log_path[0] != '\0') {
         th_check(!th_server_log_contains(s, "ERROR: AddressSanitizer") &&
-                 !th_server_log_contains(s, "ERROR: LeakSanitizer") &&
-                 !th_server_log_contains(s, "runtime error:"), __FILE__,
-                 __LINE__, "no sanitizer report in the server log");
+                     !th_server_log_contains(s, "ERROR: LeakSanitizer") &&
+                     !th_server_log_contains(s, "runtime error:"),
+                 __FILE__, __LINE__, "no sanitizer report in the server log");
     }
     if (n_failed > 0 && s->log_path[0] != '\0')
         th_server_log_tail(s, 80);
@@ -868,8 +817,7 @@ struct growbuf {
     size_t cap;
 };
 
-static size_t
-growbuf_write(char *data, size_t size, size_t nmemb, void *userp)
+static size_t growbuf_write(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct growbuf *b = userp;
     size_t n = size * nmemb;
@@ -894,13 +842,11 @@ growbuf_write(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
-long
-th_http_ex(const struct th_server *s, const char *method, const char *path,
-           const char *body, size_t body_len, const char *const *headers,
-           long timeout_ms, struct th_reply *r)
+long th_http_ex(const struct th_server *s, const char *method, const char *path, const char *body,
+                size_t body_len, const char *const *headers, long timeout_ms, struct th_reply *r)
 {
-    struct growbuf bbuf = { NULL, 0, 0 };
-    struct growbuf hbuf = { NULL, 0, 0 };
+    struct growbuf bbuf = {NULL, 0, 0};
+    struct growbuf hbuf = {NULL, 0, 0};
     struct curl_slist *hl = NULL;
     char url[1200];
     CURL *c;
@@ -928,8 +874,7 @@ th_http_ex(const struct th_server *s, const char *method, const char *path,
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &hbuf);
     if (body != NULL || strcmp(method, "POST") == 0) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t) (body ? body_len : 0));
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
         hl = curl_slist_append(hl, "Content-Type: application/json");
     }
     for (i = 0; headers != NULL && headers[i] != NULL; i++)
@@ -949,8 +894,7 @@ th_http_ex(const struct th_server *s, const char *method, const char *path,
     r->body_len = bbuf.len;
     r->headers = hbuf.p ? hbuf.p : strdup("");
     if (rc != CURLE_OK) {
-        fprintf(stderr, "http %s %s: %s\n", method, path,
-                curl_easy_strerror(rc));
+        fprintf(stderr, "http %s %s: %s\n", method, path, curl_easy_strerror(rc));
         r->status = 0;
         return -1;
     }
@@ -959,18 +903,15 @@ th_http_ex(const struct th_server *s, const char *method, const char *path,
     return r->status;
 }
 
-long
-th_http(const struct th_server *s, const char *method, const char *path,
-        const char *body, size_t body_len, struct th_reply *r)
+long th_http(const struct th_server *s, const char *method, const char *path, const char *body,
+             size_t body_len, struct th_reply *r)
 {
     return th_http_ex(s, method, path, body, body_len, NULL, 60000, r);
 }
 
 /* sets up one easy handle of th_http_parallel; returns it or NULL */
-static CURL *
-parallel_handle(const struct th_server *s, const char *method,
-                const char *path, const char *body, struct curl_slist *hl,
-                struct growbuf *b)
+static CURL *parallel_handle(const struct th_server *s, const char *method, const char *path,
+                             const char *body, struct curl_slist *hl, struct growbuf *b)
 {
     char url[1200];
     CURL *c = curl_easy_init();
@@ -990,8 +931,7 @@ parallel_handle(const struct th_server *s, const char *method,
     curl_easy_setopt(c, CURLOPT_PRIVATE, b);
     if (body != NULL || strcmp(method, "POST") == 0) {
         /* COPYPOSTFIELDS: the caller's strings need not outlive the setup */
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t) (body ? strlen(body) : 0));
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? strlen(body) : 0));
         curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, body ? body : "");
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
@@ -999,10 +939,8 @@ parallel_handle(const struct th_server *s, const char *method,
     return c;
 }
 
-int
-th_http_parallel(const struct th_server *s, const char *method,
-                 const char *const *paths, const char *const *bodies, int n,
-                 long *status, cJSON **json)
+int th_http_parallel(const struct th_server *s, const char *method, const char *const *paths,
+                     const char *const *bodies, int n, long *status, cJSON **json)
 {
     struct curl_slist *hl = NULL;
     struct growbuf *bufs;
@@ -1019,18 +957,17 @@ th_http_parallel(const struct th_server *s, const char *method,
     }
     if (s->port <= 0 || n <= 0)
         return -1;
-    bufs = calloc((size_t) n, sizeof(*bufs));
-    hs = calloc((size_t) n, sizeof(*hs));
+    bufs = calloc((size_t)n, sizeof(*bufs));
+    hs = calloc((size_t)n, sizeof(*hs));
     multi = curl_multi_init();
     hl = curl_slist_append(hl, "Content-Type: application/json");
     if (bufs == NULL || hs == NULL || multi == NULL || hl == NULL) {
         rc = -1;
         goto done;
     }
-    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) n);
+    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)n);
     for (i = 0; i < n; i++) {
-        hs[i] = parallel_handle(s, method, paths[i], bodies ? bodies[i] : NULL,
-                                hl, &bufs[i]);
+        hs[i] = parallel_handle(s, method, paths[i], bodies ? bodies[i] : NULL, hl, &bufs[i]);
         if (hs[i] == NULL || curl_multi_add_handle(multi, hs[i]) != CURLM_OK) {
             rc = -1;
             goto done;
@@ -1067,8 +1004,7 @@ th_http_parallel(const struct th_server *s, const char *method,
         }
     }
     if (running != 0) {
-        fprintf(stderr, "http: %d parallel requests unfinished after 60 s\n",
-                running);
+        fprintf(stderr, "http: %d parallel requests unfinished after 60 s\n", running);
         rc = -1;
     }
 done:
@@ -1089,8 +1025,7 @@ done:
     return rc;
 }
 
-void
-th_reply_free(struct th_reply *r)
+void th_reply_free(struct th_reply *r)
 {
     free(r->body);
     free(r->headers);
@@ -1098,9 +1033,8 @@ th_reply_free(struct th_reply *r)
     memset(r, 0, sizeof(*r));
 }
 
-long
-th_http_json(const struct th_server *s, const char *method, const char *path,
-             const char *body, cJSON **json)
+long th_http_json(const struct th_server *s, const char *method, const char *path, const char *body,
+                  cJSON **json)
 {
     struct th_reply r;
     long st;
@@ -1114,9 +1048,8 @@ th_http_json(const struct th_server *s, const char *method, const char *path,
     return st;
 }
 
-long
-th_post_project(const struct th_server *s, const char *path,
-                const char *project_id, cJSON **json)
+long th_post_project(const struct th_server *s, const char *path, const char *project_id,
+                     cJSON **json)
 {
     cJSON *o = cJSON_CreateObject();
     char *body;
@@ -1137,24 +1070,21 @@ th_post_project(const struct th_server *s, const char *path,
     return st;
 }
 
-const char *
-th_json_str(const cJSON *obj, const char *name)
+const char *th_json_str(const cJSON *obj, const char *name)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
 
     return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
-long long
-th_json_num(const cJSON *obj, const char *name)
+long long th_json_num(const cJSON *obj, const char *name)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
 
-    return cJSON_IsNumber(it) ? (long long) it->valuedouble : -1;
+    return cJSON_IsNumber(it) ? (long long)it->valuedouble : -1;
 }
 
-int
-th_json_bool(const cJSON *obj, const char *name)
+int th_json_bool(const cJSON *obj, const char *name)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
 
@@ -1171,8 +1101,7 @@ th_json_bool(const cJSON *obj, const char *name)
  * Parses /proc/<pid>/stat: comm (up to len-1 bytes), state and ppid.
  * Returns 0 or -1 (no such process).
  */
-static int
-read_stat(pid_t pid, char *comm, size_t len, char *state, pid_t *ppid)
+static int read_stat(pid_t pid, char *comm, size_t len, char *state, pid_t *ppid)
 {
     char path[64];
     char buf[1024];
@@ -1183,7 +1112,7 @@ read_stat(pid_t pid, char *comm, size_t len, char *state, pid_t *ppid)
     long pp;
     int fd;
 
-    snprintf(path, sizeof(path), "/proc/%ld/stat", (long) pid);
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -1198,7 +1127,7 @@ read_stat(pid_t pid, char *comm, size_t len, char *state, pid_t *ppid)
         close_paren[1] != ' ' || close_paren[2] == '\0')
         return -1;
     if (comm != NULL && len > 0) {
-        size_t cl = (size_t) (close_paren - open_paren - 1);
+        size_t cl = (size_t)(close_paren - open_paren - 1);
 
         if (cl >= len)
             cl = len - 1;
@@ -1212,12 +1141,11 @@ read_stat(pid_t pid, char *comm, size_t len, char *state, pid_t *ppid)
     if (errno != 0 || end == close_paren + 3)
         return -1;
     if (ppid != NULL)
-        *ppid = (pid_t) pp;
+        *ppid = (pid_t)pp;
     return 0;
 }
 
-int
-th_pid_alive(pid_t pid)
+int th_pid_alive(pid_t pid)
 {
     char state;
 
@@ -1228,23 +1156,20 @@ th_pid_alive(pid_t pid)
     return state != 'Z' && state != 'X' && state != 'x';
 }
 
-int
-th_proc_comm(pid_t pid, char *buf, size_t len)
+int th_proc_comm(pid_t pid, char *buf, size_t len)
 {
     return read_stat(pid, buf, len, NULL, NULL);
 }
 
-static int
-cmp_pid(const void *a, const void *b)
+static int cmp_pid(const void *a, const void *b)
 {
-    pid_t x = *(const pid_t *) a;
-    pid_t y = *(const pid_t *) b;
+    pid_t x = *(const pid_t *)a;
+    pid_t y = *(const pid_t *)b;
 
     return (x > y) - (x < y);
 }
 
-int
-th_proc_children(pid_t ppid, const char *comm, pid_t *out, int max)
+int th_proc_children(pid_t ppid, const char *comm, pid_t *out, int max)
 {
     DIR *d;
     struct dirent *de;
@@ -1260,28 +1185,27 @@ th_proc_children(pid_t ppid, const char *comm, pid_t *out, int max)
         char *end;
         long pid;
 
-        if (!isdigit((unsigned char) de->d_name[0]))
+        if (!isdigit((unsigned char)de->d_name[0]))
             continue;
         pid = strtol(de->d_name, &end, 10);
         if (*end != '\0' || pid <= 0)
             continue;
-        if (read_stat((pid_t) pid, name, sizeof(name), &state, &pp) != 0)
+        if (read_stat((pid_t)pid, name, sizeof(name), &state, &pp) != 0)
             continue;
         if (pp != ppid || state == 'Z' || state == 'X')
             continue;
         if (comm != NULL && strcmp(name, comm) != 0)
             continue;
         if (n < max)
-            out[n] = (pid_t) pid;
+            out[n] = (pid_t)pid;
         n++;
     }
     closedir(d);
-    qsort(out, (size_t) (n < max ? n : max), sizeof(pid_t), cmp_pid);
+    qsort(out, (size_t)(n < max ? n : max), sizeof(pid_t), cmp_pid);
     return n;
 }
 
-pid_t
-th_proc_child(pid_t ppid, const char *comm)
+pid_t th_proc_child(pid_t ppid, const char *comm)
 {
     pid_t kids[4];
 

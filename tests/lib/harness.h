@@ -32,14 +32,13 @@
 /* ---- assertions ---------------------------------------------------------- */
 
 int th_check(int ok, const char *file, int line, const char *expr);
-int th_check_int(long long a, long long b, const char *file, int line,
-                 const char *ea, const char *eb);
-int th_check_str(const char *a, const char *b, const char *file, int line,
-                 const char *ea, const char *eb);
+int th_check_int(long long a, long long b, const char *file, int line, const char *ea,
+                 const char *eb);
+int th_check_str(const char *a, const char *b, const char *file, int line, const char *ea,
+                 const char *eb);
 
 #define CHECK(cond) th_check((cond) != 0, __FILE__, __LINE__, #cond)
-#define CHECK_EQ_INT(a, b) \
-    th_check_int((long long) (a), (long long) (b), __FILE__, __LINE__, #a, #b)
+#define CHECK_EQ_INT(a, b) th_check_int((long long)(a), (long long)(b), __FILE__, __LINE__, #a, #b)
 #define CHECK_STR(a, b) th_check_str((a), (b), __FILE__, __LINE__, #a, #b)
 
 /* the number of checks that failed so far */
@@ -73,9 +72,9 @@ int th_wait_until(th_cond_fn cond, void *arg, int timeout_ms, int interval_ms);
 /* ---- databases ----------------------------------------------------------- */
 
 struct th_db {
-    char name[64];   /* wf_t_<test>_<pid> */
-    char url[2048];  /* the admin URL with its database replaced by name */
-    int created;     /* 1 while the database exists */
+    char name[64];  /* wf_t_<test>_<pid> */
+    char url[2048]; /* the admin URL with its database replaced by name */
+    int created;    /* 1 while the database exists */
 };
 
 /*
@@ -95,8 +94,7 @@ PGconn *th_db_connect(const struct th_db *db);
  * COMMAND_OK or TUPLES_OK (caller frees with PQclear), otherwise prints the
  * error and returns NULL.
  */
-PGresult *th_sql(PGconn *conn, const char *sql, int nparams,
-                 const char *const *params);
+PGresult *th_sql(PGconn *conn, const char *sql, int nparams, const char *const *params);
 
 /* runs a statement; returns 0 or -1 */
 int th_sql_exec(PGconn *conn, const char *sql);
@@ -114,12 +112,12 @@ int th_sql_ll(PGconn *conn, const char *sql, const char *p1, long long *out);
 /* ---- the server ---------------------------------------------------------- */
 
 struct th_server {
-    pid_t pid;          /* the manager; 0 once reaped */
-    pid_t pgid;         /* its process group (== first pid) */
-    int port;           /* 0 until read from the log */
-    int exited;         /* 1 once reaped */
-    int status;         /* raw wait status once exited */
-    char dir[256];      /* temp dir holding the log */
+    pid_t pid;     /* the manager; 0 once reaped */
+    pid_t pgid;    /* its process group (== first pid) */
+    int port;      /* 0 until read from the log */
+    int exited;    /* 1 once reaped */
+    int status;    /* raw wait status once exited */
+    char dir[256]; /* temp dir holding the log */
     char log_path[320];
 };
 
@@ -131,8 +129,7 @@ struct th_server {
  * DATABASE_URL). Output goes to a log file in a fresh temp dir. Does not
  * wait for anything. Returns 0, or -1 with nothing left behind.
  */
-int th_server_spawn(struct th_server *s, const struct th_db *db,
-                    const char *const *overrides);
+int th_server_spawn(struct th_server *s, const struct th_db *db, const char *const *overrides);
 
 /*
  * th_server_spawn, then waits (20 s each) for "listening on port <N>" in the
@@ -140,8 +137,7 @@ int th_server_spawn(struct th_server *s, const struct th_db *db,
  * (the server may still be running: call th_server_cleanup, which prints the
  * log tail when a check failed).
  */
-int th_server_start(struct th_server *s, const struct th_db *db,
-                    const char *const *overrides);
+int th_server_start(struct th_server *s, const struct th_db *db, const char *const *overrides);
 
 /*
  * Waits up to timeout_ms for the manager to exit and reaps it. Returns 0 once
@@ -176,11 +172,11 @@ int th_exit_code(const struct th_server *s);
 /* ---- HTTP ---------------------------------------------------------------- */
 
 struct th_reply {
-    long status;      /* HTTP status, 0 on a transport error */
-    char *body;       /* NUL-terminated */
+    long status; /* HTTP status, 0 on a transport error */
+    char *body;  /* NUL-terminated */
     size_t body_len;
-    char *headers;    /* raw response headers, NUL-terminated */
-    cJSON *json;      /* the parsed body or NULL */
+    char *headers; /* raw response headers, NUL-terminated */
+    cJSON *json;   /* the parsed body or NULL */
 };
 
 /*
@@ -188,17 +184,15 @@ struct th_reply {
  * 127.0.0.1:<s->port> and fills r (always; free it with th_reply_free).
  * Returns the HTTP status, or -1 on a transport error (printed).
  */
-long th_http(const struct th_server *s, const char *method, const char *path,
-             const char *body, size_t body_len, struct th_reply *r);
+long th_http(const struct th_server *s, const char *method, const char *path, const char *body,
+             size_t body_len, struct th_reply *r);
 
 /*
  * th_http with extra request headers (NULL-terminated "Name: value" list, may
  * be NULL) and a total timeout in milliseconds.
  */
-long th_http_ex(const struct th_server *s, const char *method,
-                const char *path, const char *body, size_t body_len,
-                const char *const *headers, long timeout_ms,
-                struct th_reply *r);
+long th_http_ex(const struct th_server *s, const char *method, const char *path, const char *body,
+                size_t body_len, const char *const *headers, long timeout_ms, struct th_reply *r);
 
 void th_reply_free(struct th_reply *r);
 
@@ -207,8 +201,8 @@ void th_reply_free(struct th_reply *r);
  * (-1 on a transport error) and stores the parsed body in *json (NULL if
  * unparsable; caller frees with cJSON_Delete). json may be NULL.
  */
-long th_http_json(const struct th_server *s, const char *method,
-                  const char *path, const char *body, cJSON **json);
+long th_http_json(const struct th_server *s, const char *method, const char *path, const char *body,
+                  cJSON **json);
 
 /*
  * Sends n requests at once over n connections (curl multi): method paths[i]
@@ -217,13 +211,12 @@ long th_http_json(const struct th_server *s, const char *method,
  * cJSON_Delete). Bounded by 60 s overall. Returns 0, or -1 if the requests
  * could not be set up or did not all finish (statuses of those stay 0).
  */
-int th_http_parallel(const struct th_server *s, const char *method,
-                     const char *const *paths, const char *const *bodies,
-                     int n, long *status, cJSON **json);
+int th_http_parallel(const struct th_server *s, const char *method, const char *const *paths,
+                     const char *const *bodies, int n, long *status, cJSON **json);
 
 /* POST path with {"projectId":"<id>"}; as th_http_json */
-long th_post_project(const struct th_server *s, const char *path,
-                     const char *project_id, cJSON **json);
+long th_post_project(const struct th_server *s, const char *path, const char *project_id,
+                     cJSON **json);
 
 /* the string member name of obj, or NULL */
 const char *th_json_str(const cJSON *obj, const char *name);
