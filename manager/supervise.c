@@ -251,8 +251,8 @@ static void slot_start(struct mgr *m, struct mgr_slot *s, int crash_restart)
         s->crash_restart = 1;
         s->restart_at = ju_mono_ms() + 60000;
         snprintf(s->error, sizeof(s->error), "could not start worker process");
-        waiters_done(m, &s->start_waiters, s, "failed", s->error);
         send_state(m, s, NULL);
+        waiters_done(m, &s->start_waiters, s, "failed", s->error);
         return;
     }
     if (crash_restart)
@@ -424,15 +424,15 @@ static void proc_load_error(struct mgr *m, struct mgr_proc *p, const char *error
         s->cur = NULL;
         s->state = SLOT_FAILED;
         snprintf(s->error, sizeof(s->error), "%s", error);
-        waiters_done(m, &s->start_waiters, s, "failed", s->error);
         send_state(m, s, NULL);
+        waiters_done(m, &s->start_waiters, s, "failed", s->error);
     } else if (s->repl == p) {
         s->repl = NULL;
         snprintf(msg, sizeof(msg), "%s; the previous worker keeps running", error);
         /* Shown in status and the row until the next successful (re)start. */
         snprintf(s->error, sizeof(s->error), "restart failed: %s", error);
-        waiters_done(m, &s->restart_waiters, s, "failed", msg);
         send_state(m, s, NULL);
+        waiters_done(m, &s->restart_waiters, s, "failed", msg);
     }
 }
 
@@ -489,11 +489,6 @@ static void slot_crashed(struct mgr *m, struct mgr_slot *s, struct mgr_proc *p, 
         send_state(m, s, NULL);
         return;
     }
-    if (was_starting) {
-        snprintf(err, sizeof(err), "worker for project \"%s\" exited before ready: %s",
-                 s->project, desc);
-        waiters_done(m, &s->start_waiters, s, "failed", err);
-    }
     if (bo_on_crash(&s->bo, now, p->spawned_mono, p->ready_mono, &s->restart_at)) {
         s->state = SLOT_FAILED;
         snprintf(s->error, sizeof(s->error), "crash loop: %d crashes within %d s; last: worker %s",
@@ -507,7 +502,13 @@ static void slot_crashed(struct mgr *m, struct mgr_slot *s, struct mgr_proc *p, 
         log_error("worker for project %s (pid %d) %s; restarting in %lld ms", s->project,
                   (int)p->pid, desc, (long long)(s->restart_at - now));
     }
+    /* State first: a caller answered next may look at the status at once. */
     send_state(m, s, NULL);
+    if (was_starting) {
+        snprintf(err, sizeof(err), "worker for project \"%s\" exited before ready: %s",
+                 s->project, desc);
+        waiters_done(m, &s->start_waiters, s, "failed", err);
+    }
 }
 
 int sv_reaped(struct mgr *m, pid_t pid, int wstatus)
@@ -544,6 +545,8 @@ int sv_reaped(struct mgr *m, pid_t pid, int wstatus)
                  "keeps running",
                  s->project, desc);
         log_error("%s", err);
+        snprintf(s->error, sizeof(s->error), "restart failed: worker %s", desc);
+        send_state(m, s, NULL);
         waiters_done(m, &s->restart_waiters, s, "failed", err);
     } else if (p->load_failed) {
         log_debug("worker for project %s (pid %d) %s after its load error", p->project, (int)pid,

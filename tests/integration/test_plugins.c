@@ -1,0 +1,285 @@
+/*
+ * test_plugins.c: code deployment and hot reload end to end, against the
+ * real server and database, with plugins built by the test suite
+ * (tests/plugins): upload checks, v1 → start → loaded lists → v2 → restart
+ * (new pid, old process gone, row changed) → broken v3 → restart fails and
+ * v2 keeps serving; a plugin whose entry point crashes takes down only its
+ * own worker; the artifact files live in a private directory and are
+ * removed once no worker uses them; stale rows of an earlier instance are
+ * reconciled at start.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static char plugin_dir[512];
+static char runtime_dir[600];
+
+/* Reads a test plugin into memory; caller frees. */
+static char *plugin_bytes(const char *name, size_t *len)
+{
+    char path[700];
+
+    snprintf(path, sizeof(path), "%s/%s.so", plugin_dir, name);
+    return th_read_file(path, len);
+}
+
+/* PUTs plugin `name` as workflow or activity `as`; returns the status. */
+static long deploy(const struct th_server *s, const char *project, const char *kind,
+                   const char *as, const char *name, cJSON **json)
+{
+    char path[256];
+    size_t len = 0;
+    char *bytes = plugin_bytes(name, &len);
+    struct th_reply r;
+    long st;
+
+    if (bytes == NULL) {
+        fprintf(stderr, "could not read plugin %s\n", name);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "/projects/%s/%s/%s", project, kind, as);
+    st = th_http(s, "PUT", path, bytes, len, &r);
+    free(bytes);
+    if (json != NULL) {
+        *json = r.json;
+        r.json = NULL;
+    }
+    th_reply_free(&r);
+    return st;
+}
+
+static long long status_pid(const struct th_server *s, const char *project, cJSON **out)
+{
+    char path[128];
+    cJSON *j = NULL;
+    long long pid = -1;
+
+    snprintf(path, sizeof(path), "/workers/status/%s", project);
+    if (th_http_json(s, "GET", path, NULL, &j) == 200)
+        pid = th_json_num(j, "pid");
+    if (out != NULL)
+        *out = j;
+    else
+        cJSON_Delete(j);
+    return pid;
+}
+
+/* 1 if the status reply's loaded.<key> array contains name. */
+static int loaded_has(const cJSON *status, const char *key, const char *name)
+{
+    const cJSON *arr = cJSON_GetObjectItem(cJSON_GetObjectItem(status, "loaded"), key);
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (cJSON_IsString(it) && strcmp(it->valuestring, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int count_files(const char *project)
+{
+    char cmd[900];
+    FILE *f;
+    int n = -1;
+
+    snprintf(cmd, sizeof(cmd), "ls %s/*/%s 2>/dev/null | grep -c '\\.so$'", runtime_dir, project);
+    f = popen(cmd, "r");
+    if (f != NULL) {
+        if (fscanf(f, "%d", &n) != 1)
+            n = -1;
+        pclose(f);
+    }
+    return n;
+}
+
+struct pid_gone {
+    pid_t pid;
+};
+
+static int pid_gone(void *arg)
+{
+    return !th_pid_alive(((struct pid_gone *)arg)->pid);
+}
+
+int main(void)
+{
+    struct th_db db = {0};
+    struct th_server srv = {0};
+    PGconn *pg = NULL;
+    cJSON *j = NULL;
+    long long pid1, pid2, pid3;
+    char env_rt[700];
+    char *v;
+    struct stat st;
+    const char *overrides[2];
+
+    if (th_init("test_plugins", 1) < 0)
+        return TH_SKIP;
+    snprintf(plugin_dir, sizeof(plugin_dir), "%s", getenv("WF_TEST_PLUGIN_DIR"));
+    snprintf(runtime_dir, sizeof(runtime_dir), "/tmp/wf-test-runtime-%d", (int)getpid());
+    snprintf(env_rt, sizeof(env_rt), "WF_RUNTIME_DIR=%s", runtime_dir);
+    overrides[0] = env_rt;
+    overrides[1] = NULL;
+    if (!CHECK(th_db_create(&db) == 0))
+        goto out;
+    pg = th_db_connect(&db);
+    if (!CHECK(pg != NULL))
+        goto out;
+
+    /* A row left 'running' by an earlier instance of this host that died
+     * without cleaning up (inserted while no server runs). */
+    if (!CHECK(th_server_start(&srv, &db, overrides) == 0))
+        goto out;
+    CHECK(th_server_stop(&srv, 15000) == 0);
+    th_server_cleanup(&srv);
+    memset(&srv, 0, sizeof(srv));
+    CHECK(th_sql_exec(pg, "INSERT INTO workflow_workers (worker_id, project_id, status, host, pid)"
+                          " VALUES ('testhost:ghost', 'ghost', 'running', 'testhost', 1)") == 0);
+    if (!CHECK(th_server_start(&srv, &db, overrides) == 0))
+        goto out;
+    v = th_sql_value(pg, "SELECT status FROM workflow_workers WHERE worker_id = $1",
+                     "testhost:ghost");
+    CHECK_STR(v, "crashed");
+    free(v);
+
+    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}", NULL), 201);
+    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p2\"}", NULL), 201);
+
+    /* Upload checks. */
+    CHECK_EQ_INT(th_http_json(&srv, "PUT", "/projects/p1/activities/x", "not an elf", NULL), 422);
+    CHECK_EQ_INT(th_http_json(&srv, "PUT", "/projects/p1/activities/x", NULL, NULL), 400);
+    CHECK_EQ_INT(deploy(&srv, "nope", "activities", "echo", "good", NULL), 404);
+    CHECK_EQ_INT(deploy(&srv, "p1", "workflows", "Not_Kebab", "good", NULL), 400);
+    CHECK_EQ_INT(deploy(&srv, "p1", "activities", "9bad", "good", NULL), 400);
+
+    /* v1: one plugin under each of its names; the bytes are stored once. */
+    CHECK_EQ_INT(deploy(&srv, "p1", "workflows", "hello-flow", "good", &j), 201);
+    CHECK_EQ_INT(th_json_num(cJSON_GetObjectItem(j, "workflow"), "version"), 1);
+    cJSON_Delete(j);
+    CHECK_EQ_INT(deploy(&srv, "p1", "activities", "echo", "good", NULL), 201);
+    CHECK_EQ_INT(deploy(&srv, "p1", "activities", "failAlways", "good", NULL), 201);
+    CHECK_EQ_INT(deploy(&srv, "p1", "activities", "echo", "good", &j), 200); /* same bytes */
+    CHECK_EQ_INT(th_json_num(cJSON_GetObjectItem(j, "activity"), "version"), 1);
+    cJSON_Delete(j);
+    v = th_sql_value(pg, "SELECT count(*) FROM artifacts", NULL);
+    CHECK_STR(v, "1");
+    free(v);
+    CHECK_EQ_INT(th_http_json(&srv, "GET", "/projects/p1/activities", NULL, &j), 200);
+    CHECK_EQ_INT(th_json_num(j, "count"), 2);
+    cJSON_Delete(j);
+
+    CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p1", NULL), 200);
+    pid1 = status_pid(&srv, "p1", &j);
+    CHECK(pid1 > 0);
+    CHECK(loaded_has(j, "workflows", "hello-flow"));
+    CHECK(loaded_has(j, "activities", "failAlways"));
+    CHECK(!loaded_has(j, "activities", "shout"));
+    cJSON_Delete(j);
+    CHECK_EQ_INT(count_files("p1"), 1);
+    {
+        char dir[800];
+        snprintf(dir, sizeof(dir), "%s", runtime_dir);
+        CHECK(stat(dir, &st) == 0 && (st.st_mode & 0777) == 0700);
+    }
+
+    /* v2 under the same names, plus a new activity; restart hot-reloads. */
+    CHECK_EQ_INT(deploy(&srv, "p1", "workflows", "hello-flow", "good_v2", &j), 200);
+    CHECK_EQ_INT(th_json_num(cJSON_GetObjectItem(j, "workflow"), "version"), 2);
+    cJSON_Delete(j);
+    CHECK_EQ_INT(deploy(&srv, "p1", "activities", "echo", "good_v2", NULL), 200);
+    CHECK_EQ_INT(deploy(&srv, "p1", "activities", "shout", "good_v2", NULL), 201);
+    CHECK_EQ_INT(th_http_json(&srv, "DELETE", "/projects/p1/activities/failAlways", NULL, NULL),
+                 200);
+    CHECK_EQ_INT(th_post_project(&srv, "/workers/restart", "p1", &j), 200);
+    CHECK_STR(th_json_str(j, "message"), "Worker restarted for project p1");
+    cJSON_Delete(j);
+    pid2 = status_pid(&srv, "p1", &j);
+    CHECK(pid2 > 0 && pid2 != pid1);
+    CHECK(loaded_has(j, "activities", "shout"));
+    CHECK(!loaded_has(j, "activities", "failAlways"));
+    cJSON_Delete(j);
+    {
+        struct pid_gone g = {(pid_t)pid1};
+        CHECK(th_wait_until(pid_gone, &g, 10000, 20) == 0);
+    }
+    {
+        char pidbuf[32];
+        snprintf(pidbuf, sizeof(pidbuf), "%lld", pid2);
+        v = th_sql_value(pg, "SELECT status || ':' || pid FROM workflow_workers"
+                             " WHERE worker_id = 'testhost:p1'", NULL);
+        CHECK(v != NULL && strncmp(v, "running:", 8) == 0 && strcmp(v + 8, pidbuf) == 0);
+        free(v);
+        v = th_sql_value(pg, "SELECT loaded->'activities' ? 'shout' FROM workflow_workers"
+                             " WHERE worker_id = 'testhost:p1'", NULL);
+        CHECK_STR(v, "t");
+        free(v);
+    }
+    /* The v1 file went with the v1 worker. */
+    CHECK_EQ_INT(count_files("p1"), 1);
+
+    /* Broken v3: the restart fails with the loader's message; v2 serves on. */
+    CHECK_EQ_INT(deploy(&srv, "p1", "activities", "broken", "bad_abi", NULL), 201);
+    CHECK_EQ_INT(th_post_project(&srv, "/workers/restart", "p1", &j), 500);
+    CHECK(th_json_str(j, "error") != NULL &&
+          strstr(th_json_str(j, "error"), "ABI version mismatch") != NULL &&
+          strstr(th_json_str(j, "error"), "previous worker keeps running") != NULL);
+    cJSON_Delete(j);
+    pid3 = status_pid(&srv, "p1", &j);
+    CHECK_EQ_INT(pid3, pid2);
+    CHECK_STR(th_json_str(j, "status"), "running");
+    CHECK(th_json_str(j, "error") != NULL && strstr(th_json_str(j, "error"), "ABI") != NULL);
+    cJSON_Delete(j);
+    v = th_sql_value(pg, "SELECT error FROM workflow_workers WHERE worker_id = 'testhost:p1'",
+                     NULL);
+    CHECK(v != NULL && strstr(v, "ABI version mismatch") != NULL);
+    free(v);
+
+    /* A fresh start with broken code: 500 with the message, status failed. */
+    CHECK_EQ_INT(deploy(&srv, "p2", "activities", "broken", "dup_activity", NULL), 201);
+    CHECK_EQ_INT(deploy(&srv, "p2", "activities", "echo", "good", NULL), 201);
+    CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p2", &j), 500);
+    CHECK(th_json_str(j, "error") != NULL &&
+          strstr(th_json_str(j, "error"), "duplicate activity \"echo\"") != NULL);
+    cJSON_Delete(j);
+    status_pid(&srv, "p2", &j);
+    CHECK_STR(th_json_str(j, "status"), "failed");
+    cJSON_Delete(j);
+    CHECK_EQ_INT(th_post_project(&srv, "/workers/stop", "p2", NULL), 200);
+
+    /* An entry point that crashes: only that worker dies. */
+    CHECK_EQ_INT(th_http_json(&srv, "DELETE", "/projects/p2/activities/broken", NULL, NULL), 200);
+    CHECK_EQ_INT(deploy(&srv, "p2", "activities", "crashy", "crash_entry", NULL), 201);
+    CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p2", &j), 500);
+    CHECK(th_json_str(j, "error") != NULL &&
+          strstr(th_json_str(j, "error"), "exited before ready") != NULL);
+    cJSON_Delete(j);
+    CHECK(th_server_log_contains(&srv, "killed by signal 11"));
+    CHECK_EQ_INT(status_pid(&srv, "p1", NULL), pid2);
+    CHECK(th_pid_alive((pid_t)pid2));
+    CHECK_EQ_INT(th_post_project(&srv, "/workers/stop", "p2", NULL), 200);
+
+    /* Shutdown removes this instance's files. */
+    CHECK(th_server_stop(&srv, 15000) == 0);
+    CHECK_EQ_INT(count_files("p1"), 0);
+
+out:
+    th_server_cleanup(&srv);
+    if (pg != NULL)
+        PQfinish(pg);
+    th_db_drop(&db);
+    {
+        char cmd[800];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", runtime_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", runtime_dir);
+    }
+    return th_finish();
+}
