@@ -479,6 +479,8 @@ static void slot_crashed(struct mgr *m, struct mgr_slot *s, struct mgr_proc *p, 
     s->cur = NULL;
     if (s->repl != NULL) {
         /* A replacement is already starting: it becomes the current one. */
+        log_error("worker for project %s (pid %d) %s; its replacement (pid %d) takes over",
+                  s->project, (int)p->pid, desc, (int)s->repl->pid);
         s->cur = s->repl;
         s->repl = NULL;
         s->state = SLOT_STARTING;
