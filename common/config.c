@@ -138,8 +138,7 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
     s = getenv("LOG_LEVEL");
     cfg->log_level = LOG_LVL_INFO;
     if (s != NULL && *s != '\0' && log_parse_level(s, &cfg->log_level) < 0) {
-        snprintf(err, errlen, "LOG_LEVEL must be error, warning, info or debug, not \"%.64s\"",
-                 s);
+        snprintf(err, errlen, "LOG_LEVEL must be error, warning, info or debug, not \"%.64s\"", s);
         return -1;
     }
 

@@ -93,9 +93,10 @@ void log_generic(enum log_level level, const char *fmt, ...)
     ju_format_iso(ju_wall_ms(), ts, sizeof(ts));
 
     if (log_json) {
-        pos = (size_t)snprintf(line, sizeof(line),
-                               "{\"ts\":\"%s\",\"level\":\"%s\",\"role\":\"%s\",\"pid\":%d,\"msg\":\"",
-                               ts, level_names[level], log_role, (int)getpid());
+        pos = (size_t)snprintf(
+            line, sizeof(line),
+            "{\"ts\":\"%s\",\"level\":\"%s\",\"role\":\"%s\",\"pid\":%d,\"msg\":\"", ts,
+            level_names[level], log_role, (int)getpid());
         append_json_escaped(line, sizeof(line), &pos, msg);
         memcpy(line + pos, "\"}\n", 3); /* append_json_escaped leaves room */
         pos += 3;

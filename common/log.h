@@ -30,8 +30,7 @@ int log_parse_level(const char *s, enum log_level *out);
 /* Returns 1 if a message at this level would be written. */
 int log_enabled(enum log_level level);
 
-void log_generic(enum log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void log_generic(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_generic(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_generic(LOG_LVL_WARNING, __VA_ARGS__)

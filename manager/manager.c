@@ -67,8 +67,8 @@ static void raise_fd_limit(void)
  * and the sanitizers (in test builds) read. */
 static void build_worker_env(struct mgr *m)
 {
-    static const char *const pass[] = {"LOG_LEVEL", "LOG_FORMAT", "ASAN_OPTIONS", "UBSAN_OPTIONS",
-                                       "LSAN_OPTIONS", "TZ"};
+    static const char *const pass[] = {"LOG_LEVEL",     "LOG_FORMAT",   "ASAN_OPTIONS",
+                                       "UBSAN_OPTIONS", "LSAN_OPTIONS", "TZ"};
     static char bufs[8][256];
     static char path[] = "PATH=/usr/local/bin:/usr/bin:/bin";
     static char fmt_json[] = "LOG_FORMAT=json";

@@ -47,11 +47,11 @@ struct mgr_proc {
     char project[WF_ID_MAX + 1];
     int64_t spawned_mono;
     int64_t spawned_wall;
-    int64_t ready_mono;   /* 0 until ready */
-    int64_t deadline;     /* start timeout, or SIGKILL time while draining */
-    int killed;           /* SIGKILL sent */
-    int load_failed;      /* reported a load error: exits 1, no restart */
-    char error[512];      /* the load error, if any */
+    int64_t ready_mono; /* 0 until ready */
+    int64_t deadline;   /* start timeout, or SIGKILL time while draining */
+    int killed;         /* SIGKILL sent */
+    int load_failed;    /* reported a load error: exits 1, no restart */
+    char error[512];    /* the load error, if any */
     struct mgr_proc *next;
 };
 
@@ -84,13 +84,13 @@ struct mgr_slot {
     struct mgr_proc *cur;  /* current process, or NULL */
     struct mgr_proc *repl; /* hot-restart replacement being started, or NULL */
     struct bo_state bo;
-    int restarts;          /* respawns after crashes */
-    int64_t restart_at;    /* SLOT_BACKOFF: when to respawn (monotonic) */
-    int crash_restart;     /* SLOT_BACKOFF after a crash (not a scheduled start) */
-    int64_t started_wall;  /* spawn time of cur, or of the last process */
-    int64_t last_spawn;    /* monotonic time of the last spawn (restart floor) */
+    int restarts;         /* respawns after crashes */
+    int64_t restart_at;   /* SLOT_BACKOFF: when to respawn (monotonic) */
+    int crash_restart;    /* SLOT_BACKOFF after a crash (not a scheduled start) */
+    int64_t started_wall; /* spawn time of cur, or of the last process */
+    int64_t last_spawn;   /* monotonic time of the last spawn (restart floor) */
     pid_t last_pid;
-    char error[512];       /* last crash or load error */
+    char error[512];                    /* last crash or load error */
     struct mgr_waiters start_waiters;   /* start calls waiting for ready */
     struct mgr_waiters restart_waiters; /* restart calls waiting for repl */
     struct mgr_waiters stop_waiters;    /* stop calls waiting for exit */
@@ -114,9 +114,9 @@ struct mgr {
     int64_t core_restart_at; /* 0: none scheduled */
     struct bo_state core_bo;
 
-    struct idmap slots;      /* struct mgr_slot by project */
-    struct mgr_proc *procs;  /* every live worker process */
-    struct mgr_proc *dead;   /* reaped this iteration; freed at the next */
+    struct idmap slots;     /* struct mgr_slot by project */
+    struct mgr_proc *procs; /* every live worker process */
+    struct mgr_proc *dead;  /* reaped this iteration; freed at the next */
 
     int shutting_down;
     int64_t shutdown_kill_at; /* when to SIGKILL what is left */

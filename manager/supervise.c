@@ -416,8 +416,8 @@ static void proc_load_error(struct mgr *m, struct mgr_proc *p, const char *error
     snprintf(p->error, sizeof(p->error), "%s", error);
     p->state = PROC_DRAINING;
     p->deadline = ju_mono_ms() + m->cfg->drain_timeout_ms;
-    log_error("worker for project %s (pid %d) could not load its code: %s", p->project,
-              (int)p->pid, error);
+    log_error("worker for project %s (pid %d) could not load its code: %s", p->project, (int)p->pid,
+              error);
     if (s == NULL)
         return;
     if (s->cur == p) {
@@ -507,8 +507,8 @@ static void slot_crashed(struct mgr *m, struct mgr_slot *s, struct mgr_proc *p, 
     /* State first: a caller answered next may look at the status at once. */
     send_state(m, s, NULL);
     if (was_starting) {
-        snprintf(err, sizeof(err), "worker for project \"%s\" exited before ready: %s",
-                 s->project, desc);
+        snprintf(err, sizeof(err), "worker for project \"%s\" exited before ready: %s", s->project,
+                 desc);
         waiters_done(m, &s->start_waiters, s, "failed", err);
     }
 }

@@ -49,7 +49,7 @@ struct worker {
     int sigfd;
     int timerfd;
     int loaded;
-    cJSON *code; /* core's summary of what we loaded, shown to the next core */
+    cJSON *code;              /* core's summary of what we loaded, shown to the next core */
     struct plg_registry *reg; /* the project's plugins, once loaded */
     int stop;
 };

@@ -45,8 +45,7 @@ int elf_check_so(const unsigned char *bytes, size_t len, char *why, size_t whyle
     }
 #ifdef ELF_MACHINE
     if (eh.e_machine != ELF_MACHINE) {
-        snprintf(why, whylen, "built for another machine (ELF machine %u)",
-                 (unsigned)eh.e_machine);
+        snprintf(why, whylen, "built for another machine (ELF machine %u)", (unsigned)eh.e_machine);
         return 0;
     }
 #endif
@@ -59,8 +58,9 @@ int elf_check_so(const unsigned char *bytes, size_t len, char *why, size_t whyle
         Elf64_Phdr ph;
         memcpy(&ph, bytes + eh.e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
         if (ph.p_type == PT_LOAD && !within(ph.p_offset, ph.p_filesz, len)) {
-            snprintf(why, whylen, "truncated or corrupt ELF file (segment %u ends past the end "
-                                  "of the file)",
+            snprintf(why, whylen,
+                     "truncated or corrupt ELF file (segment %u ends past the end "
+                     "of the file)",
                      i);
             return 0;
         }

@@ -80,8 +80,9 @@ static int open_one(const struct plg_source *src, struct plg_handle *h, char *er
         return -1;
     }
     if (p->abi_version != WF_ABI_VERSION) {
-        snprintf(err, errlen, "incompatible plugin \"%s\": ABI version mismatch (plugin %u, "
-                              "server %u)",
+        snprintf(err, errlen,
+                 "incompatible plugin \"%s\": ABI version mismatch (plugin %u, "
+                 "server %u)",
                  src->label, p->abi_version, WF_ABI_VERSION);
         dlclose(dl);
         return -1;
@@ -131,8 +132,9 @@ static int build_tables(struct plg_registry *reg, char *err, size_t errlen)
         for (size_t j = 0; j < p->n_workflows; j++) {
             const struct wf_workflow_def *w = &p->workflows[j];
             if (w->name == NULL || w->name[0] == '\0' || w->fn == NULL) {
-                snprintf(err, errlen, "incompatible plugin \"%s\": workflow %zu has no name or "
-                                      "function",
+                snprintf(err, errlen,
+                         "incompatible plugin \"%s\": workflow %zu has no name or "
+                         "function",
                          p->name != NULL ? p->name : "?", j);
                 return -1;
             }
@@ -141,8 +143,9 @@ static int build_tables(struct plg_registry *reg, char *err, size_t errlen)
         for (size_t j = 0; j < p->n_activities; j++) {
             const struct wf_activity_def *a = &p->activities[j];
             if (a->name == NULL || a->name[0] == '\0' || a->fn == NULL) {
-                snprintf(err, errlen, "incompatible plugin \"%s\": activity %zu has no name or "
-                                      "function",
+                snprintf(err, errlen,
+                         "incompatible plugin \"%s\": activity %zu has no name or "
+                         "function",
                          p->name != NULL ? p->name : "?", j);
                 return -1;
             }
@@ -168,8 +171,7 @@ static int build_tables(struct plg_registry *reg, char *err, size_t errlen)
     return 0;
 }
 
-struct plg_registry *plg_load(const struct plg_source *sources, size_t n, char *err,
-                              size_t errlen)
+struct plg_registry *plg_load(const struct plg_source *sources, size_t n, char *err, size_t errlen)
 {
     struct plg_registry *reg = calloc(1, sizeof(*reg));
 
@@ -261,12 +263,11 @@ void plg_describe(const struct plg_registry *reg, cJSON *obj)
         cJSON_AddItemToArray(act, cJSON_CreateString(reg->activities[i]->name));
     for (size_t i = 0; i < reg->nhandles; i++) {
         cJSON *p = cJSON_CreateObject();
-        cJSON_AddStringToObject(p, "name", reg->handles[i].plugin->name != NULL
-                                               ? reg->handles[i].plugin->name
-                                               : "");
-        cJSON_AddStringToObject(p, "version", reg->handles[i].plugin->version != NULL
-                                                  ? reg->handles[i].plugin->version
-                                                  : "");
+        cJSON_AddStringToObject(
+            p, "name", reg->handles[i].plugin->name != NULL ? reg->handles[i].plugin->name : "");
+        cJSON_AddStringToObject(
+            p, "version",
+            reg->handles[i].plugin->version != NULL ? reg->handles[i].plugin->version : "");
         cJSON_AddItemToArray(pl, p);
     }
 }

@@ -31,8 +31,7 @@ struct plg_source {
  * one factual sentence in err, e.g. `incompatible plugin "x": ABI version
  * mismatch (plugin 2, server 1)`; nothing stays loaded then.
  */
-struct plg_registry *plg_load(const struct plg_source *sources, size_t n, char *err,
-                              size_t errlen);
+struct plg_registry *plg_load(const struct plg_source *sources, size_t n, char *err, size_t errlen);
 
 /* dlcloses every plugin and frees the registry; NULL is a no-op. */
 void plg_unload(struct plg_registry *reg);

@@ -37,8 +37,9 @@ int api_valid_activity_name(const char *name)
 {
     size_t n = strlen(name);
 
-    if (n == 0 || n > 64 || !((name[0] >= 'a' && name[0] <= 'z') ||
-                              (name[0] >= 'A' && name[0] <= 'Z') || name[0] == '_'))
+    if (n == 0 || n > 64 ||
+        !((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
+          name[0] == '_'))
         return 0;
     for (size_t i = 1; i < n; i++) {
         char ch = name[i];
@@ -62,7 +63,8 @@ static const struct code_kind workflow_kind = {
     "WITH a AS (INSERT INTO artifacts (sha256, bytes, size) VALUES ($3, $4, $5)"
     "  ON CONFLICT (sha256) DO NOTHING)"
     " INSERT INTO workflows AS t (project_id, kebab_name, artifact_sha256) VALUES ($1, $2, $3)"
-    " ON CONFLICT (project_id, kebab_name) DO UPDATE SET artifact_sha256 = EXCLUDED.artifact_sha256,"
+    " ON CONFLICT (project_id, kebab_name) DO UPDATE SET artifact_sha256 = "
+    "EXCLUDED.artifact_sha256,"
     "  is_active = true, updated_at = now(), version = t.version +"
     "  CASE WHEN t.artifact_sha256 IS DISTINCT FROM EXCLUDED.artifact_sha256 THEN 1 ELSE 0 END"
     " RETURNING id, version, (xmax = 0)",
@@ -91,8 +93,8 @@ static const struct code_kind activity_kind = {
 };
 
 /* Validates the project id and the name for kind; queues a 400 if bad. */
-static int check_names(struct MHD_Connection *conn, const struct code_kind *k,
-                       const char *project, const char *name, enum MHD_Result *ret)
+static int check_names(struct MHD_Connection *conn, const struct code_kind *k, const char *project,
+                       const char *name, enum MHD_Result *ret)
 {
     if (!ju_valid_id(project)) {
         *ret = http_send_error(conn, MHD_HTTP_BAD_REQUEST,
@@ -134,8 +136,8 @@ static enum MHD_Result put_code(struct core *c, struct MHD_Connection *conn, str
         return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
                                "request body must be the plugin's .so file");
     if (!elf_check_so((const unsigned char *)r->body, r->len, why, sizeof(why)))
-        return http_send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT,
-                               "not a loadable plugin: %s", why);
+        return http_send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "not a loadable plugin: %s",
+                               why);
     sha256_hex_of(r->body, r->len, sha);
     snprintf(size, sizeof(size), "%zu", r->len);
     params[0] = project;
@@ -221,8 +223,7 @@ static PGresult *project_query(struct core *c, struct MHD_Connection *conn, cons
 }
 
 static enum MHD_Result list_code(struct core *c, struct MHD_Connection *conn,
-                                 const struct code_kind *k, const char *project,
-                                 const char *key)
+                                 const struct code_kind *k, const char *project, const char *key)
 {
     enum MHD_Result ret = MHD_NO;
     PGresult *res;
@@ -270,8 +271,7 @@ enum MHD_Result api_code_list_activities(struct core *c, struct MHD_Connection *
 }
 
 static enum MHD_Result delete_code(struct core *c, struct MHD_Connection *conn,
-                                   const struct code_kind *k, const char *project,
-                                   const char *name)
+                                   const struct code_kind *k, const char *project, const char *name)
 {
     enum MHD_Result ret = MHD_NO;
     PGresult *res;
@@ -290,8 +290,7 @@ static enum MHD_Result delete_code(struct core *c, struct MHD_Connection *conn,
                                k->label, name, project);
     o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", 1);
-    cJSON_AddStringToObject(o, "message",
-                            "deactivated; restart the project's worker to unload it");
+    cJSON_AddStringToObject(o, "message", "deactivated; restart the project's worker to unload it");
     return http_send_json(conn, MHD_HTTP_OK, o);
 }
 

@@ -26,8 +26,8 @@ static cJSON *project_json(const PGresult *res, int row)
     return o;
 }
 
-enum MHD_Result api_projects_create(struct core *c, struct MHD_Connection *conn,
-                                    struct http_req *r, const char *const *args)
+enum MHD_Result api_projects_create(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                    const char *const *args)
 {
     enum MHD_Result ret = MHD_NO;
     cJSON *body = http_body_object(conn, r, 1, &ret);
@@ -51,8 +51,7 @@ enum MHD_Result api_projects_create(struct core *c, struct MHD_Connection *conn,
         (!cJSON_IsString(namev) || strlen(namev->valuestring) > NAME_MAX_LEN)) {
         cJSON_Delete(body);
         return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
-                               "invalid name: must be a string of at most %d bytes",
-                               NAME_MAX_LEN);
+                               "invalid name: must be a string of at most %d bytes", NAME_MAX_LEN);
     }
     params[0] = cJSON_IsString(idv) ? idv->valuestring : NULL;
     params[1] = cJSON_IsString(namev) ? namev->valuestring : NULL;
@@ -87,8 +86,8 @@ enum MHD_Result api_projects_create(struct core *c, struct MHD_Connection *conn,
     return http_send_json(conn, MHD_HTTP_CREATED, o);
 }
 
-enum MHD_Result api_projects_list(struct core *c, struct MHD_Connection *conn,
-                                  struct http_req *r, const char *const *args)
+enum MHD_Result api_projects_list(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                  const char *const *args)
 {
     enum MHD_Result ret = MHD_NO;
     struct db_conn *db = http_db_get(c, conn, &ret);
@@ -113,8 +112,8 @@ enum MHD_Result api_projects_list(struct core *c, struct MHD_Connection *conn,
     return http_send_json(conn, MHD_HTTP_OK, o);
 }
 
-enum MHD_Result api_projects_get(struct core *c, struct MHD_Connection *conn,
-                                 struct http_req *r, const char *const *args)
+enum MHD_Result api_projects_get(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                 const char *const *args)
 {
     const char *arg = args[0];
     enum MHD_Result ret = MHD_NO;

@@ -7,11 +7,11 @@
 
 #include "http.h"
 
-enum MHD_Result api_projects_create(struct core *c, struct MHD_Connection *conn,
-                                    struct http_req *r, const char *const *args);
-enum MHD_Result api_projects_list(struct core *c, struct MHD_Connection *conn,
-                                  struct http_req *r, const char *const *args);
-enum MHD_Result api_projects_get(struct core *c, struct MHD_Connection *conn,
-                                 struct http_req *r, const char *const *args);
+enum MHD_Result api_projects_create(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                    const char *const *args);
+enum MHD_Result api_projects_list(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                  const char *const *args);
+enum MHD_Result api_projects_get(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                 const char *const *args);
 
 #endif

@@ -29,8 +29,8 @@ enum MHD_Result api_health(struct core *c, struct MHD_Connection *conn, struct h
     return http_send_json(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
 }
 
-enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn,
-                                 struct http_req *r, const char *const *args)
+enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                 const char *const *args)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "workers");
@@ -116,9 +116,8 @@ static enum MHD_Result worker_call_done(struct core *c, struct MHD_Connection *c
 
 /* Validates {"projectId": …}, records the desired state, and hands the call
  * to the manager. */
-static enum MHD_Result worker_call(struct core *c, struct MHD_Connection *conn,
-                                   struct http_req *r, const char *op, const char *desired,
-                                   int timeout_ms)
+static enum MHD_Result worker_call(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                   const char *op, const char *desired, int timeout_ms)
 {
     enum MHD_Result ret = MHD_NO;
     cJSON *body = http_body_object(conn, r, 0, &ret);
@@ -173,25 +172,22 @@ static enum MHD_Result worker_call(struct core *c, struct MHD_Connection *conn,
     return MHD_YES;
 }
 
-enum MHD_Result api_workers_start(struct core *c, struct MHD_Connection *conn,
-                                  struct http_req *r, const char *const *args)
+enum MHD_Result api_workers_start(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                  const char *const *args)
 {
-    return worker_call(c, conn, r, "start", "running",
-                       c->cfg->start_timeout_ms + CALL_MARGIN_MS);
+    return worker_call(c, conn, r, "start", "running", c->cfg->start_timeout_ms + CALL_MARGIN_MS);
 }
 
-enum MHD_Result api_workers_stop(struct core *c, struct MHD_Connection *conn,
-                                 struct http_req *r, const char *const *args)
+enum MHD_Result api_workers_stop(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                 const char *const *args)
 {
-    return worker_call(c, conn, r, "stop", "stopped",
-                       c->cfg->drain_timeout_ms + CALL_MARGIN_MS);
+    return worker_call(c, conn, r, "stop", "stopped", c->cfg->drain_timeout_ms + CALL_MARGIN_MS);
 }
 
-enum MHD_Result api_workers_restart(struct core *c, struct MHD_Connection *conn,
-                                    struct http_req *r, const char *const *args)
+enum MHD_Result api_workers_restart(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                    const char *const *args)
 {
-    return worker_call(c, conn, r, "restart", "running",
-                       c->cfg->start_timeout_ms + CALL_MARGIN_MS);
+    return worker_call(c, conn, r, "restart", "running", c->cfg->start_timeout_ms + CALL_MARGIN_MS);
 }
 
 static void add_time(cJSON *o, const char *key, int64_t wall_ms)
@@ -206,8 +202,8 @@ static void add_time(cJSON *o, const char *key, int64_t wall_ms)
     cJSON_AddStringToObject(o, key, buf);
 }
 
-enum MHD_Result api_workers_status(struct core *c, struct MHD_Connection *conn,
-                                   struct http_req *r, const char *const *args)
+enum MHD_Result api_workers_status(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                   const char *const *args)
 {
     const char *arg = args[0];
     enum MHD_Result ret = MHD_NO;

@@ -10,15 +10,15 @@
 
 enum MHD_Result api_health(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                            const char *const *args);
-enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn,
-                                 struct http_req *r, const char *const *args);
-enum MHD_Result api_workers_start(struct core *c, struct MHD_Connection *conn,
-                                  struct http_req *r, const char *const *args);
-enum MHD_Result api_workers_stop(struct core *c, struct MHD_Connection *conn,
-                                 struct http_req *r, const char *const *args);
-enum MHD_Result api_workers_restart(struct core *c, struct MHD_Connection *conn,
-                                    struct http_req *r, const char *const *args);
-enum MHD_Result api_workers_status(struct core *c, struct MHD_Connection *conn,
-                                   struct http_req *r, const char *const *args);
+enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                 const char *const *args);
+enum MHD_Result api_workers_start(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                  const char *const *args);
+enum MHD_Result api_workers_stop(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                 const char *const *args);
+enum MHD_Result api_workers_restart(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                    const char *const *args);
+enum MHD_Result api_workers_status(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                   const char *const *args);
 
 #endif

@@ -85,8 +85,8 @@ static int hash_file(const char *path, char hex[SHA256_HEX_LEN])
 }
 
 /* Writes bytes to tmp, then renames it to path. */
-static int write_file(const char *tmp, const char *path, const char *bytes, size_t len,
-                      char *err, size_t errlen)
+static int write_file(const char *tmp, const char *path, const char *bytes, size_t len, char *err,
+                      size_t errlen)
 {
     size_t off = 0;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -59,8 +59,7 @@ static int connect_with_retry(struct core *c)
             return 0;
         }
         if (attempt % 10 == 0)
-            log_error("could not connect to the database: %s; retrying",
-                      db_error(c->dconn));
+            log_error("could not connect to the database: %s; retrying", db_error(c->dconn));
         if (should_stop(c->ctl_fd))
             return -1;
         usleep(CONNECT_RETRY_MS * 1000);

@@ -108,7 +108,8 @@ int db_connect(struct db_conn *c)
     }
     PQsetNoticeProcessor(c->pg, on_notice, NULL);
     /* Short statements only: never let one hang a thread for long. */
-    PGresult *r = PQexec(c->pg, "SET statement_timeout = '30s'; SET application_name = 'wf-server'");
+    PGresult *r =
+        PQexec(c->pg, "SET statement_timeout = '30s'; SET application_name = 'wf-server'");
     PQclear(r);
     return 0;
 }

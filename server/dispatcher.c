@@ -44,8 +44,8 @@ struct wconn {
     pid_t pid;
     char project[WF_ID_MAX + 1];
     int draining;
-    int beat;     /* sent a heartbeat since the last flush */
-    char *loaded; /* JSON text of the code lists sent to it, or NULL */
+    int beat;         /* sent a heartbeat since the last flush */
+    char *loaded;     /* JSON text of the code lists sent to it, or NULL */
     char (*shas)[65]; /* artifacts it was given (kept by art_gc) */
     size_t nshas;
     struct wconn *next;
@@ -281,9 +281,9 @@ static void on_state(struct dispatcher *d, const cJSON *ev)
 /* Autostart: every project whose desired state is running. */
 static void autostart(struct dispatcher *d)
 {
-    PGresult *r = db_exec(d->c->dconn,
-                          "SELECT id FROM projects WHERE desired_state = 'running' ORDER BY id",
-                          0, NULL);
+    PGresult *r =
+        db_exec(d->c->dconn, "SELECT id FROM projects WHERE desired_state = 'running' ORDER BY id",
+                0, NULL);
 
     if (r == NULL) {
         log_error("could not list projects to autostart: %s", db_error(d->c->dconn));
@@ -296,8 +296,7 @@ static void autostart(struct dispatcher *d)
         cJSON_AddStringToObject(o, "project", PQgetvalue(r, i, 0));
         pthread_mutex_lock(&d->c->ctl_mu);
         if (msg_send(d->c->ctl_fd, o, -1) < 0)
-            log_error("could not autostart project %s: %s", PQgetvalue(r, i, 0),
-                      strerror(errno));
+            log_error("could not autostart project %s: %s", PQgetvalue(r, i, 0), strerror(errno));
         pthread_mutex_unlock(&d->c->ctl_mu);
         cJSON_Delete(o);
     }
@@ -580,8 +579,8 @@ static cJSON *build_load(struct dispatcher *d, struct wconn *w, const PGresult *
             seen |= strcmp(w->shas[j], sha) == 0;
         if (seen)
             continue;
-        if (art_materialize(d->c->dconn, d->c->rundir, w->project, sha, path,
-                            sizeof(path), err, sizeof(err)) < 0) {
+        if (art_materialize(d->c->dconn, d->c->rundir, w->project, sha, path, sizeof(path), err,
+                            sizeof(err)) < 0) {
             char msg[800];
             snprintf(msg, sizeof(msg), "could not prepare plugin \"%s\": %s", name, err);
             log_error("project %s: %s", w->project, msg);
@@ -653,8 +652,7 @@ static void on_worker_hello(struct dispatcher *d, struct wconn *w, const cJSON *
                 1, params);
     if (r == NULL) {
         char err[400];
-        snprintf(err, sizeof(err), "could not read the project's code: %s",
-                 db_error(d->c->dconn));
+        snprintf(err, sizeof(err), "could not read the project's code: %s", db_error(d->c->dconn));
         log_error("project %s: %s", w->project, err);
         load = cJSON_CreateObject();
         cJSON_AddStringToObject(load, "t", "load");

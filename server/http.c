@@ -23,8 +23,8 @@
 #define HTTP_CONN_TIMEOUT_S 30
 #define HTTP_CONN_LIMIT 4096
 
-typedef enum MHD_Result (*route_fn)(struct core *c, struct MHD_Connection *conn,
-                                    struct http_req *r, const char *const *args);
+typedef enum MHD_Result (*route_fn)(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                                    const char *const *args);
 
 /* A route: the method and a path pattern whose "*" segments are captured
  * (at most HTTP_MAX_ARGS, each a single non-empty segment). */
@@ -87,8 +87,7 @@ static cJSON *error_body(const char *fmt, va_list ap)
     return o;
 }
 
-enum MHD_Result http_send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
-                                ...)
+enum MHD_Result http_send_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
 {
     va_list ap;
     cJSON *o;
@@ -195,8 +194,8 @@ static int route_match(const char *pattern, const char *url, char args[][HTTP_AR
 /* Finds the route for url and method; sets *path_found if some route has
  * this path under another method (and lists those methods in allow). */
 static const struct route *route_find(const char *url, const char *method,
-                                      char args[][HTTP_ARG_MAX + 1], int *path_found,
-                                      char *allow, size_t allowlen)
+                                      char args[][HTTP_ARG_MAX + 1], int *path_found, char *allow,
+                                      size_t allowlen)
 {
     *path_found = 0;
     for (size_t i = 0; i < NROUTES; i++) {
@@ -260,17 +259,16 @@ static enum MHD_Result dispatch(struct core *c, struct MHD_Connection *conn, con
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     struct core *c = cls;
     struct http_req *r = *req_cls;
     size_t max;
 
     if (r == NULL) {
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         char args[HTTP_MAX_ARGS][HTTP_ARG_MAX + 1];
         const struct route *rt;
         int found;
@@ -281,8 +279,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *req_cls = r;
         rt = route_find(url, method, args, &found, NULL, 0);
-        r->max_body = rt != NULL && rt->artifact ? c->cfg->max_artifact_bytes
-                                                 : c->cfg->max_body_bytes;
+        r->max_body =
+            rt != NULL && rt->artifact ? c->cfg->max_artifact_bytes : c->cfg->max_body_bytes;
         if (cl != NULL && (config_parse_long(cl, 0, r->max_body, &v) < 0)) {
             r->too_large = 1;
             return send_too_large(c, conn, r);
@@ -363,15 +361,14 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 
 int http_start(struct core *c, int listen_fd)
 {
-    c->httpd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, c,
-        MHD_OPTION_LISTEN_SOCKET, listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->cfg->http_threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, c, MHD_OPTION_END);
+    c->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                                    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+                                0, NULL, NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER,
+                                on_mhd_error, c, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+                                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->cfg->http_threads,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, c, MHD_OPTION_END);
     if (c->httpd == NULL) {
         log_error("could not start the HTTP server");
         return -1;

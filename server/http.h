@@ -33,11 +33,11 @@ struct http_req {
     size_t cap;
     int too_large;
     int responded;
-    struct core_call call;    /* a pending manager call, if any */
-    http_resume_fn resume;    /* set with call */
-    char arg[WF_ID_MAX + 1];  /* the project id of a pending call */
+    struct core_call call;   /* a pending manager call, if any */
+    http_resume_fn resume;   /* set with call */
+    char arg[WF_ID_MAX + 1]; /* the project id of a pending call */
     char op[16];
-    long max_body;            /* this route's body cap */
+    long max_body;                              /* this route's body cap */
     char args[HTTP_MAX_ARGS][HTTP_ARG_MAX + 1]; /* the route's "*" segments */
 };
 
@@ -45,8 +45,8 @@ struct http_req {
 enum MHD_Result http_send_json(struct MHD_Connection *conn, unsigned status, cJSON *body);
 
 /* Queues {"success":false,"error":<formatted>}. */
-enum MHD_Result http_send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
-                                ...) __attribute__((format(printf, 3, 4)));
+enum MHD_Result http_send_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Replies 503 "database unavailable" or 500 "database error" after a failed
  * statement on conn (logging the detail), and returns the queue result. */

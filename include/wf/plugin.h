@@ -51,15 +51,15 @@ extern "C" {
 
 /* Results of workflows, activities and host calls. */
 enum wf_status {
-    WF_OK = 0,           /* done; any *out is set */
-    WF_SUSPEND = 1,      /* the run is parked (sleep, signal wait, retry
-                            backoff): the workflow must return WF_SUSPEND now */
-    WF_ERROR = -1,       /* failed; retryable for activities */
-    WF_EINVAL = -2,      /* bad input: never retried */
-    WF_ETIMEDOUT = -3,   /* a timeout elapsed (signal wait, activity) */
-    WF_ECANCELLED = -4,  /* the run was cancelled: return it at once */
-    WF_ENOTFOUND = -5,   /* no such activity or workflow */
-    WF_ENOMEM = -6       /* out of memory */
+    WF_OK = 0,          /* done; any *out is set */
+    WF_SUSPEND = 1,     /* the run is parked (sleep, signal wait, retry
+                           backoff): the workflow must return WF_SUSPEND now */
+    WF_ERROR = -1,      /* failed; retryable for activities */
+    WF_EINVAL = -2,     /* bad input: never retried */
+    WF_ETIMEDOUT = -3,  /* a timeout elapsed (signal wait, activity) */
+    WF_ECANCELLED = -4, /* the run was cancelled: return it at once */
+    WF_ENOTFOUND = -5,  /* no such activity or workflow */
+    WF_ENOMEM = -6      /* out of memory */
 };
 
 enum wf_log_level {
@@ -118,8 +118,7 @@ struct wf_ctx {
 
 /* A workflow: input borrowed; on WF_OK *output may be set (host owns it
  * then); on failure it may be left NULL. */
-typedef enum wf_status (*wf_workflow_fn)(struct wf_ctx *ctx, const cJSON *input,
-                                         cJSON **output);
+typedef enum wf_status (*wf_workflow_fn)(struct wf_ctx *ctx, const cJSON *input, cJSON **output);
 
 /* ---- activities ---- */
 
@@ -163,8 +162,14 @@ struct wf_retry_policy {
 };
 
 /* 3 attempts, 1 s, doubling, capped at 60 s (DESIGN §5). */
-#define WF_RETRY_DEFAULT {3, 1000, 2.0, 60000}
-#define WF_RETRY_NONE {1, 0, 1.0, 0}
+#define WF_RETRY_DEFAULT                                                                           \
+    {                                                                                              \
+        3, 1000, 2.0, 60000                                                                        \
+    }
+#define WF_RETRY_NONE                                                                              \
+    {                                                                                              \
+        1, 0, 1.0, 0                                                                               \
+    }
 
 struct wf_workflow_def {
     const char *name; /* kebab-case, unique in the project */
@@ -197,20 +202,17 @@ typedef const struct wf_plugin *(*wf_plugin_entry_fn)(void);
 #define WF_PLUGIN_ENTRY_SYMBOL "wf_plugin_entry"
 
 /* Defines wf_plugin_entry returning a static descriptor. */
-#define WF_PLUGIN_DEFINE(name_, version_, workflows_, n_workflows_, activities_, n_activities_)   \
-    const struct wf_plugin *wf_plugin_entry(void);                                               \
-    const struct wf_plugin *wf_plugin_entry(void)                                                \
-    {                                                                                            \
-        static const struct wf_plugin plugin = {WF_PLUGIN_MAGIC,                                 \
-                                                (uint32_t)sizeof(struct wf_plugin),              \
-                                                WF_ABI_VERSION,                                  \
-                                                name_,                                           \
-                                                version_,                                        \
-                                                workflows_,                                      \
-                                                n_workflows_,                                    \
-                                                activities_,                                     \
-                                                n_activities_};                                  \
-        return &plugin;                                                                          \
+#define WF_PLUGIN_DEFINE(name_, version_, workflows_, n_workflows_, activities_, n_activities_)    \
+    const struct wf_plugin *wf_plugin_entry(void);                                                 \
+    const struct wf_plugin *wf_plugin_entry(void)                                                  \
+    {                                                                                              \
+        static const struct wf_plugin plugin = {                                                   \
+            WF_PLUGIN_MAGIC, (uint32_t)sizeof(struct wf_plugin),                                   \
+            WF_ABI_VERSION,  name_,                                                                \
+            version_,        workflows_,                                                           \
+            n_workflows_,    activities_,                                                          \
+            n_activities_};                                                                        \
+        return &plugin;                                                                            \
     }
 
 #ifdef __cplusplus

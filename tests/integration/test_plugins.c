@@ -30,8 +30,8 @@ static char *plugin_bytes(const char *name, size_t *len)
 }
 
 /* PUTs plugin `name` as workflow or activity `as`; returns the status. */
-static long deploy(const struct th_server *s, const char *project, const char *kind,
-                   const char *as, const char *name, cJSON **json)
+static long deploy(const struct th_server *s, const char *project, const char *kind, const char *as,
+                   const char *name, cJSON **json)
 {
     char path[256];
     size_t len = 0;
@@ -213,12 +213,16 @@ int main(void)
     {
         char pidbuf[32];
         snprintf(pidbuf, sizeof(pidbuf), "%lld", pid2);
-        v = th_sql_value(pg, "SELECT status || ':' || pid FROM workflow_workers"
-                             " WHERE worker_id = 'testhost:p1'", NULL);
+        v = th_sql_value(pg,
+                         "SELECT status || ':' || pid FROM workflow_workers"
+                         " WHERE worker_id = 'testhost:p1'",
+                         NULL);
         CHECK(v != NULL && strncmp(v, "running:", 8) == 0 && strcmp(v + 8, pidbuf) == 0);
         free(v);
-        v = th_sql_value(pg, "SELECT loaded->'activities' ? 'shout' FROM workflow_workers"
-                             " WHERE worker_id = 'testhost:p1'", NULL);
+        v = th_sql_value(pg,
+                         "SELECT loaded->'activities' ? 'shout' FROM workflow_workers"
+                         " WHERE worker_id = 'testhost:p1'",
+                         NULL);
         CHECK_STR(v, "t");
         free(v);
     }

@@ -7,7 +7,14 @@ const struct wf_plugin *wf_plugin_entry(void);
 
 const struct wf_plugin *wf_plugin_entry(void)
 {
-    static const struct wf_plugin p = {WF_PLUGIN_MAGIC, sizeof(struct wf_plugin),
-                                       WF_ABI_VERSION + 1, "bad-abi", "0", NULL, 0, NULL, 0};
+    static const struct wf_plugin p = {WF_PLUGIN_MAGIC,
+                                       sizeof(struct wf_plugin),
+                                       WF_ABI_VERSION + 1,
+                                       "bad-abi",
+                                       "0",
+                                       NULL,
+                                       0,
+                                       NULL,
+                                       0};
     return &p;
 }

@@ -8,10 +8,10 @@
 #include "config.h"
 #include "testhelp.h"
 
-static const char *const vars[] = {"DATABASE_URL", "PORT", "WF_HEARTBEAT_MS",
-                                   "WF_DRAIN_TIMEOUT_MS", "LOG_LEVEL", "LOG_FORMAT",
-                                   "WF_HOST_ID", "WF_LISTEN_ADDR", "WF_WORKER_PROGRAM",
-                                   "WF_MAX_BODY_BYTES", "WF_API_TOKEN", "WF_AUTOSTART"};
+static const char *const vars[] = {"DATABASE_URL",        "PORT",           "WF_HEARTBEAT_MS",
+                                   "WF_DRAIN_TIMEOUT_MS", "LOG_LEVEL",      "LOG_FORMAT",
+                                   "WF_HOST_ID",          "WF_LISTEN_ADDR", "WF_WORKER_PROGRAM",
+                                   "WF_MAX_BODY_BYTES",   "WF_API_TOKEN",   "WF_AUTOSTART"};
 
 static void reset_env(void)
 {

@@ -48,7 +48,7 @@ static int test_passed;
 
 #define TEST_REPORT(name)                                                                          \
     do {                                                                                           \
-        printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);                     \
+        printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);                      \
         return test_failed == 0 ? 0 : 1;                                                           \
     } while (0)
 
