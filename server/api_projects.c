@@ -90,19 +90,13 @@ enum MHD_Result api_projects_list(struct core *c, struct MHD_Connection *conn, s
                                   const char *const *args)
 {
     enum MHD_Result ret = MHD_NO;
-    struct db_conn *db = http_db_get(c, conn, &ret);
-    PGresult *res;
+    PGresult *res =
+        http_query(c, conn, "list projects", "SELECT " PROJECT_COLUMNS " FROM projects ORDER BY id",
+                   0, NULL, &ret);
     cJSON *o, *arr;
 
-    if (db == NULL)
+    if (res == NULL)
         return ret;
-    res = db_exec(db, "SELECT " PROJECT_COLUMNS " FROM projects ORDER BY id", 0, NULL);
-    if (res == NULL) {
-        ret = http_send_db_error(conn, db, "list projects");
-        db_pool_put(c->pool, db);
-        return ret;
-    }
-    db_pool_put(c->pool, db);
     o = cJSON_CreateObject();
     arr = cJSON_AddArrayToObject(o, "projects");
     for (int i = 0; i < PQntuples(res); i++)
@@ -118,23 +112,16 @@ enum MHD_Result api_projects_get(struct core *c, struct MHD_Connection *conn, st
     const char *arg = args[0];
     enum MHD_Result ret = MHD_NO;
     const char *params[1] = {arg};
-    struct db_conn *db;
     PGresult *res;
     cJSON *o;
 
     if (!ju_valid_id(arg))
         return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
                                "invalid id: must match ^[A-Za-z0-9_-]{1,64}$");
-    db = http_db_get(c, conn, &ret);
-    if (db == NULL)
+    res = http_query(c, conn, "look up the project",
+                     "SELECT " PROJECT_COLUMNS " FROM projects WHERE id = $1", 1, params, &ret);
+    if (res == NULL)
         return ret;
-    res = db_exec(db, "SELECT " PROJECT_COLUMNS " FROM projects WHERE id = $1", 1, params);
-    if (res == NULL) {
-        ret = http_send_db_error(conn, db, "look up the project");
-        db_pool_put(c->pool, db);
-        return ret;
-    }
-    db_pool_put(c->pool, db);
     if (PQntuples(res) == 0) {
         PQclear(res);
         return http_send_error(conn, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", arg);

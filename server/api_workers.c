@@ -123,7 +123,6 @@ static enum MHD_Result worker_call(struct core *c, struct MHD_Connection *conn, 
     cJSON *body = http_body_object(conn, r, 0, &ret);
     const cJSON *idv;
     const char *params[2];
-    struct db_conn *db;
     PGresult *res;
     int found;
 
@@ -143,23 +142,16 @@ static enum MHD_Result worker_call(struct core *c, struct MHD_Connection *conn, 
     snprintf(r->op, sizeof(r->op), "%s", op);
     cJSON_Delete(body);
 
-    db = http_db_get(c, conn, &ret);
-    if (db == NULL)
-        return ret;
     params[0] = r->arg;
     params[1] = desired;
-    res = db_exec(db,
-                  "UPDATE projects SET desired_state = $2, updated_at = now()"
-                  " WHERE id = $1 RETURNING id",
-                  2, params);
-    if (res == NULL) {
-        ret = http_send_db_error(conn, db, "record the desired state");
-        db_pool_put(c->pool, db);
+    res = http_query(c, conn, "record the desired state",
+                     "UPDATE projects SET desired_state = $2, updated_at = now()"
+                     " WHERE id = $1 RETURNING id",
+                     2, params, &ret);
+    if (res == NULL)
         return ret;
-    }
     found = PQntuples(res) == 1;
     PQclear(res);
-    db_pool_put(c->pool, db);
     if (!found)
         return http_send_error(conn, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", r->arg);
 
@@ -208,7 +200,6 @@ enum MHD_Result api_workers_status(struct core *c, struct MHD_Connection *conn, 
     const char *arg = args[0];
     enum MHD_Result ret = MHD_NO;
     const struct core_view *v;
-    struct db_conn *db;
     const char *params[1] = {arg};
     PGresult *res;
     cJSON *o;
@@ -248,21 +239,14 @@ enum MHD_Result api_workers_status(struct core *c, struct MHD_Connection *conn, 
     pthread_rwlock_unlock(&c->view_lock);
 
     /* No worker here: the project must exist to say "stopped". */
-    db = http_db_get(c, conn, &ret);
-    if (db == NULL) {
-        cJSON_Delete(o);
-        return ret;
-    }
-    res = db_exec(db, "SELECT 1 FROM projects WHERE id = $1", 1, params);
+    res = http_query(c, conn, "look up the project", "SELECT 1 FROM projects WHERE id = $1", 1,
+                     params, &ret);
     if (res == NULL) {
         cJSON_Delete(o);
-        ret = http_send_db_error(conn, db, "look up the project");
-        db_pool_put(c->pool, db);
         return ret;
     }
     found = PQntuples(res) == 1;
     PQclear(res);
-    db_pool_put(c->pool, db);
     if (!found) {
         cJSON_Delete(o);
         return http_send_error(conn, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", arg);

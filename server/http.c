@@ -56,7 +56,9 @@ static const struct route routes[] = {
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
-enum MHD_Result http_send_json(struct MHD_Connection *conn, unsigned status, cJSON *body)
+/* Queues body (taken) with an optional extra header (name NULL: none). */
+static enum MHD_Result send_json_with(struct MHD_Connection *conn, unsigned status, cJSON *body,
+                                      const char *name, const char *value)
 {
     char *text = cJSON_PrintUnformatted(body);
     struct MHD_Response *resp;
@@ -71,9 +73,16 @@ enum MHD_Result http_send_json(struct MHD_Connection *conn, unsigned status, cJS
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (name != NULL)
+        MHD_add_response_header(resp, name, value);
     ret = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+enum MHD_Result http_send_json(struct MHD_Connection *conn, unsigned status, cJSON *body)
+{
+    return send_json_with(conn, status, body, NULL, NULL);
 }
 
 static cJSON *error_body(const char *fmt, va_list ap)
@@ -125,6 +134,21 @@ cJSON *http_body_object(struct MHD_Connection *conn, struct http_req *r, int all
         return NULL;
     }
     return o;
+}
+
+PGresult *http_query(struct core *c, struct MHD_Connection *conn, const char *what, const char *sql,
+                     int nparams, const char *const *params, enum MHD_Result *ret)
+{
+    struct db_conn *db = http_db_get(c, conn, ret);
+    PGresult *res;
+
+    if (db == NULL)
+        return NULL;
+    res = db_exec(db, sql, nparams, params);
+    if (res == NULL)
+        *ret = http_send_db_error(conn, db, what);
+    db_pool_put(c->pool, db);
+    return res;
 }
 
 struct db_conn *http_db_get(struct core *c, struct MHD_Connection *conn, enum MHD_Result *ret)
@@ -216,26 +240,10 @@ static const struct route *route_find(const char *url, const char *method,
 static enum MHD_Result send_not_allowed(struct MHD_Connection *conn, const char *allow)
 {
     cJSON *o = cJSON_CreateObject();
-    char *text;
-    struct MHD_Response *resp;
-    enum MHD_Result ret;
 
     cJSON_AddBoolToObject(o, "success", 0);
     cJSON_AddStringToObject(o, "error", "method not allowed");
-    text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (text == NULL)
-        return MHD_NO;
-    resp = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
-    if (resp == NULL) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return send_json_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, o, MHD_HTTP_HEADER_ALLOW, allow);
 }
 
 static enum MHD_Result dispatch(struct core *c, struct MHD_Connection *conn, const char *url,

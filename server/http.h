@@ -64,4 +64,12 @@ cJSON *http_body_object(struct MHD_Connection *conn, struct http_req *r, int all
 /* Borrows a pool connection or queues a 503 into *ret and returns NULL. */
 struct db_conn *http_db_get(struct core *c, struct MHD_Connection *conn, enum MHD_Result *ret);
 
+/*
+ * Runs one statement on a borrowed pool connection and returns it to the
+ * pool. Returns the result (caller PQclears), or NULL after queueing the
+ * 503/500 reply into *ret (logged as "could not <what>").
+ */
+PGresult *http_query(struct core *c, struct MHD_Connection *conn, const char *what, const char *sql,
+                     int nparams, const char *const *params, enum MHD_Result *ret);
+
 #endif
