@@ -1,0 +1,37 @@
+# wf-server container image (DESIGN.md §7): multi-stage on Debian 12.
+#   docker build -t wf-server .
+#   docker run --rm -p 3011:3011 -e DATABASE_URL=postgresql://… wf-server
+
+# ---- build: compilers and -dev packages, tests not built
+FROM debian:12 AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      build-essential cmake pkg-config \
+      libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libpq-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cmake -S . -B /build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
+ && cmake --build /build -j"$(nproc)" \
+ && install -D -m 0755 /build/wf-server /out/wf-server
+
+# ---- runtime: the shared libraries, curl for the health check, the binary
+FROM debian:12
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libmicrohttpd12 libcjson1 libcurl4 libpq5 curl ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --user-group --uid 10001 --home-dir /var/lib/wf --create-home \
+      --shell /usr/sbin/nologin wf
+COPY --from=build /out/wf-server /usr/local/bin/wf-server
+USER wf
+WORKDIR /var/lib/wf
+ENV PORT=3011 LOG_FORMAT=json
+EXPOSE 3011
+# Shell form, so ${PORT} is the container's value at run time. /health answers
+# 503 while the database is unreachable, which marks the container unhealthy.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:${PORT}/health || exit 1
+# SIGTERM (docker stop) drains the workers; the server exits 0.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/wf-server"]
