@@ -13,9 +13,14 @@ WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
  && cmake --build /build -j"$(nproc)" \
- && install -D -m 0755 /build/wf-server /out/wf-server
+ && install -D -m 0755 /build/wf-server /out/bin/wf-server \
+ && install -D -m 0755 /build/tools/wfctl /out/bin/wfctl \
+ && install -D -m 0644 /build/sample-activities/sample_activities.so \
+      /out/lib/wf/sample_activities.so \
+ && install -D -m 0644 include/wf/plugin.h /out/include/wf/plugin.h
 
-# ---- runtime: the shared libraries, curl for the health check, the binary
+# ---- runtime: the shared libraries, curl for the health check, the binaries
+# (wf-server, wfctl), the sample-activities plugin and the plugin header
 FROM debian:12
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -23,10 +28,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --user-group --uid 10001 --home-dir /var/lib/wf --create-home \
       --shell /usr/sbin/nologin wf
-COPY --from=build /out/wf-server /usr/local/bin/wf-server
+COPY --from=build /out/bin/ /usr/local/bin/
+COPY --from=build /out/lib/ /usr/local/lib/
+COPY --from=build /out/include/ /usr/local/include/
 USER wf
 WORKDIR /var/lib/wf
-ENV PORT=3011 LOG_FORMAT=json
+ENV PORT=3011 LOG_FORMAT=json WF_RUNTIME_DIR=/var/lib/wf/run
 EXPOSE 3011
 # Shell form, so ${PORT} is the container's value at run time. /health answers
 # 503 while the database is unreachable, which marks the container unhealthy.
