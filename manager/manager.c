@@ -327,13 +327,25 @@ static int setup(struct mgr *m)
     if (m->cfg->worker_program[0] != '\0') {
         snprintf(m->worker_prog, sizeof(m->worker_prog), "%s", m->cfg->worker_program);
     } else {
-        n = readlink("/proc/self/exe", m->worker_prog, sizeof(m->worker_prog) - 1);
+        char self[PATH_MAX];
+        char *slash;
+        n = readlink("/proc/self/exe", self, sizeof(self) - 1);
         if (n <= 0) {
             log_error("could not find own executable: %s", strerror(errno));
             return -1;
         }
-        m->worker_prog[n] = '\0';
+        self[n] = '\0';
+        /* wf-worker beside us if it is there, else this binary's worker mode. */
+        snprintf(m->worker_prog, sizeof(m->worker_prog), "%s", self);
+        slash = strrchr(m->worker_prog, '/');
+        if (slash != NULL && (size_t)(slash - m->worker_prog) + sizeof("/wf-worker") <=
+                                 sizeof(m->worker_prog)) {
+            memcpy(slash, "/wf-worker", sizeof("/wf-worker"));
+            if (access(m->worker_prog, X_OK) < 0)
+                snprintf(m->worker_prog, sizeof(m->worker_prog), "%s", self);
+        }
     }
+    log_info("worker program: %s", m->worker_prog);
     build_worker_env(m);
     if (open_listener(m) < 0)
         return -1;

@@ -142,6 +142,7 @@ int main(void)
     size_t len = 0;
     size_t clen = 0;
     struct stat st_exe;
+    char worker_bin[4096];
     struct stat st_bin;
     pid_t pid;
     long st;
@@ -190,10 +191,16 @@ int main(void)
     CHECK(!entries_contain(environ_buf, len, "WF_TEST_DATABASE_URL"));
     CHECK(!entries_contain(environ_buf, len, "PGPASSWORD"));
 
-    /* exec'd from the server binary, argv: <prog> worker p1 */
+    /* exec'd from wf-worker beside the server binary (a program without any
+     * database client library), argv: <prog> worker p1 */
     snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
     CHECK(stat(path, &st_exe) == 0);
-    CHECK(stat(getenv("WF_SERVER_BIN"), &st_bin) == 0);
+    snprintf(worker_bin, sizeof(worker_bin), "%s", getenv("WF_SERVER_BIN"));
+    if (strrchr(worker_bin, '/') != NULL)
+        snprintf(strrchr(worker_bin, '/') + 1,
+                 sizeof(worker_bin) - (size_t)(strrchr(worker_bin, '/') + 1 - worker_bin),
+                 "wf-worker");
+    CHECK(stat(worker_bin, &st_bin) == 0);
     CHECK(st_exe.st_ino == st_bin.st_ino && st_exe.st_dev == st_bin.st_dev);
     snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
     cmdline = th_read_file(path, &clen);
@@ -204,7 +211,7 @@ int main(void)
         const char *argv2;
 
         base = base ? base + 1 : argv0;
-        CHECK(strcmp(argv0, getenv("WF_SERVER_BIN")) == 0 || strcmp(base, "wf-server") == 0);
+        CHECK(strcmp(argv0, worker_bin) == 0 || strcmp(base, "wf-worker") == 0);
         if (CHECK((size_t)(argv1 - cmdline) < clen)) {
             CHECK_STR(argv1, "worker");
             argv2 = argv1 + strlen(argv1) + 1;
