@@ -34,17 +34,16 @@
  * caps timeoutMs, and running into it is WF_ETIMEDOUT, not a plain timeout.
  *
  * Every request uses its own easy handle (activities run on several threads
- * at once); curl_global_init runs once, under pthread_once, because it is
- * not thread-safe on older libcurl.
+ * at once). libcurl itself is loaded, and curl_global_init run, once, on the
+ * first request (curl_lazy.c), so workers that never call httpRequest do not
+ * pay for loading it.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
-
+#include "curl_lazy.h"
 #include "sample_activities.h"
 
 #define MAX_BODY (10L * 1024 * 1024)
@@ -56,27 +55,6 @@
 #define WHAT "send request" /* for "could not send request: ..." */
 
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"};
-
-/* ---- libcurl's global state ---- */
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc = CURLE_FAILED_INIT;
-
-static void init_curl(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-/* Balances init_curl when the plugin is unloaded (libcurl counts its
- * initializations, so another user of libcurl in the process is not
- * affected). */
-__attribute__((destructor)) static void cleanup_curl(void)
-{
-    if (curl_init_rc == CURLE_OK) {
-        curl_global_cleanup();
-        curl_init_rc = CURLE_FAILED_INIT;
-    }
-}
 
 /* ---- the request ---- */
 
@@ -767,6 +745,12 @@ enum wf_status sa_http_request(struct wf_activity_ctx *a, const cJSON *in, cJSON
 
     resp.a = a;
     errbuf[0] = '\0';
+    /* libcurl is loaded on first use (curl_lazy.h), before anything calls it. */
+    if (sa_curl_load(errbuf, sizeof(errbuf)) < 0) {
+        a->api->fail(a, "could not load libcurl: %s", errbuf);
+        return WF_ERROR;
+    }
+    errbuf[0] = '\0';
     st = parse_request(a, in, &req);
     if (st != WF_OK) {
         goto out;
@@ -785,12 +769,6 @@ enum wf_status sa_http_request(struct wf_activity_ctx *a, const cJSON *in, cJSON
             req.timeout_ms = (long)left;
             req.clipped = 1;
         }
-    }
-    pthread_once(&curl_once, init_curl);
-    if (curl_init_rc != CURLE_OK) {
-        a->api->fail(a, "could not initialize libcurl: %s", curl_easy_strerror(curl_init_rc));
-        st = WF_ERROR;
-        goto out;
     }
     h = curl_easy_init();
     if (h == NULL || build_headers(&req, &headers) != 0) {
