@@ -338,8 +338,8 @@ static int setup(struct mgr *m)
         /* wf-worker beside us if it is there, else this binary's worker mode. */
         snprintf(m->worker_prog, sizeof(m->worker_prog), "%s", self);
         slash = strrchr(m->worker_prog, '/');
-        if (slash != NULL && (size_t)(slash - m->worker_prog) + sizeof("/wf-worker") <=
-                                 sizeof(m->worker_prog)) {
+        if (slash != NULL &&
+            (size_t)(slash - m->worker_prog) + sizeof("/wf-worker") <= sizeof(m->worker_prog)) {
             memcpy(slash, "/wf-worker", sizeof("/wf-worker"));
             if (access(m->worker_prog, X_OK) < 0)
                 snprintf(m->worker_prog, sizeof(m->worker_prog), "%s", self);

@@ -94,11 +94,6 @@ static int str_array_is(const cJSON *arr, const char *const *want, int n)
     return 1;
 }
 
-static int pid_gone(void *arg)
-{
-    return !th_pid_alive(*(pid_t *)arg);
-}
-
 static char *row_value(const char *column, const char *worker_id)
 {
     char sql[200];
@@ -200,11 +195,7 @@ static void test_projects(void)
                             "('p1','oldActivity','activity',false)") == 0);
 }
 
-/* the two queries of DESIGN §1, verbatim */
-static const char seed_query_1[] =
-    "SELECT worker_id, project_id, status, started_at, last_heartbeat,\n"
-    "       EXTRACT(EPOCH FROM (NOW() - last_heartbeat)) as seconds_since_heartbeat\n"
-    "FROM workflow_workers WHERE status = 'running';";
+/* the two queries of DESIGN §1, verbatim (the first is th_seed_query_1) */
 static const char seed_query_2[] =
     "SELECT id, kebab_name FROM workflows WHERE project_id = 'p1' AND is_active = true;";
 
@@ -212,7 +203,7 @@ static void test_seed_queries(void)
 {
     PGresult *res;
 
-    res = th_sql(conn, seed_query_1, 0, NULL);
+    res = th_sql(conn, th_seed_query_1, 0, NULL);
     CHECK(res != NULL);
     if (res != NULL) {
         CHECK_EQ_INT(PQntuples(res), 1);
@@ -322,7 +313,7 @@ static void test_workers(void)
     pid2 = (pid_t)th_json_num(j, "pid");
     cJSON_Delete(j);
     CHECK(pid2 > 0 && pid2 != pid);
-    CHECK(th_wait_until(pid_gone, &pid, 10000, 20) == 0);
+    CHECK(th_wait_pid_gone(pid, 10000, 20) == 0);
     CHECK(th_pid_alive(pid2));
     st = th_http_json(&srv, "GET", "/workers/status/p1", NULL, &j);
     CHECK_EQ_INT(st, 200);
@@ -537,16 +528,12 @@ static void test_token(const struct th_db *db)
 int main(void)
 {
     struct th_db db;
+    int rc;
 
-    memset(&db, 0, sizeof(db));
-    if (th_init("test_api", 1) != 0)
+    rc = th_setup("test_api", &db, &srv, NULL, &conn);
+    if (rc == TH_SKIP)
         return TH_SKIP;
-    if (!CHECK(th_db_create(&db) == 0))
-        goto out;
-    if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
-        goto out;
-    conn = th_db_connect(&db);
-    if (!CHECK(conn != NULL))
+    if (rc != 0)
         goto out;
 
     {
@@ -563,9 +550,5 @@ int main(void)
     CHECK_EQ_INT(th_server_stop(&srv, 15000), 0);
     test_token(&db);
 out:
-    if (conn != NULL)
-        PQfinish(conn);
-    th_server_cleanup(&srv);
-    th_db_drop(&db);
-    return th_finish();
+    return th_teardown(&db, &srv, conn);
 }

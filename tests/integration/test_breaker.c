@@ -61,15 +61,10 @@ int main(void)
     snprintf(prog, sizeof(prog), "WF_WORKER_PROGRAM=%s", bin);
     env[0] = prog;
     env[1] = NULL;
-    if (!CHECK(th_db_create(&db) == 0))
-        goto out;
-    if (!CHECK(th_server_start(&srv, &db, env) == 0))
-        goto out;
-    conn = th_db_connect(&db);
-    if (!CHECK(conn != NULL))
+    if (th_up(&db, &srv, env, &conn) != 0)
         goto out;
 
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}", NULL), 201);
+    CHECK_EQ_INT(th_create_project(&srv, "p1", NULL), 201);
     t0 = th_now_ms();
     st = th_post_project(&srv, "/workers/start", "p1", &j);
     CHECK_EQ_INT(st, 500);
@@ -129,9 +124,5 @@ stop:
     CHECK_EQ_INT(th_server_stop(&srv, 15000), 0);
 out:
     cJSON_Delete(j);
-    if (conn != NULL)
-        PQfinish(conn);
-    th_server_cleanup(&srv);
-    th_db_drop(&db);
-    return th_finish();
+    return th_teardown(&db, &srv, conn);
 }

@@ -18,6 +18,8 @@
 #define N_SAME 10
 #define N_MANY 20
 #define N_MIX 10
+/* the request arrays hold N_MANY entries and serve every round */
+_Static_assert(N_MANY >= N_SAME && N_MANY >= N_MIX, "N_MANY is the largest round");
 
 static struct th_server srv;
 static PGconn *conn;
@@ -134,9 +136,39 @@ static int settled(void *arg)
     return consistent(arg, 1);
 }
 
-static int pid_gone(void *arg)
+/*
+ * Checks each of n replies to contended calls on one project: 200, or 409
+ * while another call holds the project; prints what (e.g. "restart"), the
+ * index and the error of any other reply.
+ */
+static void check_200_or_409(const char *what, const long *status, cJSON *const *json, int n)
 {
-    return !th_pid_alive(*(pid_t *)arg);
+    int i;
+
+    for (i = 0; i < n; i++) {
+        CHECK(status[i] == 200 || status[i] == 409);
+        if (status[i] != 200 && status[i] != 409)
+            fprintf(stderr, "%s %d: %ld %s\n", what, i, status[i],
+                    th_json_str(json[i], "error") ? th_json_str(json[i], "error") : "");
+    }
+}
+
+/*
+ * Checks each of the n replies to a parallel start or stop (verb "started"
+ * or "stopped") of ids: 200 and "Worker <verb> for project <id>".
+ */
+static void check_all_done(const char *verb, const char *const *ids, const long *status,
+                           cJSON *const *json, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        char want[64];
+
+        snprintf(want, sizeof(want), "Worker %s for project %s", verb, ids[i]);
+        CHECK_EQ_INT(status[i], 200);
+        CHECK_STR(th_json_str(json[i], "message"), want);
+    }
 }
 
 static char p1[] = "p1";
@@ -146,6 +178,7 @@ int main(void)
     static char bodies[N_MANY][96];
     static char idbuf[N_MANY][16];
     const char *ids[N_MANY];
+    const char *same[N_MANY]; /* "p1" each */
     const char *paths[N_MANY];
     const char *bodyp[N_MANY];
     long status[N_MANY];
@@ -154,38 +187,27 @@ int main(void)
     int started;
     int already;
     pid_t pid = 0;
+    int rc;
     int i;
 
-    memset(&db, 0, sizeof(db));
     memset(json, 0, sizeof(json));
-    if (th_init("test_concurrent", 1) != 0)
+    for (i = 0; i < N_MANY; i++)
+        same[i] = "p1";
+    rc = th_setup("test_concurrent", &db, &srv, NULL, &conn);
+    if (rc == TH_SKIP)
         return TH_SKIP;
-    if (!CHECK(th_db_create(&db) == 0))
-        goto out;
-    if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
-        goto out;
-    conn = th_db_connect(&db);
-    if (!CHECK(conn != NULL))
+    if (rc != 0)
         goto out;
 
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}", NULL), 201);
+    CHECK_EQ_INT(th_create_project(&srv, "p1", NULL), 201);
     for (i = 0; i < N_MANY; i++) {
-        char body[64];
-
         snprintf(idbuf[i], sizeof(idbuf[i]), "q%02d", i);
         ids[i] = idbuf[i];
-        snprintf(body, sizeof(body), "{\"id\":\"%.15s\"}", idbuf[i]);
-        CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", body, NULL), 201);
+        CHECK_EQ_INT(th_create_project(&srv, ids[i], NULL), 201);
     }
 
     /* ten starts of p1 at once: one worker, the same pid in every reply */
-    {
-        const char *same[N_SAME];
-
-        for (i = 0; i < N_SAME; i++)
-            same[i] = "p1";
-        fill_requests(N_SAME, same, paths, "/workers/start", bodies, bodyp);
-    }
+    fill_requests(N_SAME, same, paths, "/workers/start", bodies, bodyp);
     CHECK(th_http_parallel(&srv, "POST", paths, bodyp, N_SAME, status, json) == 0);
     started = already = 0;
     for (i = 0; i < N_SAME; i++) {
@@ -215,13 +237,7 @@ int main(void)
     /* twenty projects started at once */
     fill_requests(N_MANY, ids, paths, "/workers/start", bodies, bodyp);
     CHECK(th_http_parallel(&srv, "POST", paths, bodyp, N_MANY, status, json) == 0);
-    for (i = 0; i < N_MANY; i++) {
-        char want[64];
-
-        snprintf(want, sizeof(want), "Worker started for project %s", ids[i]);
-        CHECK_EQ_INT(status[i], 200);
-        CHECK_STR(th_json_str(json[i], "message"), want);
-    }
+    check_all_done("started", ids, status, json, N_MANY);
     free_json(json, N_MANY);
     {
         cJSON *j = NULL;
@@ -236,56 +252,31 @@ int main(void)
     /* ... and stopped at once */
     fill_requests(N_MANY, ids, paths, "/workers/stop", bodies, bodyp);
     CHECK(th_http_parallel(&srv, "POST", paths, bodyp, N_MANY, status, json) == 0);
-    for (i = 0; i < N_MANY; i++) {
-        char want[64];
-
-        snprintf(want, sizeof(want), "Worker stopped for project %s", ids[i]);
-        CHECK_EQ_INT(status[i], 200);
-        CHECK_STR(th_json_str(json[i], "message"), want);
-        consistent(ids[i], 0);
-    }
+    check_all_done("stopped", ids, status, json, N_MANY);
     free_json(json, N_MANY);
+    for (i = 0; i < N_MANY; i++)
+        consistent(ids[i], 0);
 
     /* ten restarts of p1 at once: exactly one worker survives */
-    {
-        const char *same[N_SAME];
-
-        for (i = 0; i < N_SAME; i++)
-            same[i] = "p1";
-        fill_requests(N_SAME, same, paths, "/workers/restart", bodies, bodyp);
-    }
+    fill_requests(N_SAME, same, paths, "/workers/restart", bodies, bodyp);
     CHECK(th_http_parallel(&srv, "POST", paths, bodyp, N_SAME, status, json) == 0);
-    for (i = 0; i < N_SAME; i++) {
-        /* 200, or a 409 while another restart holds the project */
-        CHECK(status[i] == 200 || status[i] == 409);
-        if (status[i] != 200 && status[i] != 409)
-            fprintf(stderr, "restart %d: %ld %s\n", i, status[i],
-                    th_json_str(json[i], "error") ? th_json_str(json[i], "error") : "");
-    }
+    check_200_or_409("restart", status, json, N_SAME);
     free_json(json, N_SAME);
-    CHECK(th_wait_until(pid_gone, &pid, 10000, 20) == 0);
+    CHECK(th_wait_pid_gone(pid, 10000, 20) == 0);
     CHECK(th_wait_until(settled, p1, 10000, 50) == 0);
     consistent("p1", 0);
     CHECK_EQ_INT(workers_of("p1", NULL), 1);
 
     /* starts and stops of p1 interleaved */
     {
-        const char *same[N_MIX];
         const char *mixpaths[N_MIX];
 
-        for (i = 0; i < N_MIX; i++)
-            same[i] = "p1";
         fill_requests(N_MIX, same, paths, "/workers/start", bodies, bodyp);
         for (i = 0; i < N_MIX; i++)
             mixpaths[i] = (i % 2) ? "/workers/stop" : "/workers/start";
         CHECK(th_http_parallel(&srv, "POST", mixpaths, bodyp, N_MIX, status, json) == 0);
     }
-    for (i = 0; i < N_MIX; i++) {
-        CHECK(status[i] == 200 || status[i] == 409);
-        if (status[i] != 200 && status[i] != 409)
-            fprintf(stderr, "mixed %d: %ld %s\n", i, status[i],
-                    th_json_str(json[i], "error") ? th_json_str(json[i], "error") : "");
-    }
+    check_200_or_409("mixed", status, json, N_MIX);
     free_json(json, N_MIX);
     CHECK(th_wait_until(settled, p1, 10000, 50) == 0);
     consistent("p1", 0);
@@ -298,9 +289,5 @@ int main(void)
     CHECK_EQ_INT(th_server_stop(&srv, 15000), 0);
 out:
     free_json(json, N_MANY);
-    if (conn != NULL)
-        PQfinish(conn);
-    th_server_cleanup(&srv);
-    th_db_drop(&db);
-    return th_finish();
+    return th_teardown(&db, &srv, conn);
 }

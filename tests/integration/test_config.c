@@ -81,6 +81,5 @@ int main(void)
         th_server_cleanup(&s);
     }
 out:
-    th_db_drop(&db);
-    return th_finish();
+    return th_teardown(&db, NULL, NULL);
 }

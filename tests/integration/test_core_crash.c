@@ -43,24 +43,6 @@ static int core_back(void *arg)
     return 1;
 }
 
-static pid_t status_pid(const char *project, char *status, size_t len)
-{
-    char path[80];
-    cJSON *j = NULL;
-    pid_t pid = 0;
-
-    snprintf(path, sizeof(path), "/workers/status/%s", project);
-    if (status != NULL && len > 0)
-        status[0] = '\0';
-    if (th_http_json(&srv, "GET", path, NULL, &j) == 200) {
-        pid = (pid_t)th_json_num(j, "pid");
-        if (status != NULL && th_json_str(j, "status") != NULL)
-            snprintf(status, len, "%s", th_json_str(j, "status"));
-    }
-    cJSON_Delete(j);
-    return pid;
-}
-
 /* 1 when p1's status lists exactly order-flow and sendEmail as loaded */
 static int loaded_is_p1_code(void)
 {
@@ -120,29 +102,23 @@ int main(void)
     struct th_db db;
     struct core_wait w;
     pid_t before[N_WORKERS];
-    char body[64];
-    char status[32];
     cJSON *j = NULL;
     long long db_now = 0;
     long long t0;
     int port;
     long st;
+    int rc;
     int i;
 
-    memset(&db, 0, sizeof(db));
-    if (th_init("test_core_crash", 1) != 0)
+    rc = th_setup("test_core_crash", &db, &srv, NULL, &conn);
+    if (rc == TH_SKIP)
         return TH_SKIP;
-    if (!CHECK(th_db_create(&db) == 0))
-        goto out;
-    if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
-        goto out;
-    conn = th_db_connect(&db);
-    if (!CHECK(conn != NULL))
+    if (rc != 0)
         goto out;
 
+    /* p1's code goes in between creating and starting it, so not th_create_and_start */
     for (i = 0; i < N_WORKERS; i++) {
-        snprintf(body, sizeof(body), "{\"id\":\"%s\"}", projects[i]);
-        CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", body, NULL), 201);
+        CHECK_EQ_INT(th_create_project(&srv, projects[i], NULL), 201);
         if (i == 0) {
             CHECK(th_sql_exec(conn, "INSERT INTO workflows (project_id, "
                                     "kebab_name, is_active) VALUES ('p1','order-flow',true)") == 0);
@@ -152,10 +128,10 @@ int main(void)
         }
         if (!CHECK_EQ_INT(th_post_project(&srv, "/workers/start", projects[i], NULL), 200))
             goto stop;
-        before[i] = status_pid(projects[i], NULL, 0);
+        before[i] = th_status_pid(&srv, projects[i], NULL);
         CHECK(before[i] > 0);
     }
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p4\"}", NULL), 201);
+    CHECK_EQ_INT(th_create_project(&srv, "p4", NULL), 201);
 
     CHECK(loaded_is_p1_code());
     memset(&w, 0, sizeof(w));
@@ -176,11 +152,13 @@ int main(void)
 
     /* the same workers, still running */
     for (i = 0; i < N_WORKERS; i++) {
-        pid_t now = status_pid(projects[i], status, sizeof(status));
+        pid_t now = th_status_pid(&srv, projects[i], &j);
 
         CHECK_EQ_INT(now, before[i]);
-        CHECK_STR(status, "running");
+        CHECK_STR(th_json_str(j, "status"), "running");
         CHECK(th_pid_alive(before[i]));
+        cJSON_Delete(j);
+        j = NULL;
     }
     /* the new core knows what the untouched worker has loaded */
     CHECK(loaded_is_p1_code());
@@ -201,10 +179,7 @@ int main(void)
     }
 
     /* heartbeats reach the database again through the new core */
-    CHECK(th_sql_ll(conn,
-                    "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
-                    "::bigint",
-                    NULL, &db_now) == 0);
+    CHECK(th_db_now_ms(conn, &db_now) == 0);
     CHECK(th_wait_until(heartbeats_after, &db_now, 5000, 50) == 0);
 
     /* and process control still works */
@@ -234,9 +209,5 @@ stop:
     CHECK_EQ_INT(th_server_stop(&srv, 15000), 0);
 out:
     cJSON_Delete(j);
-    if (conn != NULL)
-        PQfinish(conn);
-    th_server_cleanup(&srv);
-    th_db_drop(&db);
-    return th_finish();
+    return th_teardown(&db, &srv, conn);
 }

@@ -44,26 +44,9 @@ static int health_is(void *arg)
     return st == *(long *)arg;
 }
 
-/* last_heartbeat of testhost:p1 in epoch ms, or -1 */
-static long long heartbeat_ms(void)
-{
-    long long v = -1;
-
-    if (th_sql_ll(conn,
-                  "SELECT (EXTRACT(EPOCH FROM last_heartbeat) * 1000)"
-                  "::bigint FROM workflow_workers WHERE worker_id = $1",
-                  "testhost:p1", &v) != 0)
-        return -1;
-    return v;
-}
-
-static int heartbeat_after(void *arg)
-{
-    return heartbeat_ms() > *(long long *)arg;
-}
-
 int main(void)
 {
+    static const char *const p1[] = {"p1"};
     struct th_reply r;
     char sql[200];
     long want;
@@ -72,26 +55,21 @@ int main(void)
     pid_t pid;
     cJSON *j = NULL;
     long st;
+    int rc;
 
-    memset(&db, 0, sizeof(db));
-    if (th_init("test_db_outage", 1) != 0)
+    /* conn only once the outage is over: a connection now would be cut off */
+    rc = th_setup("test_db_outage", &db, &srv, NULL, NULL);
+    if (rc == TH_SKIP)
         return TH_SKIP;
-    if (!CHECK(th_db_create(&db) == 0))
+    if (rc != 0)
         goto out;
     admin = PQconnectdb(getenv("WF_TEST_DATABASE_URL"));
     if (!CHECK(admin != NULL && PQstatus(admin) == CONNECTION_OK))
         goto out;
     snprintf(sql, sizeof(sql), "SET wf.test_db = '%s'", db.name);
     CHECK(th_sql_exec(admin, sql) == 0);
-    if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
-        goto out;
 
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}", NULL), 201);
-    st = th_post_project(&srv, "/workers/start", "p1", &j);
-    CHECK_EQ_INT(st, 200);
-    pid = (pid_t)th_json_num(j, "pid");
-    cJSON_Delete(j);
-    j = NULL;
+    th_create_and_start(&srv, p1, 1, &pid);
 
     /* the outage */
     CHECK(set_allow(0) == 0);
@@ -129,7 +107,7 @@ int main(void)
     printf("/health 200 again after %lld ms\n", th_now_ms() - t0);
     conn = th_db_connect(&db);
     CHECK(conn != NULL);
-    st = th_http_json(&srv, "POST", "/projects", "{\"id\":\"p2\"}", NULL);
+    st = th_create_project(&srv, "p2", NULL);
     CHECK_EQ_INT(st, 201);
     st = th_http_json(&srv, "GET", "/workers/status/p1", NULL, &j);
     CHECK_EQ_INT(st, 200);
@@ -137,11 +115,8 @@ int main(void)
     CHECK_EQ_INT(th_json_num(j, "pid"), pid);
     cJSON_Delete(j);
     j = NULL;
-    CHECK(th_sql_ll(conn,
-                    "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
-                    "::bigint",
-                    NULL, &db_now) == 0);
-    CHECK(th_wait_until(heartbeat_after, &db_now, 10000, 50) == 0);
+    CHECK(th_db_now_ms(conn, &db_now) == 0);
+    CHECK(th_wait_heartbeat_after(conn, "testhost:p1", db_now, 10000, 50) == 0);
     st = th_post_project(&srv, "/workers/start", "p2", NULL);
     CHECK_EQ_INT(st, 200);
     CHECK_EQ_INT(th_server_stop(&srv, 15000), 0);
@@ -151,9 +126,5 @@ out:
             set_allow(1);
         PQfinish(admin);
     }
-    if (conn != NULL)
-        PQfinish(conn);
-    th_server_cleanup(&srv);
-    th_db_drop(&db);
-    return th_finish();
+    return th_teardown(&db, &srv, conn);
 }

@@ -12,42 +12,13 @@
 
 #include "harness.h"
 
-static struct th_server srv;
-static PGconn *conn;
-
-static const char seed_query_1[] =
-    "SELECT worker_id, project_id, status, started_at, last_heartbeat,\n"
-    "       EXTRACT(EPOCH FROM (NOW() - last_heartbeat)) as seconds_since_heartbeat\n"
-    "FROM workflow_workers WHERE status = 'running';";
-
-/* last_heartbeat of testhost:p1 in epoch ms, or -1 */
-static long long heartbeat_ms(void)
-{
-    long long v = -1;
-
-    if (th_sql_ll(conn,
-                  "SELECT (EXTRACT(EPOCH FROM last_heartbeat) * 1000)"
-                  "::bigint FROM workflow_workers WHERE worker_id = $1",
-                  "testhost:p1", &v) != 0)
-        return -1;
-    return v;
-}
-
-static int has_heartbeat(void *arg)
-{
-    (void)arg;
-    return heartbeat_ms() > 0;
-}
-
-static int heartbeat_after(void *arg)
-{
-    return heartbeat_ms() > *(long long *)arg;
-}
-
 int main(void)
 {
     static const char *const env[] = {"WF_HEARTBEAT_MS=200", NULL};
+    static const char *const p1[] = {"p1"};
+    struct th_server srv;
     struct th_db db;
+    PGconn *conn = NULL;
     long long hb1;
     long long last;
     long long t0;
@@ -55,36 +26,29 @@ int main(void)
     int samples = 0;
     int fresh = 0;
     long st;
+    int rc;
     int i;
 
-    memset(&db, 0, sizeof(db));
-    if (th_init("test_heartbeat", 1) != 0)
+    rc = th_setup("test_heartbeat", &db, &srv, env, &conn);
+    if (rc == TH_SKIP)
         return TH_SKIP;
-    if (!CHECK(th_db_create(&db) == 0))
-        goto out;
-    if (!CHECK(th_server_start(&srv, &db, env) == 0))
-        goto out;
-    conn = th_db_connect(&db);
-    if (!CHECK(conn != NULL))
+    if (rc != 0)
         goto out;
 
-    st = th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}", NULL);
-    CHECK_EQ_INT(st, 201);
-    st = th_post_project(&srv, "/workers/start", "p1", NULL);
-    if (!CHECK_EQ_INT(st, 200))
+    if (th_create_and_start(&srv, p1, 1, NULL) != 0)
         goto out;
 
     /* a first heartbeat within a few intervals */
-    CHECK(th_wait_until(has_heartbeat, NULL, 3000, 20) == 0);
-    hb1 = heartbeat_ms();
+    CHECK(th_wait_heartbeat_after(conn, "testhost:p1", 0, 3000, 20) == 0);
+    hb1 = th_heartbeat_ms(conn, "testhost:p1");
     CHECK(hb1 > 0);
 
     /* it advances: watch it for ~1.5 s and count the distinct values */
     t0 = th_now_ms();
-    CHECK(th_wait_until(heartbeat_after, &hb1, 1500, 20) == 0);
+    CHECK(th_wait_heartbeat_after(conn, "testhost:p1", hb1, 1500, 20) == 0);
     last = hb1;
     for (i = 0; i < 200 && th_now_ms() - t0 < 1500; i++) {
-        long long hb = heartbeat_ms();
+        long long hb = th_heartbeat_ms(conn, "testhost:p1");
 
         if (hb > last) {
             distinct++;
@@ -99,7 +63,7 @@ int main(void)
 
     /* the seed query keeps reporting a fresh heartbeat */
     for (i = 0; i < 10; i++) {
-        PGresult *res = th_sql(conn, seed_query_1, 0, NULL);
+        PGresult *res = th_sql(conn, th_seed_query_1, 0, NULL);
 
         if (res != NULL && PQntuples(res) == 1 && !PQgetisnull(res, 0, 5)) {
             double age = strtod(PQgetvalue(res, 0, 5), NULL);
@@ -120,9 +84,5 @@ int main(void)
     CHECK_EQ_INT(st, 200);
     CHECK_EQ_INT(th_server_stop(&srv, 15000), 0);
 out:
-    if (conn != NULL)
-        PQfinish(conn);
-    th_server_cleanup(&srv);
-    th_db_drop(&db);
-    return th_finish();
+    return th_teardown(&db, &srv, conn);
 }

@@ -35,29 +35,19 @@ int main(void)
     struct th_server srv2;
     struct th_db db;
     PGconn *conn = NULL;
-    char body[64];
     long long n;
     long long t0;
+    int rc;
     int i;
 
-    memset(&db, 0, sizeof(db));
-    memset(&srv, 0, sizeof(srv));
     memset(&srv2, 0, sizeof(srv2));
-    if (th_init("test_manager_kill", 1) != 0)
+    rc = th_setup("test_manager_kill", &db, &srv, NULL, &conn);
+    if (rc == TH_SKIP)
         return TH_SKIP;
-    if (!CHECK(th_db_create(&db) == 0))
-        goto out;
-    if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
-        goto out;
-    conn = th_db_connect(&db);
-    if (!CHECK(conn != NULL))
+    if (rc != 0)
         goto out;
 
-    for (i = 0; i < N_WORKERS; i++) {
-        snprintf(body, sizeof(body), "{\"id\":\"%s\"}", projects[i]);
-        CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", body, NULL), 201);
-        CHECK_EQ_INT(th_post_project(&srv, "/workers/start", projects[i], NULL), 200);
-    }
+    th_create_and_start(&srv, projects, N_WORKERS, NULL);
     if (!CHECK_EQ_INT(th_proc_children(srv.pid, "wf-worker", watched, N_WORKERS), N_WORKERS))
         goto out;
     watched[N_WORKERS] = th_proc_child(srv.pid, "wf-core");
@@ -86,10 +76,7 @@ int main(void)
     CHECK_EQ_INT(th_post_project(&srv2, "/workers/start", "p1", NULL), 200);
     CHECK_EQ_INT(th_server_stop(&srv2, 15000), 0);
 out:
-    if (conn != NULL)
-        PQfinish(conn);
-    th_server_cleanup(&srv);
+    /* srv2 before th_teardown, which drops the database srv2 may still use */
     th_server_cleanup(&srv2);
-    th_db_drop(&db);
-    return th_finish();
+    return th_teardown(&db, &srv, conn);
 }

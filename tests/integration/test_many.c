@@ -2,8 +2,9 @@
  * test_many.c: 50 projects created, started, listed, checked through the seed
  * SQL (running, fresh heartbeats), then stopped.
  *
- * The first seed query of DESIGN §1 runs verbatim; the database is fresh, so
- * every row it returns belongs to this test. Waits are bounded polls.
+ * The first seed query of DESIGN §1 (th_seed_query_1) runs verbatim; the
+ * database is fresh, so every row it returns belongs to this test. Waits
+ * are bounded polls.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +17,6 @@
 static struct th_server srv;
 static PGconn *conn;
 
-static const char seed_query_1[] =
-    "SELECT worker_id, project_id, status, started_at, last_heartbeat,\n"
-    "       EXTRACT(EPOCH FROM (NOW() - last_heartbeat)) as seconds_since_heartbeat\n"
-    "FROM workflow_workers WHERE status = 'running';";
-
 static void project_id(int i, char *buf, size_t len)
 {
     snprintf(buf, len, "proj-%02d", i);
@@ -29,7 +25,7 @@ static void project_id(int i, char *buf, size_t len)
 /* 1 when the seed query returns N_PROJECTS rows, all heartbeating < 5 s ago */
 static int all_fresh(void *arg)
 {
-    PGresult *res = th_sql(conn, seed_query_1, 0, NULL);
+    PGresult *res = th_sql(conn, th_seed_query_1, 0, NULL);
     int ok;
     int i;
 
@@ -49,30 +45,24 @@ int main(void)
 {
     struct th_db db;
     char id[32];
-    char body[96];
     cJSON *j = NULL;
     const cJSON *arr;
     pid_t kids[N_PROJECTS + 8];
     long long n;
     long st;
     int started = 0;
+    int rc;
     int i;
 
-    memset(&db, 0, sizeof(db));
-    if (th_init("test_many", 1) != 0)
+    rc = th_setup("test_many", &db, &srv, NULL, &conn);
+    if (rc == TH_SKIP)
         return TH_SKIP;
-    if (!CHECK(th_db_create(&db) == 0))
-        goto out;
-    if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
-        goto out;
-    conn = th_db_connect(&db);
-    if (!CHECK(conn != NULL))
+    if (rc != 0)
         goto out;
 
     for (i = 0; i < N_PROJECTS; i++) {
         project_id(i, id, sizeof(id));
-        snprintf(body, sizeof(body), "{\"id\":\"%s\"}", id);
-        st = th_http_json(&srv, "POST", "/projects", body, NULL);
+        st = th_create_project(&srv, id, NULL);
         if (!CHECK_EQ_INT(st, 201))
             goto out;
     }
@@ -146,9 +136,5 @@ int main(void)
     CHECK_EQ_INT(th_server_stop(&srv, 15000), 0);
 out:
     cJSON_Delete(j);
-    if (conn != NULL)
-        PQfinish(conn);
-    th_server_cleanup(&srv);
-    th_db_drop(&db);
-    return th_finish();
+    return th_teardown(&db, &srv, conn);
 }

@@ -54,22 +54,6 @@ static long deploy(const struct th_server *s, const char *project, const char *k
     return st;
 }
 
-static long long status_pid(const struct th_server *s, const char *project, cJSON **out)
-{
-    char path[128];
-    cJSON *j = NULL;
-    long long pid = -1;
-
-    snprintf(path, sizeof(path), "/workers/status/%s", project);
-    if (th_http_json(s, "GET", path, NULL, &j) == 200)
-        pid = th_json_num(j, "pid");
-    if (out != NULL)
-        *out = j;
-    else
-        cJSON_Delete(j);
-    return pid;
-}
-
 /* 1 if the status reply's loaded.<key> array contains name. */
 static int loaded_has(const cJSON *status, const char *key, const char *name)
 {
@@ -100,15 +84,6 @@ static int count_files(const char *project)
     return n;
 }
 
-struct pid_gone {
-    pid_t pid;
-};
-
-static int pid_gone(void *arg)
-{
-    return !th_pid_alive(((struct pid_gone *)arg)->pid);
-}
-
 int main(void)
 {
     struct th_db db = {0};
@@ -131,16 +106,11 @@ int main(void)
      * would in production, rather than be reported by AddressSanitizer. */
     overrides[1] = "ASAN_OPTIONS=handle_segv=0";
     overrides[2] = NULL;
-    if (!CHECK(th_db_create(&db) == 0))
-        goto out;
-    pg = th_db_connect(&db);
-    if (!CHECK(pg != NULL))
+    if (th_up(&db, &srv, overrides, &pg) != 0)
         goto out;
 
     /* A row left 'running' by an earlier instance of this host that died
      * without cleaning up (inserted while no server runs). */
-    if (!CHECK(th_server_start(&srv, &db, overrides) == 0))
-        goto out;
     CHECK(th_server_stop(&srv, 15000) == 0);
     th_server_cleanup(&srv);
     memset(&srv, 0, sizeof(srv));
@@ -153,8 +123,8 @@ int main(void)
     CHECK_STR(v, "crashed");
     free(v);
 
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}", NULL), 201);
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p2\"}", NULL), 201);
+    CHECK_EQ_INT(th_create_project(&srv, "p1", NULL), 201);
+    CHECK_EQ_INT(th_create_project(&srv, "p2", NULL), 201);
 
     /* Upload checks. */
     CHECK_EQ_INT(th_http_json(&srv, "PUT", "/projects/p1/activities/x", "not an elf", NULL), 422);
@@ -180,7 +150,7 @@ int main(void)
     cJSON_Delete(j);
 
     CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p1", NULL), 200);
-    pid1 = status_pid(&srv, "p1", &j);
+    pid1 = th_status_pid(&srv, "p1", &j);
     CHECK(pid1 > 0);
     CHECK(loaded_has(j, "workflows", "hello-flow"));
     CHECK(loaded_has(j, "activities", "failAlways"));
@@ -204,15 +174,12 @@ int main(void)
     CHECK_EQ_INT(th_post_project(&srv, "/workers/restart", "p1", &j), 200);
     CHECK_STR(th_json_str(j, "message"), "Worker restarted for project p1");
     cJSON_Delete(j);
-    pid2 = status_pid(&srv, "p1", &j);
+    pid2 = th_status_pid(&srv, "p1", &j);
     CHECK(pid2 > 0 && pid2 != pid1);
     CHECK(loaded_has(j, "activities", "shout"));
     CHECK(!loaded_has(j, "activities", "failAlways"));
     cJSON_Delete(j);
-    {
-        struct pid_gone g = {(pid_t)pid1};
-        CHECK(th_wait_until(pid_gone, &g, 10000, 20) == 0);
-    }
+    CHECK(th_wait_pid_gone((pid_t)pid1, 10000, 20) == 0);
     {
         char pidbuf[32];
         snprintf(pidbuf, sizeof(pidbuf), "%lld", pid2);
@@ -239,7 +206,7 @@ int main(void)
           strstr(th_json_str(j, "error"), "ABI version mismatch") != NULL &&
           strstr(th_json_str(j, "error"), "previous worker keeps running") != NULL);
     cJSON_Delete(j);
-    pid3 = status_pid(&srv, "p1", &j);
+    pid3 = th_status_pid(&srv, "p1", &j);
     CHECK_EQ_INT(pid3, pid2);
     CHECK_STR(th_json_str(j, "status"), "running");
     CHECK(th_json_str(j, "error") != NULL && strstr(th_json_str(j, "error"), "ABI") != NULL);
@@ -256,7 +223,7 @@ int main(void)
     CHECK(th_json_str(j, "error") != NULL &&
           strstr(th_json_str(j, "error"), "duplicate activity \"echo\"") != NULL);
     cJSON_Delete(j);
-    status_pid(&srv, "p2", &j);
+    th_status_pid(&srv, "p2", &j);
     CHECK_STR(th_json_str(j, "status"), "failed");
     cJSON_Delete(j);
     CHECK_EQ_INT(th_post_project(&srv, "/workers/stop", "p2", NULL), 200);
@@ -269,7 +236,7 @@ int main(void)
           strstr(th_json_str(j, "error"), "exited before ready") != NULL);
     cJSON_Delete(j);
     CHECK(th_server_log_contains(&srv, "killed by signal 11"));
-    CHECK_EQ_INT(status_pid(&srv, "p1", NULL), pid2);
+    CHECK_EQ_INT(th_status_pid(&srv, "p1", NULL), pid2);
     CHECK(th_pid_alive((pid_t)pid2));
     CHECK_EQ_INT(th_post_project(&srv, "/workers/stop", "p2", NULL), 200);
 
@@ -278,10 +245,7 @@ int main(void)
     CHECK_EQ_INT(count_files("p1"), 0);
 
 out:
-    th_server_cleanup(&srv);
-    if (pg != NULL)
-        PQfinish(pg);
-    th_db_drop(&db);
+    th_down(&db, &srv, pg);
     {
         char cmd[800];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", runtime_dir);

@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "harness.h"
 
@@ -22,28 +21,18 @@ int main(void)
     PGconn *conn = NULL;
     pid_t pids[N_WORKERS + 1];
     pid_t core = 0;
-    char body[64];
     long long n;
     long long t0;
+    int rc;
     int i;
 
-    memset(&db, 0, sizeof(db));
-    memset(&srv, 0, sizeof(srv));
-    if (th_init("test_shutdown", 1) != 0)
+    rc = th_setup("test_shutdown", &db, &srv, NULL, &conn);
+    if (rc == TH_SKIP)
         return TH_SKIP;
-    if (!CHECK(th_db_create(&db) == 0))
-        goto out;
-    if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
-        goto out;
-    conn = th_db_connect(&db);
-    if (!CHECK(conn != NULL))
+    if (rc != 0)
         goto out;
 
-    for (i = 0; i < N_WORKERS; i++) {
-        snprintf(body, sizeof(body), "{\"id\":\"%s\"}", projects[i]);
-        CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", body, NULL), 201);
-        CHECK_EQ_INT(th_post_project(&srv, "/workers/start", projects[i], NULL), 200);
-    }
+    th_create_and_start(&srv, projects, N_WORKERS, NULL);
     if (!CHECK_EQ_INT(th_proc_children(srv.pid, "wf-worker", pids, N_WORKERS + 1), N_WORKERS))
         goto out;
     core = th_proc_child(srv.pid, "wf-core");
@@ -70,9 +59,5 @@ int main(void)
                     NULL, &n) == 0);
     CHECK_EQ_INT(n, N_WORKERS);
 out:
-    if (conn != NULL)
-        PQfinish(conn);
-    th_server_cleanup(&srv);
-    th_db_drop(&db);
-    return th_finish();
+    return th_teardown(&db, &srv, conn);
 }

@@ -90,19 +90,6 @@ static int row_fresh(void *arg)
     return ok;
 }
 
-static pid_t status_pid(const char *project)
-{
-    char path[80];
-    cJSON *j = NULL;
-    pid_t pid = 0;
-
-    snprintf(path, sizeof(path), "/workers/status/%s", project);
-    if (th_http_json(&srv, "GET", path, NULL, &j) == 200)
-        pid = (pid_t)th_json_num(j, "pid");
-    cJSON_Delete(j);
-    return pid;
-}
-
 /* kills p1's worker with SIGKILL and checks the restart; round is 1, 2, … */
 static void kill_and_check(int round)
 {
@@ -112,13 +99,10 @@ static void kill_and_check(int round)
     long long t0;
 
     memset(&w, 0, sizeof(w));
-    w.old_pid = status_pid("p1");
+    w.old_pid = th_status_pid(&srv, "p1", NULL);
     if (!CHECK(w.old_pid > 0))
         return;
-    CHECK(th_sql_ll(conn,
-                    "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
-                    "::bigint",
-                    NULL, &db_now) == 0);
+    CHECK(th_db_now_ms(conn, &db_now) == 0);
     t0 = th_now_ms();
     CHECK(kill(w.old_pid, SIGKILL) == 0);
     /*
@@ -168,36 +152,29 @@ static void kill_and_check(int round)
 
 int main(void)
 {
+    static const char *const projects[] = {"p1", "p2"};
     struct th_db db;
     pid_t bystander;
     cJSON *j = NULL;
     long st;
+    int rc;
 
-    memset(&db, 0, sizeof(db));
-    if (th_init("test_worker_crash", 1) != 0)
+    rc = th_setup("test_worker_crash", &db, &srv, NULL, &conn);
+    if (rc == TH_SKIP)
         return TH_SKIP;
-    if (!CHECK(th_db_create(&db) == 0))
-        goto out;
-    if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
-        goto out;
-    conn = th_db_connect(&db);
-    if (!CHECK(conn != NULL))
+    if (rc != 0)
         goto out;
 
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}", NULL), 201);
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p2\"}", NULL), 201);
-    if (!CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p1", NULL), 200))
+    if (th_create_and_start(&srv, projects, 2, NULL) != 0)
         goto out;
-    if (!CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p2", NULL), 200))
-        goto out;
-    bystander = status_pid("p2");
+    bystander = th_status_pid(&srv, "p2", NULL);
     CHECK(bystander > 0);
 
     kill_and_check(1);
     kill_and_check(2);
 
     /* the other project's worker never noticed */
-    CHECK_EQ_INT(status_pid("p2"), bystander);
+    CHECK_EQ_INT(th_status_pid(&srv, "p2", NULL), bystander);
     CHECK(th_pid_alive(bystander));
 
     st = th_http_json(&srv, "GET", "/workers", NULL, &j);
@@ -211,9 +188,5 @@ int main(void)
     cJSON_Delete(j);
     CHECK_EQ_INT(th_server_stop(&srv, 15000), 0);
 out:
-    if (conn != NULL)
-        PQfinish(conn);
-    th_server_cleanup(&srv);
-    th_db_drop(&db);
-    return th_finish();
+    return th_teardown(&db, &srv, conn);
 }

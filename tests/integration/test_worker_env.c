@@ -132,8 +132,8 @@ static char *conninfo_value(const char *url, const char *kw)
 
 int main(void)
 {
+    static const char *const p1[] = {"p1"};
     struct th_db db;
-    cJSON *j = NULL;
     char path[64];
     char *environ_buf = NULL;
     char *cmdline = NULL;
@@ -147,21 +147,17 @@ int main(void)
     pid_t pid;
     long st;
     int mem;
+    int rc;
 
-    memset(&db, 0, sizeof(db));
-    if (th_init("test_worker_env", 1) != 0)
+    /* the test runs no SQL: no connection */
+    rc = th_setup("test_worker_env", &db, &srv, NULL, NULL);
+    if (rc == TH_SKIP)
         return TH_SKIP;
-    if (!CHECK(th_db_create(&db) == 0))
-        goto out;
-    if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
+    if (rc != 0)
         goto out;
 
-    st = th_http_json(&srv, "POST", "/projects", "{\"id\":\"p1\"}", NULL);
-    CHECK_EQ_INT(st, 201);
-    st = th_post_project(&srv, "/workers/start", "p1", &j);
-    if (!CHECK_EQ_INT(st, 200))
+    if (th_create_and_start(&srv, p1, 1, &pid) != 0)
         goto out;
-    pid = (pid_t)th_json_num(j, "pid");
     if (!CHECK(pid > 0 && th_pid_alive(pid)))
         goto out;
 
@@ -237,12 +233,9 @@ int main(void)
     CHECK_EQ_INT(st, 200);
     CHECK_EQ_INT(th_server_stop(&srv, 15000), 0);
 out:
-    cJSON_Delete(j);
     free(environ_buf);
     free(cmdline);
     free(host);
     free(password);
-    th_server_cleanup(&srv);
-    th_db_drop(&db);
-    return th_finish();
+    return th_teardown(&db, &srv, NULL);
 }

@@ -8,7 +8,9 @@
  * disabled; every process this file starts is in its own process group and
  * gets SIGTERM if the test process dies (PR_SET_PDEATHSIG), so a killed test
  * leaves as little behind as possible. Helpers print why they fail and return
- * -1 (or NULL); only the CHECK macros count failures.
+ * -1 (or NULL); only the CHECK macros count failures, and the test steps
+ * that stand for a test's own CHECKs (th_up, th_setup, th_create_and_start)
+ * count theirs through the same macros.
  */
 #include "harness.h"
 
@@ -653,9 +655,9 @@ static void describe_exit(const struct th_server *s)
         fprintf(stderr, "server killed by signal %d\n", WTERMSIG(s->status));
 }
 
-static int health_ok(void *arg)
+/* 1 when GET /health answers 200 within 2 s */
+static int health_ok(struct th_server *s)
 {
-    const struct th_server *s = arg;
     struct th_reply r;
     long st;
 
@@ -664,46 +666,51 @@ static int health_ok(void *arg)
     return st == 200;
 }
 
-int th_server_start(struct th_server *s, const struct th_db *db, const char *const *overrides)
+/* 1 once the log names the listening port, which it stores in s->port */
+static int port_known(struct th_server *s)
 {
-    long long deadline;
+    s->port = log_port(s);
+    return s->port != 0;
+}
+
+/*
+ * Calls ready(s) every interval_ms while the manager runs, at most max_iter
+ * times and for 20 s. Returns 0 once ready(s) returned 1; -1 after printing
+ * "server exited before <what>" and how it exited, or, when the time ran
+ * out, timeout_msg.
+ */
+static int server_poll(struct th_server *s, int (*ready)(struct th_server *s), int interval_ms,
+                       int max_iter, const char *what, const char *timeout_msg)
+{
+    long long deadline = th_now_ms() + 20000;
     int i;
 
-    if (th_server_spawn(s, db, overrides) != 0)
-        return -1;
-    deadline = th_now_ms() + 20000;
-    for (i = 0; i < 2000 && s->port == 0; i++) {
-        s->port = log_port(s);
-        if (s->port != 0)
-            break;
-        if (server_reap(s)) {
-            fprintf(stderr, "server exited before listening\n");
-            describe_exit(s);
-            return -1;
-        }
-        if (th_now_ms() >= deadline)
-            break;
-        th_sleep_ms(20);
-    }
-    if (s->port == 0) {
-        fprintf(stderr, "no \"listening on port\" in the log within 20 s\n");
-        return -1;
-    }
-    deadline = th_now_ms() + 20000;
-    for (i = 0; i < 400; i++) {
-        if (health_ok(s))
+    for (i = 0; i < max_iter; i++) {
+        if (ready(s))
             return 0;
         if (server_reap(s)) {
-            fprintf(stderr, "server exited before /health answered 200\n");
+            fprintf(stderr, "server exited before %s\n", what);
             describe_exit(s);
             return -1;
         }
         if (th_now_ms() >= deadline)
             break;
-        th_sleep_ms(50);
+        th_sleep_ms(interval_ms);
     }
-    fprintf(stderr, "GET /health did not answer 200 within 20 s\n");
+    fprintf(stderr, "%s\n", timeout_msg);
     return -1;
+}
+
+int th_server_start(struct th_server *s, const struct th_db *db, const char *const *overrides)
+{
+    if (th_server_spawn(s, db, overrides) != 0)
+        return -1;
+    /* the port first: /health can only be asked once it is known */
+    if (server_poll(s, port_known, 20, 2000, "listening",
+                    "no \"listening on port\" in the log within 20 s") != 0)
+        return -1;
+    return server_poll(s, health_ok, 50, 400, "/health answered 200",
+                       "GET /health did not answer 200 within 20 s");
 }
 
 int th_server_wait(struct th_server *s, int timeout_ms)
@@ -807,6 +814,53 @@ void th_server_cleanup(struct th_server *s)
     s->log_path[0] = '\0';
     s->pid = 0;
     s->pgid = 0;
+}
+
+/* ---- set-up and tear-down ------------------------------------------------ */
+
+int th_up(struct th_db *db, struct th_server *srv, const char *const *overrides, PGconn **conn)
+{
+    /* zeroed first: th_down() must find nothing to undo after an early failure */
+    memset(srv, 0, sizeof(*srv));
+    if (conn != NULL)
+        *conn = NULL;
+    if (!CHECK(th_db_create(db) == 0))
+        return -1;
+    if (!CHECK(th_server_start(srv, db, overrides) == 0))
+        return -1;
+    if (conn == NULL)
+        return 0;
+    *conn = th_db_connect(db);
+    if (!CHECK(*conn != NULL))
+        return -1;
+    return 0;
+}
+
+int th_setup(const char *name, struct th_db *db, struct th_server *srv,
+             const char *const *overrides, PGconn **conn)
+{
+    memset(db, 0, sizeof(*db));
+    memset(srv, 0, sizeof(*srv));
+    if (conn != NULL)
+        *conn = NULL;
+    if (th_init(name, 1) != 0)
+        return TH_SKIP;
+    return th_up(db, srv, overrides, conn);
+}
+
+void th_down(struct th_db *db, struct th_server *srv, PGconn *conn)
+{
+    if (conn != NULL)
+        PQfinish(conn);
+    /* the server before the database: DROP … WITH (FORCE) would cut it off */
+    th_server_cleanup(srv);
+    th_db_drop(db);
+}
+
+int th_teardown(struct th_db *db, struct th_server *srv, PGconn *conn)
+{
+    th_down(db, srv, conn);
+    return th_finish();
 }
 
 /* ---- HTTP ---------------------------------------------------------------- */
@@ -1048,16 +1102,23 @@ long th_http_json(const struct th_server *s, const char *method, const char *pat
     return st;
 }
 
-long th_post_project(const struct th_server *s, const char *path, const char *project_id,
-                     cJSON **json)
+/*
+ * POSTs {"<key>":"<value>"} (built with cJSON, so value is escaped) to path.
+ * Returns as th_http_json; *json (if json is not NULL) is NULL when the body
+ * could not be built.
+ */
+static long post_one_string(const struct th_server *s, const char *path, const char *key,
+                            const char *value, cJSON **json)
 {
     cJSON *o = cJSON_CreateObject();
     char *body;
     long st;
 
+    if (json != NULL)
+        *json = NULL;
     if (o == NULL)
         return -1;
-    if (cJSON_AddStringToObject(o, "projectId", project_id) == NULL) {
+    if (cJSON_AddStringToObject(o, key, value) == NULL) {
         cJSON_Delete(o);
         return -1;
     }
@@ -1068,6 +1129,12 @@ long th_post_project(const struct th_server *s, const char *path, const char *pr
     st = th_http_json(s, "POST", path, body, json);
     cJSON_free(body);
     return st;
+}
+
+long th_post_project(const struct th_server *s, const char *path, const char *project_id,
+                     cJSON **json)
+{
+    return post_one_string(s, path, "projectId", project_id, json);
 }
 
 const char *th_json_str(const cJSON *obj, const char *name)
@@ -1093,6 +1160,99 @@ int th_json_bool(const cJSON *obj, const char *name)
     if (cJSON_IsFalse(it))
         return 0;
     return -1;
+}
+
+/* ---- projects, workers and heartbeats ----------------------------------- */
+
+const char th_seed_query_1[] =
+    "SELECT worker_id, project_id, status, started_at, last_heartbeat,\n"
+    "       EXTRACT(EPOCH FROM (NOW() - last_heartbeat)) as seconds_since_heartbeat\n"
+    "FROM workflow_workers WHERE status = 'running';";
+
+long th_create_project(const struct th_server *s, const char *id, cJSON **json)
+{
+    return post_one_string(s, "/projects", "id", id, json);
+}
+
+int th_create_and_start(const struct th_server *s, const char *const *ids, int n, pid_t *pids)
+{
+    int ok = 1;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        cJSON *j = NULL;
+        int good = 1;
+
+        good &= CHECK_EQ_INT(th_create_project(s, ids[i], NULL), 201);
+        good &= CHECK_EQ_INT(th_post_project(s, "/workers/start", ids[i], &j), 200);
+        if (pids != NULL)
+            pids[i] = (pid_t)th_json_num(j, "pid");
+        cJSON_Delete(j);
+        if (!good)
+            fprintf(stderr, "  in: create and start project %s\n", ids[i]);
+        ok &= good;
+    }
+    return ok ? 0 : -1;
+}
+
+pid_t th_status_pid(const struct th_server *s, const char *project, cJSON **json)
+{
+    char path[128];
+    cJSON *j = NULL;
+    pid_t pid = -1;
+
+    snprintf(path, sizeof(path), "/workers/status/%s", project);
+    if (th_http_json(s, "GET", path, NULL, &j) == 200)
+        pid = (pid_t)th_json_num(j, "pid");
+    if (json != NULL)
+        *json = j;
+    else
+        cJSON_Delete(j);
+    return pid;
+}
+
+long long th_heartbeat_ms(PGconn *conn, const char *worker_id)
+{
+    long long v = -1;
+
+    if (th_sql_ll(conn,
+                  "SELECT (EXTRACT(EPOCH FROM last_heartbeat) * 1000)"
+                  "::bigint FROM workflow_workers WHERE worker_id = $1",
+                  worker_id, &v) != 0)
+        return -1;
+    return v;
+}
+
+struct heartbeat_wait {
+    PGconn *conn;
+    const char *worker_id;
+    long long after_ms;
+};
+
+static int heartbeat_after(void *arg)
+{
+    const struct heartbeat_wait *w = arg;
+
+    return th_heartbeat_ms(w->conn, w->worker_id) > w->after_ms;
+}
+
+int th_wait_heartbeat_after(PGconn *conn, const char *worker_id, long long after_ms, int timeout_ms,
+                            int interval_ms)
+{
+    struct heartbeat_wait w;
+
+    w.conn = conn;
+    w.worker_id = worker_id;
+    w.after_ms = after_ms;
+    return th_wait_until(heartbeat_after, &w, timeout_ms, interval_ms);
+}
+
+int th_db_now_ms(PGconn *conn, long long *out)
+{
+    return th_sql_ll(conn,
+                     "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
+                     "::bigint",
+                     NULL, out);
 }
 
 /* ---- /proc --------------------------------------------------------------- */
@@ -1212,4 +1372,14 @@ pid_t th_proc_child(pid_t ppid, const char *comm)
     if (th_proc_children(ppid, comm, kids, 4) != 1)
         return 0;
     return kids[0];
+}
+
+static int pid_gone(void *arg)
+{
+    return !th_pid_alive(*(const pid_t *)arg);
+}
+
+int th_wait_pid_gone(pid_t pid, int timeout_ms, int interval_ms)
+{
+    return th_wait_until(pid_gone, &pid, timeout_ms, interval_ms);
 }

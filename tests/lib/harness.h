@@ -14,6 +14,20 @@
  * the summary line and returns the process exit code (0 all passed, 1 any
  * failure). Helpers return 0/-1 (or a documented value) and print the reason
  * of a -1 themselves; they never count failures, the caller's CHECK does.
+ * The exceptions are the test steps that stand for CHECKs a test would
+ * otherwise write itself (th_setup, th_up, th_create_and_start): they count
+ * their failed checks like the CHECK macros, and say so in their comments.
+ *
+ * The usual shape of a test:
+ *
+ *     rc = th_setup("test_x", &db, &srv, NULL, &conn);
+ *     if (rc == TH_SKIP)
+ *         return TH_SKIP;
+ *     if (rc != 0)
+ *         goto out;
+ *     ... checks ...
+ * out:
+ *     return th_teardown(&db, &srv, conn);
  *
  * Every wait is bounded in time (monotonic clock) and in iterations.
  */
@@ -169,6 +183,42 @@ int th_server_log_contains(const struct th_server *s, const char *needle);
 /* exit code of a reaped server, or -1 (killed by a signal / not exited) */
 int th_exit_code(const struct th_server *s);
 
+/* ---- set-up and tear-down ------------------------------------------------ */
+
+/*
+ * The set-up shared by the tests that need a database and a running server:
+ * th_db_create(db), th_server_start(srv, db, overrides) and, when conn is not
+ * NULL, *conn = th_db_connect(db), each as a CHECK (a failure is counted and
+ * printed with harness.c's file:line and the failing expression). Stops at
+ * the first failed step. Zeroes *srv and sets *conn to NULL first, so
+ * th_down() is safe on every path afterwards. For a test that has called
+ * th_init() itself (e.g. to check more of its environment first).
+ * Returns 0, or -1 after a failed check: whatever was made is left for
+ * th_down()/th_teardown() to undo.
+ */
+int th_up(struct th_db *db, struct th_server *srv, const char *const *overrides, PGconn **conn)
+    __attribute__((warn_unused_result));
+
+/*
+ * th_init(name, 1), then th_up(db, srv, overrides, conn). Zeroes *db and
+ * *srv first. Returns 0; TH_SKIP when th_init refused (nothing was created:
+ * return TH_SKIP from main without tearing down); -1 after a failed check
+ * (counted), with whatever was made left for th_teardown() to undo.
+ */
+int th_setup(const char *name, struct th_db *db, struct th_server *srv,
+             const char *const *overrides, PGconn **conn) __attribute__((warn_unused_result));
+
+/*
+ * Undoes th_up() on any path, in this order: PQfinish(conn) (conn may be
+ * NULL), th_server_cleanup(srv) (srv may be NULL; it checks the log for
+ * sanitizer reports and prints its tail if a check failed), th_db_drop(db)
+ * (db may be NULL). The caller must not use conn afterwards.
+ */
+void th_down(struct th_db *db, struct th_server *srv, PGconn *conn);
+
+/* th_down(db, srv, conn), then returns th_finish(): 0 or 1 for main() */
+int th_teardown(struct th_db *db, struct th_server *srv, PGconn *conn);
+
 /* ---- HTTP ---------------------------------------------------------------- */
 
 struct th_reply {
@@ -214,7 +264,10 @@ long th_http_json(const struct th_server *s, const char *method, const char *pat
 int th_http_parallel(const struct th_server *s, const char *method, const char *const *paths,
                      const char *const *bodies, int n, long *status, cJSON **json);
 
-/* POST path with {"projectId":"<id>"}; as th_http_json */
+/*
+ * POST path with {"projectId":"<id>"}; as th_http_json (*json is NULL when
+ * the body could not be built)
+ */
 long th_post_project(const struct th_server *s, const char *path, const char *project_id,
                      cJSON **json);
 
@@ -226,6 +279,47 @@ long long th_json_num(const cJSON *obj, const char *name);
 
 /* 1 when member name is true, 0 when false, -1 otherwise */
 int th_json_bool(const cJSON *obj, const char *name);
+
+/* ---- projects, workers and heartbeats ----------------------------------- */
+
+/* the first seed query of DESIGN §1, verbatim (running workers and ages) */
+extern const char th_seed_query_1[];
+
+/* POST /projects with {"id":"<id>"}; as th_post_project */
+long th_create_project(const struct th_server *s, const char *id, cJSON **json);
+
+/*
+ * For each ids[i] in order: creates the project (CHECK: 201) and starts its
+ * worker (CHECK: 200); a failed check is counted, printed with the project
+ * id, and the remaining projects are still tried. When pids is not NULL it
+ * receives n entries: the "pid" of each start reply, -1 when it has none.
+ * Returns 0 when every check passed, -1 otherwise.
+ */
+int th_create_and_start(const struct th_server *s, const char *const *ids, int n, pid_t *pids);
+
+/*
+ * GET /workers/status/<project>. Returns the reply's "pid" (-1 when it has
+ * none), or -1 when the call did not answer 200. When json is not NULL it
+ * receives the parsed reply (NULL if none; caller frees with cJSON_Delete).
+ */
+pid_t th_status_pid(const struct th_server *s, const char *project, cJSON **json);
+
+/*
+ * The last_heartbeat of workflow_workers row worker_id in epoch
+ * milliseconds of the database clock, or -1 (no row, NULL, query failed).
+ */
+long long th_heartbeat_ms(PGconn *conn, const char *worker_id);
+
+/*
+ * Polls th_heartbeat_ms(conn, worker_id) every interval_ms until it is
+ * greater than after_ms (0: any heartbeat at all) or timeout_ms passed.
+ * Returns 0 when it was, -1 on timeout.
+ */
+int th_wait_heartbeat_after(PGconn *conn, const char *worker_id, long long after_ms, int timeout_ms,
+                            int interval_ms);
+
+/* the database clock (clock_timestamp()) in epoch ms; returns 0 or -1 (*out untouched) */
+int th_db_now_ms(PGconn *conn, long long *out);
 
 /* ---- /proc --------------------------------------------------------------- */
 
@@ -244,6 +338,12 @@ int th_proc_children(pid_t ppid, const char *comm, pid_t *out, int max);
 
 /* the single child of ppid named comm, or 0 when there is not exactly one */
 pid_t th_proc_child(pid_t ppid, const char *comm);
+
+/*
+ * Waits up to timeout_ms (polling every interval_ms) until pid is no longer
+ * alive (gone or a zombie). Returns 0 once it is, -1 on timeout.
+ */
+int th_wait_pid_gone(pid_t pid, int timeout_ms, int interval_ms);
 
 /*
  * Reads a whole file (e.g. /proc/<pid>/environ) into a malloc'ed buffer,

@@ -391,9 +391,7 @@ int main(void)
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/wfctl-test-XXXXXX");
     if (!CHECK(mkdtemp(tmpdir) != NULL))
         return th_finish();
-    if (!CHECK(th_db_create(&db) == 0))
-        goto out;
-    if (!CHECK(th_server_start(&srv, &db, NULL) == 0))
+    if (th_up(&db, &srv, NULL, NULL) != 0)
         goto out;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
 
@@ -404,8 +402,7 @@ int main(void)
     test_unreachable();
     test_token(&db);
 out:
-    th_server_cleanup(&srv);
-    th_db_drop(&db);
+    th_down(&db, &srv, NULL);
     free(out_text);
     free(err_text);
     {
