@@ -1,9 +1,10 @@
 /*
  * api_workers.c: see api_workers.h.
  *
- * Start/stop/restart record the project's desired state (which also proves
- * the project exists: one statement), then ask the manager and suspend the
- * connection until it answers; the reply is built in worker_call_done.
+ * Start/stop/restart check the project exists (from the worker view when it
+ * has a worker, else one read), then ask the manager and suspend the
+ * connection until it answers; the reply is built in worker_call_done. The
+ * dispatcher records the desired state of a call that succeeded.
  * Status and list read core's in-memory view of the manager's slots, so
  * they cost no database round trip for a project with a worker.
  */
@@ -92,9 +93,11 @@ static enum MHD_Result worker_call_done(struct core *c, struct MHD_Connection *c
     if (rep == NULL) {
         if (r->call.fail_status == MHD_HTTP_SERVICE_UNAVAILABLE)
             return http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
-        log_error("%s of project %s: no answer from the manager in time", r->op, r->arg);
+        log_error("%s of project %s: no answer from the manager in time", r->call.op,
+                  r->call.project);
         return http_send_error(conn, MHD_HTTP_GATEWAY_TIMEOUT,
-                               "timed out waiting for the worker of project \"%s\"", r->arg);
+                               "timed out waiting for the worker of project \"%s\"",
+                               r->call.project);
     }
     code = ju_str(rep, "code") != NULL ? ju_str(rep, "code") : "failed";
     if (!ju_bool(rep, "ok")) {
@@ -103,10 +106,10 @@ static enum MHD_Result worker_call_done(struct core *c, struct MHD_Connection *c
                                err != NULL ? err : "the manager refused the request");
     }
     o = cJSON_CreateObject();
-    success_message(code, r->arg, msg, sizeof(msg));
+    success_message(code, r->call.project, msg, sizeof(msg));
     cJSON_AddBoolToObject(o, "success", 1);
     cJSON_AddStringToObject(o, "message", msg);
-    cJSON_AddStringToObject(o, "projectId", r->arg);
+    cJSON_AddStringToObject(o, "projectId", r->call.project);
     if (ju_str(rep, "worker_id") != NULL)
         cJSON_AddStringToObject(o, "workerId", ju_str(rep, "worker_id"));
     if (ju_int(rep, "pid", &pid) == 0 && strcmp(code, "stopped") != 0)
@@ -114,16 +117,38 @@ static enum MHD_Result worker_call_done(struct core *c, struct MHD_Connection *c
     return http_send_json(conn, MHD_HTTP_OK, o);
 }
 
-/* Validates {"projectId": …}, records the desired state, and hands the call
- * to the manager. */
+/* 1 if the project exists: known to the worker view, else found in the
+ * database; 0 if not; -1 after queueing a database error into *ret. */
+static int project_exists(struct core *c, struct MHD_Connection *conn, const char *id,
+                          enum MHD_Result *ret)
+{
+    const char *params[1] = {id};
+    PGresult *res;
+    int found;
+
+    pthread_rwlock_rdlock(&c->view_lock);
+    found = idmap_get(&c->views, id) != NULL;
+    pthread_rwlock_unlock(&c->view_lock);
+    if (found)
+        return 1;
+    res = http_query(c, conn, "look up the project", "SELECT 1 FROM projects WHERE id = $1", 1,
+                     params, ret);
+    if (res == NULL)
+        return -1;
+    found = PQntuples(res) == 1;
+    PQclear(res);
+    return found;
+}
+
+/* Validates {"projectId": …} and hands the call to the manager. The
+ * dispatcher records the project's desired state once the call succeeded. */
 static enum MHD_Result worker_call(struct core *c, struct MHD_Connection *conn, struct http_req *r,
-                                   const char *op, const char *desired, int timeout_ms)
+                                   const char *op, int timeout_ms)
 {
     enum MHD_Result ret = MHD_NO;
     cJSON *body = http_body_object(conn, r, 0, &ret);
+    char id[WF_ID_MAX + 1];
     const cJSON *idv;
-    const char *params[2];
-    PGresult *res;
     int found;
 
     if (body == NULL)
@@ -138,25 +163,17 @@ static enum MHD_Result worker_call(struct core *c, struct MHD_Connection *conn, 
         return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
                                "invalid projectId: must match ^[A-Za-z0-9_-]{1,64}$");
     }
-    snprintf(r->arg, sizeof(r->arg), "%s", idv->valuestring);
-    snprintf(r->op, sizeof(r->op), "%s", op);
+    snprintf(id, sizeof(id), "%s", idv->valuestring);
     cJSON_Delete(body);
 
-    params[0] = r->arg;
-    params[1] = desired;
-    res = http_query(c, conn, "record the desired state",
-                     "UPDATE projects SET desired_state = $2, updated_at = now()"
-                     " WHERE id = $1 RETURNING id",
-                     2, params, &ret);
-    if (res == NULL)
+    found = project_exists(c, conn, id, &ret);
+    if (found < 0)
         return ret;
-    found = PQntuples(res) == 1;
-    PQclear(res);
     if (!found)
-        return http_send_error(conn, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", r->arg);
+        return http_send_error(conn, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", id);
 
     r->resume = worker_call_done;
-    if (core_call_manager(c, &r->call, conn, op, r->arg, timeout_ms) < 0) {
+    if (core_call_manager(c, &r->call, conn, op, id, timeout_ms) < 0) {
         r->call.conn = NULL;
         return http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                                "could not reach the process manager");
@@ -167,19 +184,19 @@ static enum MHD_Result worker_call(struct core *c, struct MHD_Connection *conn, 
 enum MHD_Result api_workers_start(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                                   const char *const *args)
 {
-    return worker_call(c, conn, r, "start", "running", c->cfg->start_timeout_ms + CALL_MARGIN_MS);
+    return worker_call(c, conn, r, "start", c->cfg->start_timeout_ms + CALL_MARGIN_MS);
 }
 
 enum MHD_Result api_workers_stop(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                                  const char *const *args)
 {
-    return worker_call(c, conn, r, "stop", "stopped", c->cfg->drain_timeout_ms + CALL_MARGIN_MS);
+    return worker_call(c, conn, r, "stop", c->cfg->drain_timeout_ms + CALL_MARGIN_MS);
 }
 
 enum MHD_Result api_workers_restart(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                                     const char *const *args)
 {
-    return worker_call(c, conn, r, "restart", "running", c->cfg->start_timeout_ms + CALL_MARGIN_MS);
+    return worker_call(c, conn, r, "restart", c->cfg->start_timeout_ms + CALL_MARGIN_MS);
 }
 
 static void add_time(cJSON *o, const char *key, int64_t wall_ms)

@@ -157,6 +157,15 @@ int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
         rc = WF_EXIT_DATABASE;
         goto out;
     }
+    /* From here on the dispatcher's connection writes only derived status
+     * (worker rows, heartbeats, desired states), which the manager's hello
+     * rebuilds after any loss: its commits need not wait for the WAL flush,
+     * which would otherwise sit twice on every start call's path. */
+    if (db_conn_set_session(c->dconn, "SET synchronous_commit = off") < 0) {
+        log_error("could not configure the dispatcher's connection: %s", db_error(c->dconn));
+        rc = WF_EXIT_DATABASE;
+        goto out;
+    }
     __atomic_store_n(&c->db_ok, 1, __ATOMIC_RELAXED); /* before /health can be asked */
     if (say_hello(c) < 0) {
         log_error("could not greet the manager: %s", strerror(errno));

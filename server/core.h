@@ -42,6 +42,8 @@ struct core_view {
 /* An HTTP request waiting for the manager's reply. */
 struct core_call {
     uint64_t id;
+    char op[16]; /* start, stop, restart */
+    char project[WF_ID_MAX + 1];
     struct MHD_Connection *conn;
     int64_t deadline; /* monotonic ms */
     int done;         /* set by the dispatcher before resuming */
@@ -56,8 +58,9 @@ struct core {
     int ctl_fd;
     pthread_mutex_t ctl_mu;
 
-    struct db_pool *pool;  /* for HTTP threads */
-    struct db_conn *dconn; /* the dispatcher's own */
+    struct db_pool *pool;  /* for HTTP threads; commits are durable */
+    struct db_conn *dconn; /* the dispatcher's own: synchronous_commit = off, so
+                              only derived status may be written through it */
     struct MHD_Daemon *httpd;
     int db_ok; /* last dispatcher ping succeeded; __atomic access */
 

@@ -15,6 +15,7 @@
 
 struct db_conn {
     const char *url;
+    const char *session_sql; /* run after every connect, or NULL */
     PGconn *pg;
     char error[256];
     char sqlstate[6];
@@ -111,7 +112,26 @@ int db_connect(struct db_conn *c)
     PGresult *r =
         PQexec(c->pg, "SET statement_timeout = '30s'; SET application_name = 'wf-server'");
     PQclear(r);
+    if (c->session_sql != NULL) {
+        r = PQexec(c->pg, c->session_sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            set_error(c, PQerrorMessage(c->pg), NULL, 0);
+            PQclear(r);
+            PQfinish(c->pg);
+            c->pg = NULL;
+            return -1;
+        }
+        PQclear(r);
+    }
     return 0;
+}
+
+int db_conn_set_session(struct db_conn *c, const char *sql)
+{
+    c->session_sql = sql;
+    if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK)
+        return 0;
+    return db_command(c, sql, 0, NULL);
 }
 
 PGresult *db_exec(struct db_conn *c, const char *sql, int nparams, const char *const *params)

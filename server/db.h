@@ -25,6 +25,10 @@ int db_check_url(const char *url, char *err, size_t errlen) __attribute__((warn_
 struct db_conn *db_conn_new(const char *url);
 void db_conn_free(struct db_conn *c);
 
+/* Statements run after every (re)connect, e.g. "SET synchronous_commit =
+ * off" (sql must outlive c), and now if connected. Returns 0 or -1. */
+int db_conn_set_session(struct db_conn *c, const char *sql) __attribute__((warn_unused_result));
+
 /* Connects (or reconnects) now. Returns 0, or -1 with db_error() set. */
 int db_connect(struct db_conn *c) __attribute__((warn_unused_result));
 

@@ -413,6 +413,20 @@ static void on_attach(struct dispatcher *d, const cJSON *ev, int fd)
     d->wconns = w;
 }
 
+/* Records the desired state of a project whose start, restart or stop
+ * succeeded (read by WF_AUTOSTART). */
+static void store_desired(struct core *c, const struct core_call *call)
+{
+    const char *params[2] = {call->project, strcmp(call->op, "stop") == 0 ? "stopped" : "running"};
+
+    if (db_command(c->dconn,
+                   "UPDATE projects SET desired_state = $2, updated_at = now()"
+                   " WHERE id = $1 AND desired_state <> $2",
+                   2, params) < 0)
+        log_error("could not record the desired state of project %s: %s", call->project,
+                  db_error(c->dconn));
+}
+
 /* Resumes a suspended call with the manager's reply (taken) or NULL. */
 static void complete_call(struct core *c, uint64_t id, cJSON *reply)
 {
@@ -431,6 +445,8 @@ static void complete_call(struct core *c, uint64_t id, cJSON *reply)
         cJSON_Delete(reply); /* an autostart, or a call that timed out */
         return;
     }
+    if (ju_bool(reply, "ok"))
+        store_desired(c, call);
     call->reply = reply;
     call->done = 1;
     MHD_resume_connection(call->conn);
@@ -474,6 +490,8 @@ int core_call_manager(struct core *c, struct core_call *call, struct MHD_Connect
     pthread_mutex_lock(&c->calls_mu);
     if (!c->stopping) {
         call->id = c->next_call_id++;
+        snprintf(call->op, sizeof(call->op), "%s", op);
+        snprintf(call->project, sizeof(call->project), "%s", project);
         call->conn = conn;
         call->deadline = ju_mono_ms() + timeout_ms;
         call->done = 0;

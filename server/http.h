@@ -33,10 +33,8 @@ struct http_req {
     size_t cap;
     int too_large;
     int responded;
-    struct core_call call;   /* a pending manager call, if any */
-    http_resume_fn resume;   /* set with call */
-    char arg[WF_ID_MAX + 1]; /* the project id of a pending call */
-    char op[16];
+    struct core_call call;                      /* a pending manager call, if any */
+    http_resume_fn resume;                      /* set with call */
     long max_body;                              /* this route's body cap */
     char args[HTTP_MAX_ARGS][HTTP_ARG_MAX + 1]; /* the route's "*" segments */
 };
