@@ -22,6 +22,10 @@
 #include "log.h"
 #include "sha256.h"
 
+/* Verified objects, one per content; a project's file is a hard link to one.
+ * Not a valid project id (ids have no '.'), so it cannot collide. */
+#define ART_OBJECTS ".objects"
+
 int art_valid_sha(const char *sha)
 {
     size_t n = 0;
@@ -115,30 +119,81 @@ static int write_file(const char *tmp, const char *path, const char *bytes, size
     return 0;
 }
 
-int art_materialize(struct db_conn *db, const char *dir, const char *project, const char *sha,
-                    char *path, size_t pathlen, char *err, size_t errlen)
+/*
+ * Objects verified in this process: later uses compare only the file's
+ * identity and size/mtime (nothing but core writes under our 0700
+ * directory), so a start does not re-hash the plugin. Dispatcher thread only.
+ */
+struct verified {
+    char sha[SHA256_HEX_LEN];
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
+static const char *verified_key(const void *item)
 {
-    char pdir[4096], tmp[4200], hex[SHA256_HEX_LEN];
+    return ((const struct verified *)item)->sha;
+}
+
+static struct idmap verified_map = {NULL, 0, 0, verified_key};
+
+static int same_file(const struct verified *v, const struct stat *st)
+{
+    return v->dev == st->st_dev && v->ino == st->st_ino && v->size == st->st_size &&
+           v->mtime.tv_sec == st->st_mtim.tv_sec && v->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+static void forget_verified(const char *sha)
+{
+    free(idmap_del(&verified_map, sha));
+}
+
+/* 1 if obj exists and holds sha's bytes (hashing it only the first time),
+ * else 0 (a mismatching file is removed). */
+static int object_ready(const char *obj, const char *sha)
+{
+    struct verified *v = idmap_get(&verified_map, sha);
+    char hex[SHA256_HEX_LEN];
+    struct stat st;
+
+    if (stat(obj, &st) < 0) {
+        forget_verified(sha);
+        return 0;
+    }
+    if (v != NULL && same_file(v, &st))
+        return 1;
+    forget_verified(sha);
+    if (hash_file(obj, hex) < 0 || strcmp(hex, sha) != 0) {
+        log_warning("artifact file %s does not match its hash; rewriting it", obj);
+        unlink(obj);
+        return 0;
+    }
+    v = calloc(1, sizeof(*v));
+    if (v != NULL) {
+        snprintf(v->sha, sizeof(v->sha), "%s", sha);
+        v->dev = st.st_dev;
+        v->ino = st.st_ino;
+        v->size = st.st_size;
+        v->mtime = st.st_mtim;
+        if (idmap_put(&verified_map, v) < 0)
+            free(v);
+    }
+    return 1;
+}
+
+/* Writes sha's bytes from the database to obj (through a temporary name in
+ * odir) and verifies them. Returns 0, or -1 with err set. */
+static int fetch_object(struct db_conn *db, const char *odir, const char *obj, const char *sha,
+                        char *err, size_t errlen)
+{
     const char *params[1] = {sha};
+    char tmp[4200];
     PGresult *r;
     int rc;
 
-    if (!ju_valid_id(project) || !art_valid_sha(sha)) {
-        snprintf(err, errlen, "invalid project or artifact id");
-        return -1;
-    }
-    snprintf(pdir, sizeof(pdir), "%s/%s", dir, project);
-    if ((size_t)snprintf(path, pathlen, "%s/%s.so", pdir, sha) >= pathlen) {
-        snprintf(err, errlen, "artifact path too long");
-        return -1;
-    }
-    if (hash_file(path, hex) == 0) {
-        if (strcmp(hex, sha) == 0)
-            return 0; /* already there and intact */
-        log_warning("artifact file %s does not match its hash; rewriting it", path);
-        unlink(path);
-    }
-    if (private_dir(pdir, err, errlen) < 0)
+    if (private_dir(odir, err, errlen) < 0)
         return -1;
     r = db_exec_ex(db, "SELECT bytes FROM artifacts WHERE sha256 = $1", 1, params, NULL, NULL, 1);
     if (r == NULL) {
@@ -150,18 +205,67 @@ int art_materialize(struct db_conn *db, const char *dir, const char *project, co
         snprintf(err, errlen, "artifact %.12s is missing from the database", sha);
         return -1;
     }
-    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s-%d", pdir, sha, (int)getpid());
-    rc = write_file(tmp, path, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), err, errlen);
+    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s-%d", odir, sha, (int)getpid());
+    rc = write_file(tmp, obj, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), err, errlen);
     PQclear(r);
     if (rc < 0)
         return -1;
-    if (hash_file(path, hex) < 0 || strcmp(hex, sha) != 0) {
+    if (!object_ready(obj, sha)) {
         snprintf(err, errlen, "artifact %.12s failed verification after writing", sha);
-        unlink(path);
         return -1;
     }
-    log_debug("wrote artifact %s", path);
+    log_debug("wrote artifact %s", obj);
     return 0;
+}
+
+int art_materialize(struct db_conn *db, const char *dir, const char *project, const char *sha,
+                    char *path, size_t pathlen, char *err, size_t errlen)
+{
+    char odir[4096], obj[4200], pdir[4096];
+    struct stat ost, pst;
+
+    if (!ju_valid_id(project) || !art_valid_sha(sha)) {
+        snprintf(err, errlen, "invalid project or artifact id");
+        return -1;
+    }
+    snprintf(odir, sizeof(odir), "%s/" ART_OBJECTS, dir);
+    snprintf(obj, sizeof(obj), "%s/%s.so", odir, sha);
+    snprintf(pdir, sizeof(pdir), "%s/%s", dir, project);
+    if ((size_t)snprintf(path, pathlen, "%s/%s.so", pdir, sha) >= pathlen) {
+        snprintf(err, errlen, "artifact path too long");
+        return -1;
+    }
+    if (!object_ready(obj, sha) && fetch_object(db, odir, obj, sha, err, errlen) < 0)
+        return -1;
+    if (stat(obj, &ost) < 0) {
+        snprintf(err, errlen, "could not stat \"%s\": %s", obj, strerror(errno));
+        return -1;
+    }
+    /* The project's name for it is a hard link to the verified object. */
+    if (stat(path, &pst) == 0 && pst.st_ino == ost.st_ino && pst.st_dev == ost.st_dev)
+        return 0;
+    if (stat(pdir, &pst) < 0 && private_dir(pdir, err, errlen) < 0)
+        return -1;
+    if ((unlink(path) < 0 && errno != ENOENT) || link(obj, path) < 0) {
+        snprintf(err, errlen, "could not link \"%s\": %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Removes an object no project links to any more. */
+static void drop_object_if_unused(const char *dir, const char *name)
+{
+    char obj[4400];
+    struct stat st;
+
+    snprintf(obj, sizeof(obj), "%s/" ART_OBJECTS "/%s", dir, name);
+    if (stat(obj, &st) == 0 && st.st_nlink == 1 && unlink(obj) == 0) {
+        char sha[SHA256_HEX_LEN];
+        snprintf(sha, sizeof(sha), "%.64s", name);
+        forget_verified(sha);
+        log_debug("removed unused artifact %s", obj);
+    }
 }
 
 void art_gc(const char *dir, const char *project, const char *const *keep, size_t n)
@@ -193,10 +297,12 @@ void art_gc(const char *dir, const char *project, const char *const *keep, size_
             continue;
         }
         snprintf(path, sizeof(path), "%s/%s", pdir, de->d_name);
-        if (unlink(path) == 0)
-            log_debug("removed unused artifact %s", path);
-        else
+        if (unlink(path) == 0) {
+            if (len == 67)
+                drop_object_if_unused(dir, de->d_name);
+        } else {
             left++;
+        }
     }
     closedir(d);
     if (left == 0)
@@ -215,5 +321,23 @@ void art_gc_all(const char *dir)
             art_gc(dir, de->d_name, NULL, 0);
     }
     closedir(d);
+    /* Objects left are unreferenced now, like stale temporaries. */
+    {
+        char odir[4096], path[4400];
+        snprintf(odir, sizeof(odir), "%s/" ART_OBJECTS, dir);
+        d = opendir(odir);
+        while (d != NULL && (de = readdir(d)) != NULL) {
+            if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || de->d_name[1] == '.'))
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", odir, de->d_name);
+            unlink(path);
+        }
+        if (d != NULL)
+            closedir(d);
+        rmdir(odir);
+    }
+    while (verified_map.n > 0)
+        free(idmap_del(&verified_map, verified_key(verified_map.items[0])));
+    idmap_free(&verified_map);
     rmdir(dir);
 }

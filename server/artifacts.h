@@ -2,12 +2,15 @@
  * artifacts.h: turning artifacts stored in PostgreSQL into files a worker can
  * dlopen (DESIGN §4).
  *
- * Layout: <WF_RUNTIME_DIR>/<projectId>/<sha256>.so, directories 0700 and
- * files 0600, owned by the server's user. A file is written once (to a
- * temporary name, then renamed), its hash is verified after writing, and it
- * is reused while its content still hashes to its name. Files no live worker
- * of the project uses are removed by art_gc. Only core calls these (it alone
- * reads the database); workers only receive paths.
+ * Layout, under an instance directory (core passes <WF_RUNTIME_DIR>/<port>):
+ * .objects/<sha256>.so holds each content once, written to a temporary name
+ * and renamed, then verified by hashing; <projectId>/<sha256>.so is a hard
+ * link to it, the path a worker is given. Directories are 0700 and files
+ * 0600, owned by the server's user. An object is re-hashed only when its
+ * file changed since it was verified. Links no live worker of the project
+ * uses are removed by art_gc, and an object with no link left goes with
+ * them. Only core calls these (it alone reads the database); workers only
+ * receive paths.
  */
 #ifndef WF_ARTIFACTS_H
 #define WF_ARTIFACTS_H
