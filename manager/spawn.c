@@ -1,5 +1,11 @@
 /*
- * spawn.c: fork (and exec, for workers) of the manager's children.
+ * spawn.c: the manager's children: core by fork, workers by posix_spawn.
+ *
+ * Workers are started with posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK)
+ * then exec), which does not copy the manager's page tables as fork would:
+ * about 1 ms less per worker on the benchmark machine (3.4-3.7 ms against
+ * 4.4-4.7 ms for fork+exec of wf-worker from a process linking libpq and
+ * libmicrohttpd, 100 runs each).
  *
  * The child set-up order matters (DESIGN §2, STYLE §15), and each step is
  * done with async-signal-safe calls only:
@@ -9,7 +15,8 @@
  *      inherited descriptor (listen socket, epoll, signalfd, other workers'
  *      sockets);
  *   3. PR_SET_PDEATHSIG(SIGTERM), then check the manager is still our parent
- *      (it may have died before the prctl);
+ *      (it may have died before the prctl); a worker does this itself right
+ *      after exec (posix_spawn cannot), against the pid in its argv;
  *   4. exec the worker program with a minimal environment (no DATABASE_URL,
  *      no credentials), or enter the core role.
  * A child that fails a step writes one line to stderr and _exits 111.
@@ -17,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,37 +110,64 @@ pid_t spawn_worker(struct mgr *m, const char *project, const char *worker_id, in
                    int work_fd)
 {
     static char worker_arg[] = "worker";
-    char hb[24];
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, dfl;
+    char hb[24], parent[24];
     char proj[WF_ID_MAX + 1];
     char wid[160];
-    char *argv[6];
-    pid_t parent = getpid();
+    char *argv[7];
     pid_t pid;
-    int devnull;
+    int rc;
 
-    /* Everything the child needs is prepared before fork. */
+    /* Our sockets are created after the listener, signalfd and epoll, so
+     * never 0..4; the dup2s below rely on it. */
+    if (ctl_fd < 5 || work_fd < 5) {
+        errno = EBADF;
+        return -1;
+    }
     snprintf(hb, sizeof(hb), "%d", m->cfg->heartbeat_ms);
-    argv[0] = m->worker_prog;
+    snprintf(parent, sizeof(parent), "%d", (int)getpid());
     snprintf(proj, sizeof(proj), "%s", project);
     snprintf(wid, sizeof(wid), "%s", worker_id);
+    argv[0] = m->worker_prog;
     argv[1] = worker_arg;
     argv[2] = proj;
     argv[3] = wid;
     argv[4] = hb;
-    argv[5] = NULL;
-    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    argv[5] = parent;
+    argv[6] = NULL;
 
-    fflush(NULL);
-    pid = fork();
-    if (pid != 0) {
-        if (devnull >= 0)
-            close(devnull);
-        return pid;
+    /* Steps 1 and 2 of the header, done by posix_spawn in the child;
+     * the worker does step 3 itself (PR_SET_PDEATHSIG, then compares its
+     * parent with argv[5]), as its first action after exec. */
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE); /* the only signal the manager ignores */
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    rc = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, ctl_fd, 3);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, work_fd, 4);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, 5);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigmask(&attr, &none);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigdefault(&attr, &dfl);
+    if (rc == 0)
+        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (rc == 0) {
+        fflush(NULL);
+        rc = posix_spawn(&pid, m->worker_prog, &fa, &attr, argv, m->worker_env);
     }
-    if (devnull >= 0)
-        dup2(devnull, STDIN_FILENO);
-    child_prepare(ctl_fd, work_fd, parent);
-    execve(m->worker_prog, argv, m->worker_env);
-    child_fail("could not execute worker program");
-    return -1;
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return pid;
 }

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,16 +299,23 @@ int worker_main(int argc, char **argv)
     enum log_level level = LOG_LVL_INFO;
     const char *s;
     long hb;
+    long parent = 0;
 
     s = getenv("LOG_LEVEL");
     if (s != NULL)
         (void)log_parse_level(s, &level);
     s = getenv("LOG_FORMAT");
     log_init("worker", level, s == NULL || strcmp(s, "text") != 0);
-    if (argc != 5 || !ju_valid_id(argv[2]) || config_parse_long(argv[4], 10, 3600000, &hb) < 0) {
-        log_error("usage: wf-server worker <projectId> <workerId> <heartbeat_ms>");
+    if ((argc != 5 && argc != 6) || !ju_valid_id(argv[2]) ||
+        config_parse_long(argv[4], 10, 3600000, &hb) < 0 ||
+        (argc == 6 && config_parse_long(argv[5], 1, INT32_MAX, &parent) < 0)) {
+        log_error("usage: wf-worker worker <projectId> <workerId> <heartbeat_ms> [<manager pid>]");
         return WF_EXIT_USAGE;
     }
+    /* Die with the manager (the set-up step posix_spawn cannot do for us);
+     * if it is already gone, we were reparented: stop at once. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || (argc == 6 && getppid() != (pid_t)parent))
+        return WF_EXIT_OK;
     prctl(PR_SET_NAME, "wf-worker");
     w->project = argv[2];
     w->worker_id = argv[3];
