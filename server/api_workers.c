@@ -20,14 +20,9 @@
 enum MHD_Result api_health(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                            const char *const *args)
 {
-    int ok = __atomic_load_n(&c->db_ok, __ATOMIC_RELAXED);
-    cJSON *o = cJSON_CreateObject();
+    int ok = __atomic_load_n(&c->db_ok, __ATOMIC_RELAXED) != 0;
 
-    cJSON_AddStringToObject(o, "status", ok ? "ok" : "error");
-    cJSON_AddStringToObject(o, "service", "wf-server");
-    cJSON_AddStringToObject(o, "version", WF_VERSION);
-    cJSON_AddStringToObject(o, "database", ok ? "ok" : "unreachable");
-    return http_send_json(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
+    return MHD_queue_response(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, c->health[ok]);
 }
 
 enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn, struct http_req *r,

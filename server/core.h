@@ -62,7 +62,8 @@ struct core {
     struct db_conn *dconn; /* the dispatcher's own: synchronous_commit = off, so
                               only derived status may be written through it */
     struct MHD_Daemon *httpd;
-    int db_ok; /* last dispatcher ping succeeded; __atomic access */
+    struct MHD_Response *health[2]; /* /health replies: [0] database down, [1] ok */
+    int db_ok;                      /* last dispatcher ping succeeded; __atomic access */
 
     pthread_rwlock_t view_lock;
     struct idmap views; /* struct core_view by project */
