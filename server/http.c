@@ -293,14 +293,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->too_large = 1;
             return send_too_large(c, conn, r);
         }
-        /* A GET without a body is answered at once, saving MHD a second
-         * pass through this handler (the /health and status hot path). */
-        if (cl == NULL && strcmp(method, MHD_HTTP_METHOD_GET) == 0 &&
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) ==
-                NULL) {
-            r->responded = 1;
-            return dispatch(c, conn, url, method, r);
-        }
         return MHD_YES;
     }
     max = (size_t)r->max_body;

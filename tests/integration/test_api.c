@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <curl/curl.h>
+
 #include "harness.h"
 
 static struct th_server srv;
@@ -525,6 +527,39 @@ static void test_token(const struct th_db *db)
     th_server_cleanup(&s2);
 }
 
+static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    (void)ptr;
+    (void)userdata;
+    return size * nmemb;
+}
+
+/* Keep-alive: several GETs on one connection are answered on it (a reply
+ * queued too early makes libmicrohttpd close the connection after it). */
+static void test_keepalive(void)
+{
+    static const char *const paths[] = {"/health", "/workers", "/workers/status/p1", "/health"};
+    CURL *h = curl_easy_init();
+    char url[128];
+    long connects = -1, code = 0;
+
+    if (!CHECK(h != NULL))
+        return;
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", srv.port, paths[i]);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        CHECK(curl_easy_perform(h) == CURLE_OK);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        CHECK(code == 200 || code == 404);
+        curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
+        CHECK_EQ_INT(connects, i == 0 ? 1 : 0);
+    }
+    curl_easy_cleanup(h);
+}
+
 int main(void)
 {
     struct th_db db;
@@ -535,6 +570,7 @@ int main(void)
         return TH_SKIP;
     if (rc != 0)
         goto out;
+    test_keepalive();
 
     {
         char comm[32];
