@@ -163,12 +163,14 @@ static struct mgr_proc *find_proc(struct mgr *m, pid_t pid)
     return NULL;
 }
 
-/* Hands a worker a fresh socket to the current core (if one is attached). */
-static void attach_to_core(struct mgr *m, struct mgr_proc *p, int core_end)
+/* Hands a worker a fresh socket to the current core (if one is attached);
+ * fresh: the process was just spawned and has no code yet. */
+static void attach_to_core(struct mgr *m, struct mgr_proc *p, int core_end, int fresh)
 {
     cJSON *o = cJSON_CreateObject();
 
     cJSON_AddStringToObject(o, "ev", "attach");
+    cJSON_AddBoolToObject(o, "fresh", fresh);
     cJSON_AddStringToObject(o, "project", p->project);
     cJSON_AddNumberToObject(o, "pid", p->pid);
     cJSON_AddBoolToObject(o, "draining", p->state == PROC_DRAINING);
@@ -223,7 +225,7 @@ static struct mgr_proc *proc_spawn(struct mgr *m, struct mgr_slot *s)
     m->procs = p;
     if (mgr_watch_fd(m, p->ctl_fd, &p->watch) < 0)
         log_error("could not watch worker socket: %s", strerror(errno));
-    attach_to_core(m, p, work[0]);
+    attach_to_core(m, p, work[0], 1);
     close(work[0]); /* core has its own copy now, or there is no core yet */
     log_info("started worker for project %s (pid %d)", s->project, (int)pid);
     return p;
@@ -639,7 +641,7 @@ void sv_core_hello(struct mgr *m)
             log_warning("could not hand worker %d its core socket: %s", (int)p->pid,
                         strerror(errno));
         else
-            attach_to_core(m, p, sv[0]);
+            attach_to_core(m, p, sv[0], 0);
         cJSON_Delete(c);
         close(sv[0]);
         close(sv[1]);

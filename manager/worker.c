@@ -4,7 +4,7 @@
  * Protocol (framed JSON, common/msg.h):
  *   to core, on every new work socket:  {"t":"hello","pid","project","loaded",
  *                                        "code":{"workflows","activities"} once loaded}
- *   from core:                          {"t":"load","workflows":[…],"activities":[…],
+ *   from core (at spawn, or after hello): {"t":"load","workflows":[…],"activities":[…],
  *                                        "artifacts":[{"label","path","sha256"}],
  *                                        "provides":[{"kind","name"}],"summary"}
  *                                       or {"t":"load","error":"…"}

@@ -8,7 +8,8 @@
  *   core → manager  {"op":"hello"} once ready; {"op":"start|stop|restart",
  *                   "req":N,"project":…} for HTTP calls
  *   manager → core  {"ev":"hello","first":bool,"workers":[slot…]},
- *                   {"ev":"attach","project","pid","draining"} + work socket,
+ *                   {"ev":"attach","project","pid","draining","fresh"} + work
+ *                   socket (fresh: just spawned; core sends its code at once),
  *                   {"ev":"state", slot fields}, {"ev":"reply","req":N,…}
  *
  * Invariants: only this thread touches worker connections and the
@@ -47,6 +48,7 @@ struct wconn {
     int beat;         /* sent a heartbeat since the last flush */
     char *loaded;     /* JSON text of the code lists sent to it, or NULL */
     char (*shas)[65]; /* artifacts it was given (kept by art_gc) */
+    int load_sent;    /* its load message went out */
     size_t nshas;
     struct wconn *next;
 };
@@ -376,6 +378,8 @@ static void on_hello(struct dispatcher *d, const cJSON *ev)
         autostart(d);
 }
 
+static void send_load(struct dispatcher *d, struct wconn *w);
+
 static void on_attach(struct dispatcher *d, const cJSON *ev, int fd)
 {
     struct epoll_event ee;
@@ -411,6 +415,10 @@ static void on_attach(struct dispatcher *d, const cJSON *ev, int fd)
     }
     w->next = d->wconns;
     d->wconns = w;
+    /* A freshly spawned worker gets its code at once, while its program is
+     * still being exec'd and linked, rather than after its hello. */
+    if (ju_bool(ev, "fresh"))
+        send_load(d, w);
 }
 
 /* Records the desired state of a project whose start, restart or stop
@@ -629,13 +637,41 @@ static cJSON *build_load(struct dispatcher *d, struct wconn *w, const PGresult *
     return load;
 }
 
-/* A worker's greeting: send it its project's code lists unless it has them. */
-static void on_worker_hello(struct dispatcher *d, struct wconn *w, const cJSON *msg)
+/* Sends a worker its project's code (or why it cannot have it), once. */
+static void send_load(struct dispatcher *d, struct wconn *w)
 {
     const char *params[1] = {w->project};
     cJSON *load;
     PGresult *r;
 
+    r = db_exec(d->c->dconn,
+                "SELECT 'workflow', kebab_name, artifact_sha256 FROM workflows"
+                " WHERE project_id = $1 AND is_active"
+                " UNION ALL SELECT 'activity', name, artifact_sha256 FROM components"
+                " WHERE project_id = $1 AND is_active AND kind = 'activity'"
+                " ORDER BY 1 DESC, 2",
+                1, params);
+    if (r == NULL) {
+        char err[400];
+        snprintf(err, sizeof(err), "could not read the project's code: %s", db_error(d->c->dconn));
+        log_error("project %s: %s", w->project, err);
+        load = cJSON_CreateObject();
+        cJSON_AddStringToObject(load, "t", "load");
+        cJSON_AddStringToObject(load, "error", err);
+    } else {
+        load = build_load(d, w, r);
+        PQclear(r);
+    }
+    w->load_sent = 1;
+    if (msg_send(w->fd, load, -1) < 0)
+        log_error("could not send code to worker %d: %s", (int)w->pid, strerror(errno));
+    cJSON_Delete(load);
+}
+
+/* A worker's greeting: send it its project's code unless it has it (it
+ * survived a core restart) or was sent it already (at its attach). */
+static void on_worker_hello(struct dispatcher *d, struct wconn *w, const cJSON *msg)
+{
     if (ju_bool(msg, "loaded")) {
         /* It survived a core restart with its code: learn what it has. */
         cJSON *code = cJSON_GetObjectItemCaseSensitive(msg, "code");
@@ -661,27 +697,8 @@ static void on_worker_hello(struct dispatcher *d, struct wconn *w, const cJSON *
         }
         return;
     }
-    r = db_exec(d->c->dconn,
-                "SELECT 'workflow', kebab_name, artifact_sha256 FROM workflows"
-                " WHERE project_id = $1 AND is_active"
-                " UNION ALL SELECT 'activity', name, artifact_sha256 FROM components"
-                " WHERE project_id = $1 AND is_active AND kind = 'activity'"
-                " ORDER BY 1 DESC, 2",
-                1, params);
-    if (r == NULL) {
-        char err[400];
-        snprintf(err, sizeof(err), "could not read the project's code: %s", db_error(d->c->dconn));
-        log_error("project %s: %s", w->project, err);
-        load = cJSON_CreateObject();
-        cJSON_AddStringToObject(load, "t", "load");
-        cJSON_AddStringToObject(load, "error", err);
-    } else {
-        load = build_load(d, w, r);
-        PQclear(r);
-    }
-    if (msg_send(w->fd, load, -1) < 0)
-        log_error("could not send code to worker %d: %s", (int)w->pid, strerror(errno));
-    cJSON_Delete(load);
+    if (!w->load_sent)
+        send_load(d, w);
 }
 
 static void on_heartbeat(struct dispatcher *d, struct wconn *w)
