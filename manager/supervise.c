@@ -409,11 +409,22 @@ static void proc_ready(struct mgr *m, struct mgr_proc *p)
 }
 
 /* The worker p could not load its project's code; it exits 1 by itself. */
-static void proc_load_error(struct mgr *m, struct mgr_proc *p, const char *error)
+static void proc_load_error(struct mgr *m, struct mgr_proc *p, const char *error, int transient)
 {
     struct mgr_slot *s = idmap_get(&m->slots, p->project);
     char msg[600];
 
+    if (transient && s != NULL && s->cur == p) {
+        /* Not the code's fault (core could not read or write it): answer
+         * the callers now; the exit that follows counts as a crash, so the
+         * slot retries with backoff instead of staying failed. */
+        log_error("worker for project %s (pid %d) could not get its code: %s", p->project,
+                  (int)p->pid, error);
+        snprintf(s->error, sizeof(s->error), "%s", error);
+        send_state(m, s, NULL);
+        waiters_done(m, &s->start_waiters, s, "failed", s->error);
+        return;
+    }
     p->load_failed = 1;
     snprintf(p->error, sizeof(p->error), "%s", error);
     p->state = PROC_DRAINING;
@@ -464,7 +475,8 @@ void sv_worker_message(struct mgr *m, struct mgr_proc *p)
             proc_ready(m, p);
         else if (strcmp(t, "load_error") == 0)
             proc_load_error(m, p,
-                            ju_str(msg, "error") != NULL ? ju_str(msg, "error") : "load failed");
+                            ju_str(msg, "error") != NULL ? ju_str(msg, "error") : "load failed",
+                            ju_bool(msg, "transient"));
         else if (strcmp(t, "draining") == 0)
             log_debug("worker %d is draining", (int)p->pid);
         cJSON_Delete(msg);

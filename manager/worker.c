@@ -8,7 +8,8 @@
  *                                        "artifacts":[{"label","path","sha256"}],
  *                                        "provides":[{"kind","name"}],"summary"}
  *                                       or {"t":"load","error":"…"}
- *   to manager once loaded:             {"t":"ready"} or {"t":"load_error","error"}
+ *   to manager once loaded:             {"t":"ready"} or {"t":"load_error","error",
+ *                                        "transient"} (transient: core's failure)
  *   to core every heartbeat interval:   {"t":"hb"}
  *   from manager:                       {"t":"core"} + a new work socket (core restarted)
  *   to manager on SIGTERM:              {"t":"draining"}, then exit 0
@@ -174,8 +175,14 @@ static void load_code(struct worker *w, cJSON *msg)
     }
     if (error != NULL) {
         wlog_error("%s", error);
-        if (send_simple(w->ctl_fd, "load_error", "error", error) < 0)
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "t", "load_error");
+        cJSON_AddStringToObject(o, "error", error);
+        /* Core could not provide the code (database down): worth a retry. */
+        cJSON_AddBoolToObject(o, "transient", ju_bool(msg, "transient"));
+        if (msg_send(w->ctl_fd, o, -1) < 0)
             wlog_error("could not report load error: %s", strerror(errno));
+        cJSON_Delete(o);
         w->stop = WF_EXIT_FAILURE;
         return;
     }

@@ -59,6 +59,7 @@ struct dispatcher {
     int sigfd;
     int timerfd;
     struct wconn *wconns;
+    struct wconn *zombies; /* replaced connections, freed after the batch */
     int64_t next_flush;
     int64_t next_ping;
     int listen_fd;
@@ -393,8 +394,21 @@ static void on_attach(struct dispatcher *d, const cJSON *ev, int fd)
         return;
     }
     w = find_wconn_pid(d, (pid_t)pid);
-    if (w != NULL)
-        drop_wconn(d, w, 0); /* a stale socket for the same process */
+    if (w != NULL) {
+        /* A stale socket for the same process: the manager never sends two,
+         * so this is defensive; it is closed now but freed only after this
+         * epoll batch, which may still hold its pointer. */
+        for (struct wconn **pp = &d->wconns; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == w) {
+                *pp = w->next;
+                break;
+            }
+        }
+        close(w->fd);
+        w->fd = -1;
+        w->next = d->zombies;
+        d->zombies = w;
+    }
     w = calloc(1, sizeof(*w));
     if (w == NULL) {
         close(fd);
@@ -662,6 +676,9 @@ static void send_load(struct dispatcher *d, struct wconn *w)
         load = build_load(d, w, r);
         PQclear(r);
     }
+    /* A failure here is core's (database, disk), not the plugin's. */
+    if (cJSON_GetObjectItemCaseSensitive(load, "error") != NULL)
+        cJSON_AddBoolToObject(load, "transient", 1);
     w->load_sent = 1;
     if (msg_send(w->fd, load, -1) < 0)
         log_error("could not send code to worker %d: %s", (int)w->pid, strerror(errno));
@@ -885,8 +902,17 @@ int dispatcher_run(struct core *c, int listen_fd)
                 process_manager(d);
             } else {
                 /* A worker socket. drop_wconn may free it: nothing after. */
-                process_worker(d, p);
+                struct wconn *w = p;
+                if (w->fd >= 0)
+                    process_worker(d, w);
             }
+        }
+        while (d->zombies != NULL) {
+            struct wconn *z = d->zombies;
+            d->zombies = z->next;
+            free(z->loaded);
+            free(z->shas);
+            free(z);
         }
     }
     expire_calls(c, 1);
