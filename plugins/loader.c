@@ -217,38 +217,25 @@ void plg_unload(struct plg_registry *reg)
     free(reg);
 }
 
+/* Binary searches of the sorted tables, with the comparators qsort used. */
 const struct wf_workflow_def *plg_workflow(const struct plg_registry *reg, const char *name)
 {
-    size_t lo = 0, hi = reg->nworkflows;
+    const struct wf_workflow_def key = {name, NULL};
+    const struct wf_workflow_def *kp = &key;
+    const struct wf_workflow_def **hit =
+        bsearch(&kp, reg->workflows, reg->nworkflows, sizeof(*reg->workflows), cmp_workflow);
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(reg->workflows[mid]->name, name);
-        if (c == 0)
-            return reg->workflows[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return hit != NULL ? *hit : NULL;
 }
 
 const struct wf_activity_def *plg_activity(const struct plg_registry *reg, const char *name)
 {
-    size_t lo = 0, hi = reg->nactivities;
+    const struct wf_activity_def key = {name, NULL, WF_RETRY_NONE, 0};
+    const struct wf_activity_def *kp = &key;
+    const struct wf_activity_def **hit =
+        bsearch(&kp, reg->activities, reg->nactivities, sizeof(*reg->activities), cmp_activity);
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(reg->activities[mid]->name, name);
-        if (c == 0)
-            return reg->activities[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return hit != NULL ? *hit : NULL;
 }
 
 void plg_describe(const struct plg_registry *reg, cJSON *obj)
