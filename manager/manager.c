@@ -392,9 +392,9 @@ int mgr_main(const struct wf_config *cfg)
             if (m->shutdown_kill_at > 0 && m->shutdown_kill_at < next)
                 next = m->shutdown_kill_at;
         }
-        timeout = next == INT64_MAX ? -1 : (int)(next - now < 0 ? 0 : next - now);
-        if (timeout > 1000)
-            timeout = 1000; /* re-check shutdown progress at least every second */
+        /* At least once a second: shutdown progress, and a safety net for
+         * any deadline set outside sv_timers. */
+        timeout = next - now < 0 ? 0 : (next - now > 1000 ? 1000 : (int)(next - now));
         n = epoll_wait(m->epfd, evs, 64, timeout);
         if (n < 0 && errno != EINTR) {
             log_error("could not wait for events: %s", strerror(errno));

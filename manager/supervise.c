@@ -616,10 +616,16 @@ int64_t sv_timers(struct mgr *m, int64_t now)
         struct mgr_slot *s = m->slots.items[i];
         if (s->state != SLOT_BACKOFF)
             continue;
-        if (now >= s->restart_at)
+        if (now >= s->restart_at) {
             slot_start(m, s, s->crash_restart);
-        else if (s->restart_at < next)
+            /* The new process's start deadline counts from now on. */
+            if (s->cur != NULL && s->cur->deadline > 0 && s->cur->deadline < next)
+                next = s->cur->deadline;
+            else if (s->state == SLOT_BACKOFF && s->restart_at < next)
+                next = s->restart_at;
+        } else if (s->restart_at < next) {
             next = s->restart_at;
+        }
     }
     return next;
 }
