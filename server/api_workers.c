@@ -10,7 +10,9 @@
  */
 #include "api_workers.h"
 
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -23,6 +25,101 @@ enum MHD_Result api_health(struct core *c, struct MHD_Connection *conn, struct h
     int ok = __atomic_load_n(&c->db_ok, __ATOMIC_RELAXED) != 0;
 
     return MHD_queue_response(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, c->health[ok]);
+}
+
+/* Appends to buf[*pos..cap), never past it (the text is capped, not grown:
+ * its size is bounded by the number of statuses, not of workers). */
+static void metric(char *buf, size_t cap, size_t *pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void metric(char *buf, size_t cap, size_t *pos, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (*pos >= cap)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(buf + *pos, cap - *pos, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *pos += (size_t)n < cap - *pos ? (size_t)n : cap - *pos - 1;
+}
+
+enum MHD_Result api_metrics(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                            const char *const *args)
+{
+    static const char *const statuses[] = {"starting", "running", "draining", "crashed", "failed"};
+    int counts[5] = {0, 0, 0, 0, 0};
+    long long restarts = 0;
+    double max_age = 0;
+    int64_t now = ju_wall_ms();
+    size_t cap = 8192, pos = 0;
+    char *buf = malloc(cap);
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    if (buf == NULL)
+        return MHD_NO;
+    pthread_rwlock_rdlock(&c->view_lock);
+    for (size_t i = 0; i < c->views.n; i++) {
+        const struct core_view *v = c->views.items[i];
+        for (size_t k = 0; k < 5; k++) {
+            if (strcmp(v->status, statuses[k]) == 0)
+                counts[k]++;
+        }
+        restarts += v->restarts;
+        if (strcmp(v->status, "running") == 0 && v->last_heartbeat > 0 &&
+            (double)(now - v->last_heartbeat) / 1000.0 > max_age)
+            max_age = (double)(now - v->last_heartbeat) / 1000.0;
+    }
+    pthread_rwlock_unlock(&c->view_lock);
+
+    metric(buf, cap, &pos,
+           "# HELP wf_build_info The running wf-server.\n# TYPE wf_build_info gauge\n"
+           "wf_build_info{version=\"%s\"} 1\n",
+           WF_VERSION);
+    metric(buf, cap, &pos,
+           "# HELP wf_database_up Whether core's last database ping succeeded.\n"
+           "# TYPE wf_database_up gauge\nwf_database_up %d\n",
+           __atomic_load_n(&c->db_ok, __ATOMIC_RELAXED) != 0);
+    metric(buf, cap, &pos,
+           "# HELP wf_workers Projects with a worker on this server, by status.\n"
+           "# TYPE wf_workers gauge\n");
+    for (size_t k = 0; k < 5; k++)
+        metric(buf, cap, &pos, "wf_workers{status=\"%s\"} %d\n", statuses[k], counts[k]);
+    metric(buf, cap, &pos,
+           "# HELP wf_worker_restarts Crash restarts of the current workers.\n"
+           "# TYPE wf_worker_restarts gauge\nwf_worker_restarts %lld\n",
+           restarts);
+    metric(buf, cap, &pos,
+           "# HELP wf_worker_heartbeat_age_max_seconds Age of the stalest running worker's "
+           "last heartbeat.\n# TYPE wf_worker_heartbeat_age_max_seconds gauge\n"
+           "wf_worker_heartbeat_age_max_seconds %.3f\n",
+           max_age);
+    metric(buf, cap, &pos,
+           "# HELP wf_worker_starts_total Worker processes started since core started.\n"
+           "# TYPE wf_worker_starts_total counter\nwf_worker_starts_total %llu\n",
+           (unsigned long long)__atomic_load_n(&c->stats.worker_starts, __ATOMIC_RELAXED));
+    metric(buf, cap, &pos,
+           "# HELP wf_worker_crashes_total Worker crashes seen since core started.\n"
+           "# TYPE wf_worker_crashes_total counter\nwf_worker_crashes_total %llu\n",
+           (unsigned long long)__atomic_load_n(&c->stats.worker_crashes, __ATOMIC_RELAXED));
+    metric(buf, cap, &pos,
+           "# HELP wf_http_requests_total HTTP requests completed since core started.\n"
+           "# TYPE wf_http_requests_total counter\nwf_http_requests_total %llu\n",
+           (unsigned long long)__atomic_load_n(&c->stats.http_requests, __ATOMIC_RELAXED));
+
+    resp = MHD_create_response_from_buffer_with_free_callback(pos, buf, free);
+    if (resp == NULL) {
+        free(buf);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8");
+    ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ret;
 }
 
 enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn, struct http_req *r,

@@ -10,6 +10,10 @@
 
 enum MHD_Result api_health(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                            const char *const *args);
+/* Prometheus text exposition: workers by status, starts, crashes,
+ * heartbeat age, database reachability, requests. No token needed. */
+enum MHD_Result api_metrics(struct core *c, struct MHD_Connection *conn, struct http_req *r,
+                            const char *const *args);
 enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                                  const char *const *args);
 enum MHD_Result api_workers_start(struct core *c, struct MHD_Connection *conn, struct http_req *r,

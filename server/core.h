@@ -64,6 +64,11 @@ struct core {
     struct MHD_Daemon *httpd;
     struct MHD_Response *health[2]; /* /health replies: [0] database down, [1] ok */
     int db_ok;                      /* last dispatcher ping succeeded; __atomic access */
+    struct {
+        uint64_t worker_starts;  /* "starting" events since this core started */
+        uint64_t worker_crashes; /* "crashed" or "failed" events */
+        uint64_t http_requests;  /* requests completed */
+    } stats;                     /* counters for /metrics; __atomic access */
 
     pthread_rwlock_t view_lock;
     struct idmap views; /* struct core_view by project */

@@ -277,6 +277,11 @@ static void on_state(struct dispatcher *d, const cJSON *ev)
     }
     log_debug("worker %s is %s (pid %lld)", ju_str(ev, "worker_id"), ju_str(ev, "status"),
               (long long)pid);
+    if (strcmp(ju_str(ev, "status"), "starting") == 0)
+        __atomic_add_fetch(&d->c->stats.worker_starts, 1, __ATOMIC_RELAXED);
+    else if (strcmp(ju_str(ev, "status"), "crashed") == 0 ||
+             strcmp(ju_str(ev, "status"), "failed") == 0)
+        __atomic_add_fetch(&d->c->stats.worker_crashes, 1, __ATOMIC_RELAXED);
     view_apply(d->c, ev, loaded);
     store_state(d, ev, loaded);
 }

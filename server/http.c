@@ -38,6 +38,7 @@ struct route {
 
 static const struct route routes[] = {
     {"GET", "/health", 1, 0, api_health},
+    {"GET", "/metrics", 1, 0, api_metrics},
     {"GET", "/workers", 0, 0, api_workers_list},
     {"POST", "/workers/start", 0, 0, api_workers_start},
     {"POST", "/workers/stop", 0, 0, api_workers_stop},
@@ -346,7 +347,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct http_req *r = *req_cls;
+    struct core *c = cls;
 
+    __atomic_add_fetch(&c->stats.http_requests, 1, __ATOMIC_RELAXED);
     if (r == NULL)
         return;
     free(r->body);

@@ -484,7 +484,8 @@ static void test_protocol_errors(void)
     CHECK_EQ_INT(st, 200);
 }
 
-/* with WF_API_TOKEN set, every call but /health needs the bearer token */
+/* with WF_API_TOKEN set, every call but /health and /metrics needs the
+ * bearer token */
 static void test_token(const struct th_db *db)
 {
     static const char *const env[] = {"WF_API_TOKEN=s3cret-token", NULL};
@@ -500,6 +501,9 @@ static void test_token(const struct th_db *db)
         return;
     }
     st = th_http_ex(&s2, "GET", "/health", NULL, 0, NULL, 10000, &r);
+    CHECK_EQ_INT(st, 200);
+    th_reply_free(&r);
+    st = th_http_ex(&s2, "GET", "/metrics", NULL, 0, NULL, 10000, &r);
     CHECK_EQ_INT(st, 200);
     th_reply_free(&r);
     st = th_http_ex(&s2, "GET", "/workers", NULL, 0, NULL, 10000, &r);
@@ -560,6 +564,21 @@ static void test_keepalive(void)
     curl_easy_cleanup(h);
 }
 
+/* GET /metrics: Prometheus text, no token needed, the running workers. */
+static void test_metrics(void)
+{
+    struct th_reply r;
+
+    CHECK_EQ_INT(th_http(&srv, "GET", "/metrics", NULL, 0, &r), 200);
+    CHECK(r.headers != NULL && strstr(r.headers, "text/plain; version=0.0.4") != NULL);
+    CHECK(r.body != NULL && strstr(r.body, "\nwf_database_up 1\n") != NULL);
+    CHECK(r.body != NULL && strstr(r.body, "# TYPE wf_workers gauge\n") != NULL);
+    CHECK(r.body != NULL && strstr(r.body, "wf_workers{status=\"failed\"} 0\n") != NULL);
+    CHECK(r.body != NULL && strstr(r.body, "wf_worker_starts_total ") != NULL);
+    th_reply_free(&r);
+    CHECK_EQ_INT(th_http_json(&srv, "POST", "/metrics", "{}", NULL), 405);
+}
+
 int main(void)
 {
     struct th_db db;
@@ -571,6 +590,7 @@ int main(void)
     if (rc != 0)
         goto out;
     test_keepalive();
+    test_metrics();
 
     {
         char comm[32];
