@@ -35,6 +35,8 @@
 #include <libpq-fe.h>
 #include <wf/plugin.h>
 
+#include "stats.h"
+
 #define MAX_N 100000
 #define MAX_SECONDS 120.0
 
@@ -48,39 +50,17 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-
-    return x < y ? -1 : x > y ? 1 : 0;
-}
-
-static double pct(const double *v, long n, double p)
-{
-    long k;
-
-    if (n <= 0)
-        return 0;
-    k = (long)((p / 100.0) * (double)n + 0.999999999) - 1;
-    if (k < 0)
-        k = 0;
-    if (k >= n)
-        k = n - 1;
-    return v[k];
-}
-
 static void report(const char *label, double *v, long n, long errors)
 {
     double sum = 0;
 
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    qsort(v, (size_t)n, sizeof(double), stats_cmp_double);
     for (long i = 0; i < n; i++)
         sum += v[i];
     printf("{\"label\":\"%s\",\"n\":%ld,\"errors\":%ld,\"mean_ms\":%.4f,\"min_ms\":%.4f,"
            "\"p50_ms\":%.4f,\"p95_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f}\n",
-           label, n, errors, n > 0 ? sum / (double)n : 0.0, n > 0 ? v[0] : 0.0, pct(v, n, 50),
-           pct(v, n, 95), pct(v, n, 99), n > 0 ? v[n - 1] : 0.0);
+           label, n, errors, n > 0 ? sum / (double)n : 0.0, n > 0 ? v[0] : 0.0, stats_pct(v, n, 50),
+           stats_pct(v, n, 95), stats_pct(v, n, 99), n > 0 ? v[n - 1] : 0.0);
 }
 
 /* Runs argv in a child (or just _exit(0) when argv is NULL); returns 0 if it

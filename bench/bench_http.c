@@ -32,6 +32,8 @@
 
 #include <curl/curl.h>
 
+#include "stats.h"
+
 #define MAX_COUNT 100000
 #define MAX_NAMES 64
 #define MAX_THREADS 64
@@ -414,29 +416,6 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-
-    return x < y ? -1 : x > y ? 1 : 0;
-}
-
-/* Nearest-rank percentile of sorted v[0..n-1]. */
-static double pct(const double *v, long n, double p)
-{
-    long k;
-
-    if (n <= 0)
-        return 0;
-    k = (long)((p / 100.0) * (double)n + 0.999999999) - 1;
-    if (k < 0)
-        k = 0;
-    if (k >= n)
-        k = n - 1;
-    return v[k];
-}
-
 /* p50 of the requests with index in [from, to): is the reply time growing
  * with the number of workers already running? */
 static double p50_range(const double *lat, long from, long to, double *tmp)
@@ -446,8 +425,8 @@ static double p50_range(const double *lat, long from, long to, double *tmp)
     for (long i = from; i < to; i++)
         if (lat[i] >= 0)
             tmp[n++] = lat[i];
-    qsort(tmp, (size_t)n, sizeof(double), cmp_double);
-    return pct(tmp, n, 50);
+    qsort(tmp, (size_t)n, sizeof(double), stats_cmp_double);
+    return stats_pct(tmp, n, 50);
 }
 
 int main(int argc, char **argv)
@@ -502,14 +481,14 @@ int main(int argc, char **argv)
         sorted[n++] = s.lat[i];
         sum += s.lat[i];
     }
-    qsort(sorted, (size_t)n, sizeof(double), cmp_double);
+    qsort(sorted, (size_t)n, sizeof(double), stats_cmp_double);
     printf("{\"label\":\"%s\",\"n\":%ld,\"ok\":%ld,\"errors\":%ld,\"threads\":%d,"
            "\"total_ms\":%.3f,\"mean_ms\":%.3f,\"min_ms\":%.3f,\"p50_ms\":%.3f,"
            "\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"p50_first_quarter_ms\":%.3f,"
            "\"p50_last_quarter_ms\":%.3f,\"complete\":%s}\n",
            o.label, n, n - s.errors, s.errors, o.threads, (s.t_end - s.t0) * 1000.0,
-           n > 0 ? sum / (double)n : 0.0, n > 0 ? sorted[0] : 0.0, pct(sorted, n, 50),
-           pct(sorted, n, 95), pct(sorted, n, 99), n > 0 ? sorted[n - 1] : 0.0, q1, q4,
+           n > 0 ? sum / (double)n : 0.0, n > 0 ? sorted[0] : 0.0, stats_pct(sorted, n, 50),
+           stats_pct(sorted, n, 95), stats_pct(sorted, n, 99), n > 0 ? sorted[n - 1] : 0.0, q1, q4,
            n == o.count ? "true" : "false");
     curl_global_cleanup();
     free(s.so);

@@ -4,13 +4,13 @@
 set(WF_BENCH_SRC ${CMAKE_CURRENT_LIST_DIR})
 set(WF_BENCH_OUT ${CMAKE_BINARY_DIR}/bench)
 
-add_executable(bench_http ${WF_BENCH_SRC}/bench_http.c)
+add_executable(bench_http ${WF_BENCH_SRC}/bench_http.c ${WF_BENCH_SRC}/stats.c)
 target_link_libraries(bench_http PRIVATE PkgConfig::CURL Threads::Threads)
 
 add_executable(bare_mhd ${WF_BENCH_SRC}/bare_mhd.c)
 target_link_libraries(bare_mhd PRIVATE PkgConfig::MHD Threads::Threads)
 
-add_executable(bench_baseline ${WF_BENCH_SRC}/bench_baseline.c)
+add_executable(bench_baseline ${WF_BENCH_SRC}/bench_baseline.c ${WF_BENCH_SRC}/stats.c)
 target_include_directories(bench_baseline PRIVATE ${WF_BENCH_SRC}/../include)
 target_link_libraries(bench_baseline PRIVATE PkgConfig::PQ PkgConfig::CJSON ${CMAKE_DL_LIBS})
 
