@@ -1,6 +1,5 @@
 # targets.cmake: the bench helpers (see CMakeLists.txt beside this file).
-# Included by bench/CMakeLists.txt, or by attach.cmake at the end of the
-# top-level directory; either way the outputs go to <build>/bench/.
+# Included by bench/CMakeLists.txt; the outputs go to <build>/bench/.
 set(WF_BENCH_SRC ${CMAKE_CURRENT_LIST_DIR})
 set(WF_BENCH_OUT ${CMAKE_BINARY_DIR}/bench)
 
@@ -18,12 +17,8 @@ add_executable(bench_dlopen ${WF_BENCH_SRC}/bench_dlopen.c)
 target_include_directories(bench_dlopen PRIVATE ${WF_BENCH_SRC}/../include)
 target_link_libraries(bench_dlopen PRIVATE PkgConfig::CJSON ${CMAKE_DL_LIBS})
 
-add_library(bench_plugin_good MODULE ${WF_BENCH_SRC}/../tests/plugins/good.c)
-target_include_directories(bench_plugin_good PRIVATE ${WF_BENCH_SRC}/../include)
-set_target_properties(bench_plugin_good PROPERTIES PREFIX "" OUTPUT_NAME bench_good)
-
-set_target_properties(bench_http bare_mhd bench_baseline bench_dlopen bench_plugin_good PROPERTIES
+set_target_properties(bench_http bare_mhd bench_baseline bench_dlopen PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${WF_BENCH_OUT} LIBRARY_OUTPUT_DIRECTORY ${WF_BENCH_OUT})
 
 add_custom_target(bench_tools
-  DEPENDS bench_http bare_mhd bench_baseline bench_dlopen bench_plugin_good)
+  DEPENDS bench_http bare_mhd bench_baseline bench_dlopen)
