@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "artifacts.h"
 #include "dispatcher.h"
 #include "exitcodes.h"
 #include "log.h"
@@ -269,6 +270,14 @@ void disp_on_hello(struct dispatcher *d, const cJSON *ev)
     free(lit);
     free(ids);
     log_info("manager reports %zu workers%s", n, ju_bool(ev, "first") ? " (first core)" : "");
+    if (ju_bool(ev, "first")) {
+        /* A new instance: no worker uses files an earlier one on this port
+         * left behind (it may have been killed before it could clean up). */
+        char err[256];
+        art_gc_all(d->c->rundir);
+        if (art_init(d->c->rundir, err, sizeof(err)) < 0)
+            log_error("%s", err);
+    }
     if (d->c->httpd == NULL) {
         if (http_start(d->c, d->listen_fd) < 0) {
             d->rc = WF_EXIT_SYSCALL;
