@@ -167,9 +167,8 @@ static void core_exited(struct mgr *m, int wstatus)
     char desc[128];
     int64_t now = ju_mono_ms();
     int64_t at;
-    enum bo_exit kind = bo_classify(wstatus, desc, sizeof(desc));
-
     m->core_pid = 0;
+    (void)bo_classify(wstatus, desc, sizeof(desc));
     drop_core(m);
     if (m->shutting_down) {
         log_info("core %s", desc);
@@ -182,7 +181,8 @@ static void core_exited(struct mgr *m, int wstatus)
         m->shutting_down = 1;
         return;
     }
-    (void)kind;
+    /* A core that ran for a minute is healthy: the spawn time doubles as its
+     * ready time for the backoff reset. */
     if (bo_on_crash(&m->core_bo, now, m->core_spawned, m->core_spawned, &at)) {
         /* Core is never given up on; keep retrying at the maximum backoff. */
         at = now + BO_MAX_MS;
