@@ -228,7 +228,9 @@ static const struct route *route_find(const char *url, const char *method,
         if (!route_match(rt->pattern, url, args))
             continue;
         *path_found = 1;
-        if (strcmp(method, rt->method) == 0)
+        /* HEAD is GET without the body (libmicrohttpd drops the body). */
+        if (strcmp(method, rt->method) == 0 ||
+            (strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 && strcmp(rt->method, "GET") == 0))
             return rt;
         if (allow != NULL) {
             size_t n = strlen(allow);

@@ -577,6 +577,9 @@ static void test_metrics(void)
     CHECK(r.body != NULL && strstr(r.body, "wf_worker_starts_total ") != NULL);
     th_reply_free(&r);
     CHECK_EQ_INT(th_http_json(&srv, "POST", "/metrics", "{}", NULL), 405);
+    CHECK_EQ_INT(th_http(&srv, "HEAD", "/health", NULL, 0, &r), 200);
+    CHECK(r.body_len == 0);
+    th_reply_free(&r);
 }
 
 int main(void)
