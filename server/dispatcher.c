@@ -39,6 +39,7 @@
 #include "msg.h"
 
 #define TICK_MS 100
+#define REAP_INTERVAL_MS 5000 /* how often other hosts' silent rows are checked */
 
 struct wconn *disp_find_wconn(struct dispatcher *d, pid_t pid)
 {
@@ -335,6 +336,7 @@ int dispatcher_run(struct core *c, int listen_fd)
     }
     d->next_flush = ju_mono_ms() + c->cfg->heartbeat_ms;
     d->next_ping = ju_mono_ms() + 1000;
+    d->next_reap = ju_mono_ms() + REAP_INTERVAL_MS;
 
     while (!d->stop) {
         int n = epoll_wait(d->epfd, evs, 64, -1);
@@ -368,6 +370,10 @@ int dispatcher_run(struct core *c, int listen_fd)
                 if (now >= d->next_flush) {
                     disp_flush_heartbeats(d);
                     d->next_flush = now + c->cfg->heartbeat_ms;
+                }
+                if (now >= d->next_reap) {
+                    disp_reap_stale_rows(d);
+                    d->next_reap = now + REAP_INTERVAL_MS;
                 }
             } else if (p == &c->ctl_fd) {
                 process_manager(d);

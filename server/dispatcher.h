@@ -38,6 +38,7 @@ struct dispatcher {
     struct wconn *zombies; /* replaced connections, freed after the batch */
     int64_t next_flush;
     int64_t next_ping;
+    int64_t next_reap;
     int listen_fd;
     int stop;
     int rc;
@@ -59,6 +60,9 @@ void disp_store_desired(struct core *c, const struct core_call *call);
 void disp_on_heartbeat(struct dispatcher *d, struct wconn *w);
 /* One statement for every worker that beat since the last flush. */
 void disp_flush_heartbeats(struct dispatcher *d);
+/* Rows of other hosts silent for 3 of their heartbeat intervals become
+ * crashed (their host vanished without cleaning up). */
+void disp_reap_stale_rows(struct dispatcher *d);
 /* At shutdown: this host's live rows become stopped. */
 void disp_mark_stopped(struct dispatcher *d);
 

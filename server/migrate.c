@@ -123,6 +123,11 @@ static const struct migration migrations[] = {
      "  consumed_at timestamptz);"
      "CREATE INDEX signals_pending_idx ON signals (execution_id, name)"
      "  WHERE consumed_at IS NULL;"},
+    {2, "worker heartbeat interval",
+     /* Lets any instance tell a live row from one whose host vanished:
+      * stale after 3 of that row's own heartbeat intervals. */
+     "ALTER TABLE workflow_workers ADD COLUMN heartbeat_ms integer"
+     "  CHECK (heartbeat_ms > 0);"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -20,17 +20,18 @@
 
 static const char *const UPSERT_WORKER_SQL =
     "INSERT INTO workflow_workers AS w (worker_id, project_id, host, pid, status, started_at,"
-    " last_heartbeat, stopped_at, error, loaded, restarts, updated_at)"
+    " last_heartbeat, stopped_at, error, loaded, restarts, heartbeat_ms, updated_at)"
     " VALUES ($1, $2, $3, $4::int, $5::text, to_timestamp($6::float8 / 1000),"
     "  CASE WHEN $5::text = 'running' THEN now() END,"
     "  CASE WHEN $5::text IN ('stopped', 'crashed', 'failed') THEN now() END,"
-    "  $7, $8::jsonb, $9::int, now())"
+    "  $7, $8::jsonb, $9::int, $10::int, now())"
     " ON CONFLICT (worker_id) DO UPDATE SET project_id = EXCLUDED.project_id,"
     "  host = EXCLUDED.host, pid = EXCLUDED.pid, status = EXCLUDED.status,"
     "  started_at = EXCLUDED.started_at,"
     "  last_heartbeat = coalesce(EXCLUDED.last_heartbeat, w.last_heartbeat),"
     "  stopped_at = EXCLUDED.stopped_at, error = EXCLUDED.error,"
     "  loaded = coalesce(EXCLUDED.loaded, w.loaded), restarts = EXCLUDED.restarts,"
+    "  heartbeat_ms = EXCLUDED.heartbeat_ms,"
     "  updated_at = now()";
 
 /*
@@ -130,7 +131,8 @@ static void view_apply(struct core *c, const cJSON *ev, const char *loaded)
 static void store_state(struct dispatcher *d, const cJSON *ev, const char *loaded)
 {
     char pid[24], started[24], restarts[24];
-    const char *params[9];
+    const char *params[10];
+    char hb[24];
     int64_t n;
 
     snprintf(pid, sizeof(pid), "%lld", ju_int(ev, "pid", &n) == 0 ? (long long)n : 0LL);
@@ -147,7 +149,9 @@ static void store_state(struct dispatcher *d, const cJSON *ev, const char *loade
     params[6] = ju_str(ev, "error");
     params[7] = loaded;
     params[8] = restarts;
-    if (db_command(d->c->dconn, UPSERT_WORKER_SQL, 9, params) < 0)
+    snprintf(hb, sizeof(hb), "%d", d->c->cfg->heartbeat_ms);
+    params[9] = hb;
+    if (db_command(d->c->dconn, UPSERT_WORKER_SQL, 10, params) < 0)
         log_error("could not record worker %s as %s: %s", params[0], params[4],
                   db_error(d->c->dconn));
 }
@@ -353,6 +357,31 @@ void disp_flush_heartbeats(struct dispatcher *d)
     }
     pthread_rwlock_unlock(&d->c->view_lock);
     free(ids);
+}
+
+void disp_reap_stale_rows(struct dispatcher *d)
+{
+    const char *params[1] = {d->c->cfg->host_id};
+    PGresult *r;
+
+    r = db_exec(d->c->dconn,
+                "UPDATE workflow_workers SET status = 'crashed', stopped_at = now(),"
+                " updated_at = now(), error = 'no heartbeat from host ' || host || ' since '"
+                " || to_char(coalesce(last_heartbeat, updated_at) AT TIME ZONE 'UTC',"
+                " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+                " WHERE status IN ('starting', 'running', 'draining') AND host <> $1"
+                " AND heartbeat_ms IS NOT NULL AND coalesce(last_heartbeat, updated_at)"
+                "  < now() - make_interval(secs => 3 * heartbeat_ms / 1000.0)"
+                " RETURNING worker_id, host",
+                1, params);
+    if (r == NULL) {
+        log_error("could not check other hosts' worker rows: %s", db_error(d->c->dconn));
+        return;
+    }
+    for (int i = 0; i < PQntuples(r); i++)
+        log_warning("worker %s of host %s stopped heartbeating; marked crashed",
+                    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+    PQclear(r);
 }
 
 void disp_mark_stopped(struct dispatcher *d)

@@ -6,7 +6,8 @@
  * v2 keeps serving; a plugin whose entry point crashes takes down only its
  * own worker; the artifact files live in a private directory and are
  * removed once no worker uses them; stale rows of an earlier instance are
- * reconciled at start.
+ * reconciled at start, and rows of another host that stopped heartbeating
+ * are marked crashed.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -84,6 +85,16 @@ static int count_files(const char *project)
     return n;
 }
 
+static int gone_reaped(void *arg)
+{
+    char *v =
+        th_sql_value(arg, "SELECT status FROM workflow_workers WHERE worker_id = $1", "gone:x");
+    int ok = v != NULL && strcmp(v, "crashed") == 0;
+
+    free(v);
+    return ok;
+}
+
 int main(void)
 {
     struct th_db db = {0};
@@ -121,6 +132,20 @@ int main(void)
     v = th_sql_value(pg, "SELECT status FROM workflow_workers WHERE worker_id = $1",
                      "testhost:ghost");
     CHECK_STR(v, "crashed");
+    free(v);
+
+    /* Rows of another host: one silent for more than 3 of its heartbeat
+     * intervals (its host vanished) becomes crashed; a fresh one stays. */
+    CHECK(th_sql_exec(pg, "INSERT INTO workflow_workers (worker_id, project_id, status, host, pid,"
+                          " last_heartbeat, heartbeat_ms) VALUES"
+                          " ('gone:x', 'x', 'running', 'gone', 7, now() - interval '10 s', 200),"
+                          " ('alive:y', 'y', 'running', 'alive', 8, now(), 600000)") == 0);
+    CHECK(th_wait_until(gone_reaped, pg, 15000, 100) == 0);
+    v = th_sql_value(pg, "SELECT error FROM workflow_workers WHERE worker_id = $1", "gone:x");
+    CHECK(v != NULL && strstr(v, "no heartbeat from host gone") != NULL);
+    free(v);
+    v = th_sql_value(pg, "SELECT status FROM workflow_workers WHERE worker_id = $1", "alive:y");
+    CHECK_STR(v, "running");
     free(v);
 
     CHECK_EQ_INT(th_create_project(&srv, "p1", NULL), 201);
