@@ -52,6 +52,22 @@ int ju_bool(const cJSON *obj, const char *key)
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, key));
 }
 
+int ju_append(cJSON *array, cJSON *item)
+{
+    if (array != NULL && item != NULL && cJSON_AddItemToArray(array, item))
+        return 0;
+    cJSON_Delete(item);
+    return -1;
+}
+
+int ju_set(cJSON *obj, const char *key, cJSON *item)
+{
+    if (obj != NULL && item != NULL && cJSON_AddItemToObject(obj, key, item))
+        return 0;
+    cJSON_Delete(item);
+    return -1;
+}
+
 static int64_t clock_ms(clockid_t id)
 {
     struct timespec ts;

@@ -29,6 +29,12 @@ int ju_int(const cJSON *obj, const char *key, int64_t *out);
 /* 1 if obj[key] is true, 0 otherwise. */
 int ju_bool(const cJSON *obj, const char *key);
 
+/* Add item to array, or to obj under key, taking ownership either way: when
+ * that fails (container NULL, out of memory) item is deleted, so no caller
+ * leaks it. Return 0, or -1. */
+int ju_append(cJSON *array, cJSON *item);
+int ju_set(cJSON *obj, const char *key, cJSON *item);
+
 /* Milliseconds on CLOCK_MONOTONIC (for deadlines) and CLOCK_REALTIME (for
  * timestamps shown to users). */
 int64_t ju_mono_ms(void);

@@ -638,7 +638,7 @@ void sv_core_hello(struct mgr *m)
     cJSON_AddStringToObject(o, "ev", "hello");
     cJSON_AddBoolToObject(o, "first", !m->core_started_once);
     for (size_t i = 0; i < m->slots.n; i++)
-        cJSON_AddItemToArray(arr, slot_snapshot(m->slots.items[i], NULL));
+        ju_append(arr, slot_snapshot(m->slots.items[i], NULL));
     mgr_core_send(m, o, -1);
     cJSON_Delete(o);
 

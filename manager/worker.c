@@ -85,7 +85,7 @@ static void send_hello(struct worker *w)
     cJSON_AddStringToObject(o, "project", w->project);
     cJSON_AddBoolToObject(o, "loaded", w->loaded);
     if (w->code != NULL)
-        cJSON_AddItemToObject(o, "code", cJSON_Duplicate(w->code, 1));
+        ju_set(o, "code", cJSON_Duplicate(w->code, 1));
     if (msg_send(w->work_fd, o, -1) < 0)
         wlog_warning("could not greet core: %s", strerror(errno));
     cJSON_Delete(o);

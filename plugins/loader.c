@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "elfcheck.h"
+#include "jsonutil.h"
 #include "log.h"
 
 struct plg_handle {
@@ -245,9 +246,9 @@ void plg_describe(const struct plg_registry *reg, cJSON *obj)
     cJSON *pl = cJSON_AddArrayToObject(obj, "plugins");
 
     for (size_t i = 0; i < reg->nworkflows; i++)
-        cJSON_AddItemToArray(wf, cJSON_CreateString(reg->workflows[i]->name));
+        ju_append(wf, cJSON_CreateString(reg->workflows[i]->name));
     for (size_t i = 0; i < reg->nactivities; i++)
-        cJSON_AddItemToArray(act, cJSON_CreateString(reg->activities[i]->name));
+        ju_append(act, cJSON_CreateString(reg->activities[i]->name));
     for (size_t i = 0; i < reg->nhandles; i++) {
         cJSON *p = cJSON_CreateObject();
         cJSON_AddStringToObject(
@@ -255,6 +256,6 @@ void plg_describe(const struct plg_registry *reg, cJSON *obj)
         cJSON_AddStringToObject(
             p, "version",
             reg->handles[i].plugin->version != NULL ? reg->handles[i].plugin->version : "");
-        cJSON_AddItemToArray(pl, p);
+        ju_append(pl, p);
     }
 }

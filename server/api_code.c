@@ -251,7 +251,7 @@ static enum MHD_Result list_code(struct core *c, struct MHD_Connection *conn,
             cJSON_AddNullToObject(it, "size");
         else
             cJSON_AddNumberToObject(it, "size", (double)strtoll(PQgetvalue(res, i, 5), NULL, 10));
-        cJSON_AddItemToArray(arr, it);
+        ju_append(arr, it);
     }
     cJSON_AddNumberToObject(o, "count", PQntuples(res));
     PQclear(res);

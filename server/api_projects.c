@@ -80,7 +80,7 @@ enum MHD_Result api_projects_create(struct core *c, struct MHD_Connection *conn,
     cJSON_Delete(body);
     o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", 1);
-    cJSON_AddItemToObject(o, "project", project_json(res, 0));
+    ju_set(o, "project", project_json(res, 0));
     log_info("created project %s", PQgetvalue(res, 0, 0));
     PQclear(res);
     return http_send_json(conn, MHD_HTTP_CREATED, o);
@@ -100,7 +100,7 @@ enum MHD_Result api_projects_list(struct core *c, struct MHD_Connection *conn, s
     o = cJSON_CreateObject();
     arr = cJSON_AddArrayToObject(o, "projects");
     for (int i = 0; i < PQntuples(res); i++)
-        cJSON_AddItemToArray(arr, project_json(res, i));
+        ju_append(arr, project_json(res, i));
     cJSON_AddNumberToObject(o, "count", PQntuples(res));
     PQclear(res);
     return http_send_json(conn, MHD_HTTP_OK, o);
@@ -128,7 +128,7 @@ enum MHD_Result api_projects_get(struct core *c, struct MHD_Connection *conn, st
     }
     o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", 1);
-    cJSON_AddItemToObject(o, "project", project_json(res, 0));
+    ju_set(o, "project", project_json(res, 0));
     PQclear(res);
     return http_send_json(conn, MHD_HTTP_OK, o);
 }

@@ -134,7 +134,7 @@ enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn, st
         const struct core_view *v = c->views.items[i];
         if (strcmp(v->status, "running") == 0 || strcmp(v->status, "starting") == 0 ||
             strcmp(v->status, "crashed") == 0) {
-            cJSON_AddItemToArray(arr, cJSON_CreateString(v->project));
+            ju_append(arr, cJSON_CreateString(v->project));
             n++;
         }
     }
@@ -339,7 +339,7 @@ enum MHD_Result api_workers_status(struct core *c, struct MHD_Connection *conn, 
         else
             cJSON_AddNullToObject(o, "error");
         if (loaded != NULL)
-            cJSON_AddItemToObject(o, "loaded", loaded);
+            ju_set(o, "loaded", loaded);
         else
             cJSON_AddNullToObject(o, "loaded");
         pthread_rwlock_unlock(&c->view_lock);

@@ -67,13 +67,13 @@ static cJSON *build_load(struct dispatcher *d, struct wconn *w, const PGresult *
         int seen = 0;
         cJSON *a;
 
-        cJSON_AddItemToArray(strcmp(kind, "workflow") == 0 ? wf : act, cJSON_CreateString(name));
+        ju_append(strcmp(kind, "workflow") == 0 ? wf : act, cJSON_CreateString(name));
         if (PQgetisnull(r, i, 2))
             continue; /* declared without code yet */
         a = cJSON_CreateObject();
         cJSON_AddStringToObject(a, "kind", kind);
         cJSON_AddStringToObject(a, "name", name);
-        cJSON_AddItemToArray(provides, a);
+        ju_append(provides, a);
         for (size_t j = 0; j < w->nshas; j++)
             seen |= strcmp(w->shas[j], sha) == 0;
         if (seen)
@@ -91,21 +91,21 @@ static cJSON *build_load(struct dispatcher *d, struct wconn *w, const PGresult *
         cJSON_AddStringToObject(a, "label", name);
         cJSON_AddStringToObject(a, "path", path);
         cJSON_AddStringToObject(a, "sha256", sha);
-        cJSON_AddItemToArray(arts, a);
+        ju_append(arts, a);
     }
-    cJSON_AddItemToObject(summary, "workflows", cJSON_Duplicate(wf, 1));
-    cJSON_AddItemToObject(summary, "activities", cJSON_Duplicate(act, 1));
+    ju_set(summary, "workflows", cJSON_Duplicate(wf, 1));
+    ju_set(summary, "activities", cJSON_Duplicate(act, 1));
     plugins = cJSON_AddArrayToObject(summary, "plugins");
     for (cJSON *a = arts->child; a != NULL; a = a->next) {
         cJSON *p = cJSON_CreateObject();
         cJSON_AddStringToObject(p, "name", ju_str(a, "label"));
         cJSON_AddStringToObject(p, "sha256", ju_str(a, "sha256"));
-        cJSON_AddItemToArray(plugins, p);
+        ju_append(plugins, p);
     }
     free(w->loaded);
     w->loaded = cJSON_PrintUnformatted(summary);
     /* The worker keeps the summary and shows it to the next core. */
-    cJSON_AddItemToObject(load, "summary", summary);
+    ju_set(load, "summary", summary);
     disp_gc_project(d, w->project);
     return load;
 }
