@@ -151,18 +151,17 @@ static void forget_verified(const char *sha)
 }
 
 /* 1 if obj exists and holds sha's bytes (hashing it only the first time),
- * else 0 (a mismatching file is removed). */
-static int object_ready(const char *obj, const char *sha)
+ * with its stat in *st; else 0 (a mismatching file is removed). */
+static int object_ready(const char *obj, const char *sha, struct stat *st)
 {
     struct verified *v = idmap_get(&verified_map, sha);
     char hex[SHA256_HEX_LEN];
-    struct stat st;
 
-    if (stat(obj, &st) < 0) {
+    if (stat(obj, st) < 0) {
         forget_verified(sha);
         return 0;
     }
-    if (v != NULL && same_file(v, &st))
+    if (v != NULL && same_file(v, st))
         return 1;
     forget_verified(sha);
     if (hash_file(obj, hex) < 0 || strcmp(hex, sha) != 0) {
@@ -173,10 +172,10 @@ static int object_ready(const char *obj, const char *sha)
     v = calloc(1, sizeof(*v));
     if (v != NULL) {
         snprintf(v->sha, sizeof(v->sha), "%s", sha);
-        v->dev = st.st_dev;
-        v->ino = st.st_ino;
-        v->size = st.st_size;
-        v->mtime = st.st_mtim;
+        v->dev = st->st_dev;
+        v->ino = st->st_ino;
+        v->size = st->st_size;
+        v->mtime = st->st_mtim;
         if (idmap_put(&verified_map, v) < 0)
             free(v);
     }
@@ -184,9 +183,10 @@ static int object_ready(const char *obj, const char *sha)
 }
 
 /* Writes sha's bytes from the database to obj (through a temporary name in
- * odir) and verifies them. Returns 0, or -1 with err set. */
+ * odir) and verifies them, leaving obj's stat in *st. Returns 0, or -1 with
+ * err set. */
 static int fetch_object(struct db_conn *db, const char *odir, const char *obj, const char *sha,
-                        char *err, size_t errlen)
+                        struct stat *st, char *err, size_t errlen)
 {
     const char *params[1] = {sha};
     char tmp[4200];
@@ -210,7 +210,7 @@ static int fetch_object(struct db_conn *db, const char *odir, const char *obj, c
     PQclear(r);
     if (rc < 0)
         return -1;
-    if (!object_ready(obj, sha)) {
+    if (!object_ready(obj, sha, st)) {
         snprintf(err, errlen, "artifact %.12s failed verification after writing", sha);
         return -1;
     }
@@ -235,12 +235,8 @@ int art_materialize(struct db_conn *db, const char *dir, const char *project, co
         snprintf(err, errlen, "artifact path too long");
         return -1;
     }
-    if (!object_ready(obj, sha) && fetch_object(db, odir, obj, sha, err, errlen) < 0)
+    if (!object_ready(obj, sha, &ost) && fetch_object(db, odir, obj, sha, &ost, err, errlen) < 0)
         return -1;
-    if (stat(obj, &ost) < 0) {
-        snprintf(err, errlen, "could not stat \"%s\": %s", obj, strerror(errno));
-        return -1;
-    }
     /* The project's name for it is a hard link to the verified object. */
     if (stat(path, &pst) == 0 && pst.st_ino == ost.st_ino && pst.st_dev == ost.st_dev)
         return 0;

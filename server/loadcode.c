@@ -96,7 +96,7 @@ static cJSON *build_load(struct dispatcher *d, struct wconn *w, const PGresult *
     ju_set(summary, "workflows", cJSON_Duplicate(wf, 1));
     ju_set(summary, "activities", cJSON_Duplicate(act, 1));
     plugins = cJSON_AddArrayToObject(summary, "plugins");
-    for (cJSON *a = arts->child; a != NULL; a = a->next) {
+    for (cJSON *a = arts != NULL ? arts->child : NULL; a != NULL; a = a->next) {
         cJSON *p = cJSON_CreateObject();
         cJSON_AddStringToObject(p, "name", ju_str(a, "label"));
         cJSON_AddStringToObject(p, "sha256", ju_str(a, "sha256"));
@@ -106,7 +106,6 @@ static cJSON *build_load(struct dispatcher *d, struct wconn *w, const PGresult *
     w->loaded = cJSON_PrintUnformatted(summary);
     /* The worker keeps the summary and shows it to the next core. */
     ju_set(load, "summary", summary);
-    disp_gc_project(d, w->project);
     return load;
 }
 
