@@ -252,12 +252,13 @@ static enum MHD_Result send_not_allowed(struct MHD_Connection *conn, const char 
 static enum MHD_Result dispatch(struct core *c, struct MHD_Connection *conn, const char *url,
                                 const char *method, struct http_req *r)
 {
-    char allow[64] = "";
-    int path_found;
-    const struct route *rt = route_find(url, method, r->args, &path_found, allow, sizeof(allow));
+    const struct route *rt = r->route; /* found at the request's first callback */
     const char *args[HTTP_MAX_ARGS];
 
     if (rt == NULL) {
+        char allow[64] = "";
+        int path_found;
+        (void)route_find(url, method, r->args, &path_found, allow, sizeof(allow));
         if (path_found)
             return send_not_allowed(conn, allow);
         return http_send_error(conn, MHD_HTTP_NOT_FOUND, "not found");
@@ -280,7 +281,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r == NULL) {
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        char args[HTTP_MAX_ARGS][HTTP_ARG_MAX + 1];
         const struct route *rt;
         int found;
         long v;
@@ -289,7 +289,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r == NULL)
             return MHD_NO;
         *req_cls = r;
-        rt = route_find(url, method, args, &found, NULL, 0);
+        rt = route_find(url, method, r->args, &found, NULL, 0);
+        r->route = rt;
         r->max_body =
             rt != NULL && rt->artifact ? c->cfg->max_artifact_bytes : c->cfg->max_body_bytes;
         if (cl != NULL && (config_parse_long(cl, 0, r->max_body, &v) < 0)) {

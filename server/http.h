@@ -37,6 +37,7 @@ struct http_req {
     http_resume_fn resume;                      /* set with call */
     long max_body;                              /* this route's body cap */
     char args[HTTP_MAX_ARGS][HTTP_ARG_MAX + 1]; /* the route's "*" segments */
+    const void *route; /* http.c's route for this method and path, or NULL */
 };
 
 /* Queues body (taken, deleted here) as the JSON reply. */
