@@ -33,6 +33,13 @@ struct plg_registry {
     size_t nactivities;
 };
 
+/* A descriptor's optional string, or fallback when the plugin left it NULL
+ * (never pass NULL to "%s"). */
+static const char *plugin_text(const char *s, const char *fallback)
+{
+    return s != NULL ? s : fallback;
+}
+
 static int cmp_workflow(const void *a, const void *b)
 {
     return strcmp((*(const struct wf_workflow_def *const *)a)->name,
@@ -136,7 +143,7 @@ static int build_tables(struct plg_registry *reg, char *err, size_t errlen)
                 snprintf(err, errlen,
                          "incompatible plugin \"%s\": workflow %zu has no name or "
                          "function",
-                         p->name != NULL ? p->name : "?", j);
+                         plugin_text(p->name, "?"), j);
                 return -1;
             }
             reg->workflows[reg->nworkflows++] = w;
@@ -147,7 +154,7 @@ static int build_tables(struct plg_registry *reg, char *err, size_t errlen)
                 snprintf(err, errlen,
                          "incompatible plugin \"%s\": activity %zu has no name or "
                          "function",
-                         p->name != NULL ? p->name : "?", j);
+                         plugin_text(p->name, "?"), j);
                 return -1;
             }
             reg->activities[reg->nactivities++] = a;
@@ -193,8 +200,9 @@ struct plg_registry *plg_load(const struct plg_source *sources, size_t n, char *
             plg_unload(reg);
             return NULL;
         }
-        log_info("loaded plugin \"%s\" %s from %s", reg->handles[reg->nhandles].plugin->name,
-                 reg->handles[reg->nhandles].plugin->version, sources[i].path);
+        log_info("loaded plugin \"%s\" %s from %s",
+                 plugin_text(reg->handles[reg->nhandles].plugin->name, "?"),
+                 plugin_text(reg->handles[reg->nhandles].plugin->version, ""), sources[i].path);
         reg->nhandles++;
     }
     if (build_tables(reg, err, errlen) < 0) {
@@ -251,11 +259,8 @@ void plg_describe(const struct plg_registry *reg, cJSON *obj)
         ju_append(act, cJSON_CreateString(reg->activities[i]->name));
     for (size_t i = 0; i < reg->nhandles; i++) {
         cJSON *p = cJSON_CreateObject();
-        cJSON_AddStringToObject(
-            p, "name", reg->handles[i].plugin->name != NULL ? reg->handles[i].plugin->name : "");
-        cJSON_AddStringToObject(
-            p, "version",
-            reg->handles[i].plugin->version != NULL ? reg->handles[i].plugin->version : "");
+        cJSON_AddStringToObject(p, "name", plugin_text(reg->handles[i].plugin->name, ""));
+        cJSON_AddStringToObject(p, "version", plugin_text(reg->handles[i].plugin->version, ""));
         ju_append(pl, p);
     }
 }

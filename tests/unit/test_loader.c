@@ -137,6 +137,44 @@ int main(void)
     CHECK(strstr(err, "could not load plugin \"truncated\"") != NULL);
     unlink(trunc);
 
+    /* A descriptor without name or version loads, and its log line names it
+     * "?" rather than passing NULL to "%s" (glibc would print "(null)"). */
+    {
+        char logpath[] = "/tmp/wf-test-loader-log-XXXXXX";
+        int logfd = mkstemp(logpath);
+        int saved = dup(STDERR_FILENO);
+        char *text;
+        size_t len;
+        FILE *f;
+
+        CHECK(logfd >= 0 && saved >= 0);
+        log_init("test", LOG_LVL_INFO, 0);
+        dup2(logfd, STDERR_FILENO);
+        srcs[0].label = "no_name";
+        srcs[0].path = plugin("no_name");
+        reg = plg_load(srcs, 1, err, sizeof(err));
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        log_init("test", LOG_LVL_WARNING, 0);
+        CHECK(reg != NULL);
+        CHECK(reg != NULL && plg_activity(reg, "noop") != NULL);
+        plg_unload(reg);
+        text = calloc(1, 8192);
+        f = fdopen(logfd, "r");
+        CHECK(text != NULL && f != NULL);
+        if (text != NULL && f != NULL) {
+            rewind(f);
+            len = fread(text, 1, 8191, f);
+            text[len] = '\0';
+            CHECK(strstr(text, "loaded plugin \"?\"") != NULL);
+            CHECK(strstr(text, "(null)") == NULL);
+        }
+        if (f != NULL)
+            fclose(f);
+        free(text);
+        unlink(logpath);
+    }
+
     /* An entry point that crashes takes down only the process loading it. */
     pid = fork();
     if (pid == 0) {
