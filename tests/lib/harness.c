@@ -111,6 +111,11 @@ int th_finish(void)
 {
     printf("%s: %d passed, %d failed\n", test_name, n_passed, n_failed);
     curl_global_cleanup();
+    if (n_passed + n_failed == 0) {
+        /* A test that checked nothing proves nothing: it fails. */
+        fprintf(stderr, "%s: ran no checks\n", test_name);
+        return 1;
+    }
     return n_failed == 0 ? 0 : 1;
 }
 

@@ -12,7 +12,7 @@
  * expression, count the failure and evaluate to 1 (passed) or 0 (failed), so
  * a test may stop early with `if (!CHECK(...)) goto out;`. th_finish() prints
  * the summary line and returns the process exit code (0 all passed, 1 any
- * failure). Helpers return 0/-1 (or a documented value) and print the reason
+ * failure or no check at all). Helpers return 0/-1 (or a documented value) and print the reason
  * of a -1 themselves; they never count failures, the caller's CHECK does.
  * The exceptions are the test steps that stand for CHECKs a test would
  * otherwise write itself (th_setup, th_up, th_create_and_start): they count
@@ -66,7 +66,8 @@ int th_failures(void);
  */
 int th_init(const char *name, int need_db);
 
-/* prints "<name>: N passed, M failed" and returns 0 or 1 for main() */
+/* prints "<name>: N passed, M failed" and returns 0 or 1 for main(): 1 when a
+ * check failed or when no check ran at all */
 int th_finish(void);
 
 /* ---- time and polling ---------------------------------------------------- */

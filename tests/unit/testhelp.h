@@ -1,7 +1,8 @@
 /*
  * testhelp.h: a tiny unit-test harness (after Redis's testhelp.h). Each
  * test program calls TEST_REPORT() at the end of main; a failed check prints
- * file:line and the expression, and the program exits 1.
+ * file:line and the expression, and the program exits 1; so does a program
+ * that ran no check at all.
  */
 #ifndef WF_TESTHELP_H
 #define WF_TESTHELP_H
@@ -46,10 +47,13 @@ static int test_passed;
         }                                                                                          \
     } while (0)
 
+/* A test that ran no check at all fails: it proves nothing. */
 #define TEST_REPORT(name)                                                                          \
     do {                                                                                           \
         printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);                      \
-        return test_failed == 0 ? 0 : 1;                                                           \
+        if (test_passed + test_failed == 0)                                                        \
+            fprintf(stderr, "%s: ran no checks\n", name);                                          \
+        return test_failed == 0 && test_passed > 0 ? 0 : 1;                                        \
     } while (0)
 
 #endif
