@@ -138,7 +138,9 @@ static enum MHD_Result put_code(struct core *c, struct MHD_Connection *conn, str
     if (!elf_check_so((const unsigned char *)r->body, r->len, why, sizeof(why)))
         return http_send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "not a loadable plugin: %s",
                                why);
-    sha256_hex_of(r->body, r->len, sha);
+    if (sha256_hex_of(r->body, r->len, sha) < 0)
+        return http_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                               "could not hash the plugin: libcrypto failed");
     snprintf(size, sizeof(size), "%zu", r->len);
     params[0] = project;
     params[1] = name;

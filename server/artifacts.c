@@ -72,20 +72,29 @@ int art_init(const char *dir, char *err, size_t errlen)
 static int hash_file(const char *path, char hex[SHA256_HEX_LEN])
 {
     unsigned char buf[65536];
-    struct sha256 s;
-    ssize_t n;
+    struct sha256 *s;
+    ssize_t n = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
     if (fd < 0)
         return -1;
-    sha256_init(&s);
-    while ((n = read(fd, buf, sizeof(buf))) > 0)
-        sha256_update(&s, buf, (size_t)n);
-    close(fd);
-    if (n < 0)
+    s = sha256_new();
+    if (s == NULL) {
+        close(fd);
         return -1;
-    sha256_hex(&s, hex);
-    return 0;
+    }
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        if (sha256_update(s, buf, (size_t)n) < 0) {
+            n = -1;
+            break;
+        }
+    }
+    close(fd);
+    if (n < 0) {
+        sha256_free(s);
+        return -1;
+    }
+    return sha256_final_hex(s, hex);
 }
 
 /* Writes bytes to tmp, then renames it to path. */
