@@ -93,6 +93,8 @@ struct chan *chan_new(int fd, const struct chan_limits *lim)
     }
     ch->fd = fd;
     ch->max_msg = lim != NULL && lim->max_msg_bytes > 0 ? lim->max_msg_bytes : msg_max_bytes();
+    if (ch->max_msg > MSG_MAX_MAX_BYTES)
+        ch->max_msg = MSG_MAX_MAX_BYTES;
     ch->max_out =
         lim != NULL && lim->max_out_bytes > 0 ? lim->max_out_bytes : 2 * ch->max_msg + 1024 * 1024;
     ch->clock = ju_mono_ms;

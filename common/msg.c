@@ -13,6 +13,12 @@
  * hosting untrusted plugin code, which must not be able to change the text
  * while we parse it.
  *
+ * Encoding prints the JSON straight where it will be sent from: a per-thread
+ * scratch buffer for inline text (then copied out at its exact size), or the
+ * mapped memfd for longer text, so megabytes are not printed into a heap
+ * buffer and copied again, and a message over the maximum costs at most the
+ * maximum's worth of printing before it is refused.
+ *
  * Invariants: every descriptor received here is either handed to the caller
  * or closed before returning, on every path; a record that does not follow
  * the format exactly is EBADMSG (a protocol error), never end of file; the
@@ -44,8 +50,8 @@ void msg_set_max_bytes(size_t max)
 {
     if (max == 0)
         max = MSG_DEFAULT_MAX_BYTES;
-    if (max > UINT32_MAX)
-        max = UINT32_MAX;
+    if (max > MSG_MAX_MAX_BYTES)
+        max = MSG_MAX_MAX_BYTES;
     __atomic_store_n(&max_bytes, max, __ATOMIC_RELAXED);
 }
 
@@ -70,43 +76,74 @@ static void put_header(unsigned char *h, unsigned flags, uint32_t len)
     memcpy(h + 4, &len, sizeof(len));
 }
 
-/* A sealed memfd holding text[0..len-1]. Returns the descriptor, or -1 with
- * errno set (nothing left open). */
-static int make_memfd(const char *text, size_t len)
+/*
+ * Scratch space of the calling thread: msg_encode prints into it and
+ * msg_recv_max receives into it. Neither calls the other while using it.
+ * MSG_PRINT_SLACK: cJSON_PrintPreallocated may need a few bytes more than it
+ * prints (its documentation says 5), so every buffer it gets has this much
+ * on top of the largest text that may come out.
+ */
+#define MSG_PRINT_SLACK 64
+static __thread char scratch[MSG_REC_MAX + MSG_PRINT_SLACK];
+
+/* cJSON_PrintPreallocated takes a non-const item but does not modify it. */
+static int print_into(const cJSON *msg, char *buf, size_t size)
 {
+    return cJSON_PrintPreallocated((cJSON *)(uintptr_t)msg, buf, (int)size, 0) ? 0 : -1;
+}
+
+/*
+ * Prints msg straight into a new memfd (no intermediate copy: the text may
+ * be megabytes), at most max bytes, then trims and seals it. Returns the
+ * descriptor with *len set, or -1 with errno EMSGSIZE (the text is longer
+ * than max, or cJSON could not print the tree) or that of the failed call;
+ * nothing is left open.
+ */
+static int print_memfd(const cJSON *msg, size_t max, size_t *len)
+{
+    size_t size = max + MSG_PRINT_SLACK;
     int fd = memfd_create("wf-msg", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    size_t off = 0;
+    char *map;
+    int saved;
 
     if (fd < 0)
         return -1;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            int saved = w < 0 ? errno : EIO;
-            close(fd);
-            errno = saved;
-            return -1;
-        }
-        off += (size_t)w;
+    /* Sparse: only the pages the text touches are ever allocated. */
+    if (ftruncate(fd, (off_t)size) < 0)
+        goto fail;
+    map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED)
+        goto fail;
+    if (print_into(msg, map, size) < 0) {
+        munmap(map, size);
+        errno = EMSGSIZE;
+        goto fail;
     }
+    *len = strnlen(map, size);
+    /* Unmapped before sealing: F_SEAL_WRITE refuses while a writable shared
+     * mapping exists. */
+    munmap(map, size);
+    if (*len > max) {
+        errno = EMSGSIZE;
+        goto fail;
+    }
+    if (ftruncate(fd, (off_t)*len) < 0)
+        goto fail;
     /* F_SEAL_SEAL too: the receiver cannot be asked to trust seals that
      * anyone could still change. */
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+        goto fail;
     return fd;
+fail:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
 }
 
 int msg_encode(const cJSON *msg, size_t max, struct msg_rec *out)
 {
-    char *text;
     size_t len;
-    unsigned flags = 0;
 
     out->buf = NULL;
     out->len = 0;
@@ -114,44 +151,45 @@ int msg_encode(const cJSON *msg, size_t max, struct msg_rec *out)
     out->memfd_len = 0;
     if (max == 0)
         max = msg_max_bytes();
+    if (max > MSG_MAX_MAX_BYTES)
+        max = MSG_MAX_MAX_BYTES;
     if (!cJSON_IsObject(msg)) {
         errno = EINVAL;
         return -1;
     }
-    text = cJSON_PrintUnformatted(msg);
-    if (text == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
-    len = strlen(text);
-    if (len > max || len > UINT32_MAX) {
-        cJSON_free(text);
-        errno = EMSGSIZE;
-        return -1;
-    }
-    if (len > MSG_INLINE_MAX) {
-        out->memfd = make_memfd(text, len);
-        if (out->memfd < 0) {
-            int saved = errno;
-            cJSON_free(text);
-            errno = saved;
+    /* Most messages are small: print into the scratch buffer, and copy out
+     * what fits inline. */
+    if (print_into(msg, scratch, MSG_INLINE_MAX + MSG_PRINT_SLACK) == 0) {
+        len = strlen(scratch);
+        if (len > max) {
+            errno = EMSGSIZE;
             return -1;
         }
-        out->memfd_len = len;
-        flags |= MSG_F_MEMFD;
+        if (len <= MSG_INLINE_MAX) {
+            out->buf = malloc(MSG_HDR_LEN + len);
+            if (out->buf == NULL) {
+                errno = ENOMEM;
+                return -1;
+            }
+            out->len = MSG_HDR_LEN + len;
+            put_header(out->buf, 0, (uint32_t)len);
+            memcpy(out->buf + MSG_HDR_LEN, scratch, len);
+            return 0;
+        }
     }
-    out->len = MSG_HDR_LEN + (out->memfd >= 0 ? 0 : len);
-    out->buf = malloc(out->len);
+    /* Longer than inline (or cJSON could not print it at all). */
+    out->memfd = print_memfd(msg, max, &len);
+    if (out->memfd < 0)
+        return -1;
+    out->memfd_len = len;
+    out->buf = malloc(MSG_HDR_LEN);
     if (out->buf == NULL) {
-        cJSON_free(text);
         msg_rec_free(out);
         errno = ENOMEM;
         return -1;
     }
-    put_header(out->buf, flags, (uint32_t)len);
-    if (out->memfd < 0)
-        memcpy(out->buf + MSG_HDR_LEN, text, len);
-    cJSON_free(text);
+    out->len = MSG_HDR_LEN;
+    put_header(out->buf, MSG_F_MEMFD, (uint32_t)len);
     return 0;
 }
 
@@ -314,9 +352,9 @@ fail:
 int msg_recv_max(int sock, size_t max, cJSON **out, int *recv_fd, size_t *wire)
 {
     /* One record is at most MSG_REC_MAX bytes; anything longer arrives
-     * truncated (MSG_TRUNC) and is refused. Per thread, as callers are. The
-     * byte after the record is set to NUL (see parse_memfd for why). */
-    static __thread char buf[MSG_REC_MAX + 1];
+     * truncated (MSG_TRUNC) and is refused. The byte after the record is
+     * set to NUL (see parse_memfd for why). */
+    char *buf = scratch;
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int) * MSG_MAX_FDS)];

@@ -38,13 +38,15 @@
 #define MSG_INLINE_MAX (64 * 1024)
 #define MSG_REC_MAX (MSG_HDR_LEN + MSG_INLINE_MAX)
 #define MSG_DEFAULT_MAX_BYTES (16 * 1024 * 1024)
+#define MSG_MAX_MAX_BYTES (1024 * 1024 * 1024) /* msg_set_max_bytes clamps to this */
 
 #define MSG_F_MEMFD 0x01 /* the text is in a sealed memfd, the first descriptor */
 #define MSG_F_FD 0x02    /* one caller descriptor rides along, the last descriptor */
 
 /* Sets the process-wide maximum message size (JSON text bytes); 0 restores
- * MSG_DEFAULT_MAX_BYTES and values above UINT32_MAX are clamped. Set it once
- * at start (from the configuration); reading it is safe from any thread. */
+ * MSG_DEFAULT_MAX_BYTES and values above MSG_MAX_MAX_BYTES are clamped. Set
+ * it once at start (from the configuration); reading it is safe from any
+ * thread. */
 void msg_set_max_bytes(size_t max);
 size_t msg_max_bytes(void);
 
@@ -62,9 +64,10 @@ struct msg_rec {
 };
 
 /*
- * Serializes msg (not consumed) into *out: inline up to MSG_INLINE_MAX bytes
- * of text, in a sealed memfd beyond. max is the largest text accepted (0:
- * msg_max_bytes()). Returns 0, or -1 with errno EMSGSIZE (text over max),
+ * Serializes msg (not consumed; must be an object) into *out: inline up to
+ * MSG_INLINE_MAX bytes of text, in a sealed memfd beyond. max is the largest
+ * text accepted (0: msg_max_bytes()). Returns 0, or -1 with errno EMSGSIZE
+ * (text over max, or a tree cJSON cannot print), EINVAL (not an object),
  * ENOMEM, or the errno of the memfd call that failed; *out is then left
  * empty (buf NULL, memfd -1) and nothing leaks.
  */

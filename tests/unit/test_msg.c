@@ -270,8 +270,23 @@ static void test_cap(void)
     CHECK_INT(wire, MSG_HDR_LEN + 500);
     cJSON_Delete(got);
     cJSON_Delete(a);
+    /* Far over a cap above the inline size: printing stops at the cap. */
+    msg_set_max_bytes(100 * 1024);
+    a = obj_of_size(300 * 1024);
+    CHECK_INT(msg_send(sv[0], a, -1), -1);
+    CHECK_INT(errno, EMSGSIZE);
+    cJSON_Delete(a);
+    a = obj_of_size(100 * 1024);
+    CHECK_INT(msg_send(sv[0], a, -1), 0);
+    CHECK_INT(msg_recv(sv[1], &got, NULL), 1);
+    CHECK(is_obj_of_size(got, 100 * 1024));
+    cJSON_Delete(got);
+    cJSON_Delete(a);
     msg_set_max_bytes(0);
     CHECK_INT(msg_max_bytes(), MSG_DEFAULT_MAX_BYTES);
+    msg_set_max_bytes((size_t)1 << 40);
+    CHECK_INT(msg_max_bytes(), MSG_MAX_MAX_BYTES);
+    msg_set_max_bytes(0);
 
     close(sv[0]);
     close(sv[1]);
