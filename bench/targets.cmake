@@ -17,8 +17,11 @@ add_executable(bench_dlopen ${WF_BENCH_SRC}/bench_dlopen.c)
 target_include_directories(bench_dlopen PRIVATE ${WF_BENCH_SRC}/../include)
 target_link_libraries(bench_dlopen PRIVATE PkgConfig::CJSON ${CMAKE_DL_LIBS})
 
-set_target_properties(bench_http bare_mhd bench_baseline bench_dlopen PROPERTIES
+add_executable(bench_chan ${WF_BENCH_SRC}/bench_chan.c ${WF_BENCH_SRC}/stats.c)
+target_link_libraries(bench_chan PRIVATE wf_common)
+
+set_target_properties(bench_http bare_mhd bench_baseline bench_dlopen bench_chan PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${WF_BENCH_OUT} LIBRARY_OUTPUT_DIRECTORY ${WF_BENCH_OUT})
 
 add_custom_target(bench_tools
-  DEPENDS bench_http bare_mhd bench_baseline bench_dlopen)
+  DEPENDS bench_http bare_mhd bench_baseline bench_dlopen bench_chan)

@@ -206,8 +206,9 @@ static void process_core_message(struct mgr *m)
         if (r <= 0) {
             if (r < 0)
                 log_warning("could not read from core: %s", strerror(errno));
-            /* EOF: core is exiting; the reaper handles the rest. */
-            if (r == 0 || errno != EBADMSG) {
+            /* EOF: core is exiting; the reaper handles the rest. A protocol
+             * error is not EOF: that message is lost, the next is read. */
+            if (r == 0 || (errno != EBADMSG && errno != EMSGSIZE)) {
                 drop_core(m);
                 return;
             }

@@ -458,8 +458,9 @@ void sv_worker_message(struct mgr *m, struct mgr_proc *p)
 
         if (r < 0 && errno == EAGAIN)
             return;
-        if (r < 0 && errno == EBADMSG) {
-            log_warning("ignoring malformed message from worker %d", (int)p->pid);
+        if (r < 0 && (errno == EBADMSG || errno == EMSGSIZE)) {
+            log_warning("ignoring malformed message from worker %d: %s", (int)p->pid,
+                        strerror(errno));
             continue;
         }
         if (r <= 0) {

@@ -224,8 +224,8 @@ static void process_manager(struct dispatcher *d)
 
         if (r < 0 && errno == EAGAIN)
             return;
-        if (r < 0 && errno == EBADMSG) {
-            log_warning("ignoring malformed message from the manager");
+        if (r < 0 && (errno == EBADMSG || errno == EMSGSIZE)) {
+            log_warning("ignoring malformed message from the manager: %s", strerror(errno));
             continue;
         }
         if (r <= 0) {
@@ -262,8 +262,9 @@ static void process_worker(struct dispatcher *d, struct wconn *w)
 
         if (r < 0 && errno == EAGAIN)
             return;
-        if (r < 0 && errno == EBADMSG) {
-            log_warning("ignoring malformed message from worker %d", (int)w->pid);
+        if (r < 0 && (errno == EBADMSG || errno == EMSGSIZE)) {
+            log_warning("ignoring malformed message from worker %d: %s", (int)w->pid,
+                        strerror(errno));
             continue;
         }
         if (r <= 0) {

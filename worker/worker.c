@@ -206,8 +206,8 @@ static void process_work(struct worker *w)
 
         if (r < 0 && errno == EAGAIN)
             return;
-        if (r < 0 && errno == EBADMSG) {
-            wlog_warning("ignoring malformed message from core");
+        if (r < 0 && (errno == EBADMSG || errno == EMSGSIZE)) {
+            wlog_warning("ignoring malformed message from core: %s", strerror(errno));
             continue;
         }
         if (r <= 0) {
@@ -235,8 +235,10 @@ static void process_ctl(struct worker *w)
 
         if (r < 0 && errno == EAGAIN)
             return;
-        if (r < 0 && errno == EBADMSG)
+        if (r < 0 && (errno == EBADMSG || errno == EMSGSIZE)) {
+            wlog_warning("ignoring malformed message from the manager: %s", strerror(errno));
             continue;
+        }
         if (r <= 0) {
             wlog_info("manager is gone; stopping");
             w->stop = WF_EXIT_OK;

@@ -9,7 +9,8 @@
  *   anything else: exits 3 at once
  *
  * It speaks just enough of the worker protocol (manager/worker.c): one
- * {"t":"ready"} message on its control socket, fd 3. It ends when the
+ * {"t":"ready"} message on its control socket, fd 3, framed by msg_send so
+ * that it follows the record format of common/msg.h. It ends when the
  * manager closes that socket, so it never outlives a test.
  */
 #include <signal.h>
@@ -18,9 +19,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "msg.h"
+
 int main(int argc, char **argv)
 {
-    static const char ready[] = "{\"t\":\"ready\"}";
     struct rlimit none = {0, 0};
     char buf[4096];
 
@@ -28,8 +30,14 @@ int main(int argc, char **argv)
     if (argc < 3)
         return 100;
     if (strcmp(argv[2], "ignore-term") == 0) {
+        cJSON *ready = cJSON_CreateObject();
+        int r;
+
         signal(SIGTERM, SIG_IGN);
-        if (send(3, ready, sizeof(ready) - 1, MSG_NOSIGNAL) < 0)
+        cJSON_AddStringToObject(ready, "t", "ready");
+        r = msg_send(3, ready, -1);
+        cJSON_Delete(ready);
+        if (r < 0)
             return 111;
     } else if (strcmp(argv[2], "never-ready") != 0) {
         return 3;

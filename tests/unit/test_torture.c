@@ -8,12 +8,16 @@
  * Failures are injected in two places: cJSON's allocator (cJSON_InitHooks)
  * and our own modules' malloc/calloc/realloc (linked with -Wl,--wrap).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "jsonutil.h"
 #include "loader.h"
 #include "log.h"
@@ -114,6 +118,124 @@ static int scenario_msg(void)
     return ok;
 }
 
+/* Open descriptors (opendir's own allocation is libc's, not wrapped). */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
+/* {"t":"x","s":"<len filler bytes>"}, or NULL when out of memory. */
+static cJSON *filler_msg(size_t len)
+{
+    cJSON *o;
+    char *s = __real_malloc(len + 1);
+
+    if (s == NULL)
+        return NULL;
+    memset(s, 'f', len);
+    s[len] = '\0';
+    o = cJSON_CreateObject();
+    if (o == NULL || cJSON_AddStringToObject(o, "t", "x") == NULL ||
+        cJSON_AddStringToObject(o, "s", s) == NULL) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    free(s);
+    return o;
+}
+
+/* msg_encode then msg_decode of one inline and one memfd message. */
+static int scenario_codec(void)
+{
+    static const size_t sizes[] = {100, MSG_INLINE_MAX + 100};
+    int fds_before = count_fds();
+    int ok = 1;
+
+    for (size_t i = 0; i < 2 && ok == 1; i++) {
+        cJSON *o = filler_msg(sizes[i]), *got = NULL;
+        struct msg_rec rec;
+        int fd;
+
+        if (o == NULL)
+            return 0;
+        if (msg_encode(o, 0, &rec) < 0) {
+            ok = errno == ENOMEM && rec.buf == NULL && rec.memfd < 0 ? 0 : -1;
+            cJSON_Delete(o);
+            break;
+        }
+        cJSON_Delete(o);
+        fd = rec.memfd >= 0 ? fcntl(rec.memfd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (msg_decode((const char *)rec.buf, rec.len, &fd, fd >= 0 ? 1 : 0, 0, &got, NULL) < 0)
+            ok = errno == EBADMSG ? 0 : -1; /* the parse ran out of memory */
+        else if (ju_str(got, "s") == NULL || strlen(ju_str(got, "s")) != sizes[i])
+            ok = -1;
+        cJSON_Delete(got);
+        msg_rec_free(&rec);
+    }
+    if (count_fds() != fds_before)
+        ok = -1;
+    return ok;
+}
+
+/* chan_send on an empty queue (written at once), then onto a full socket
+ * (queued, one with a descriptor): a failed send queues nothing. */
+static int scenario_chan(void)
+{
+    int fds_before = count_fds();
+    int sv[2], pp[2], ok = 1;
+    size_t queued = 0;
+    struct chan *ch;
+    char junk[MSG_HDR_LEN] = "WF";
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 || pipe(pp) < 0)
+        return -1;
+    ch = chan_new(sv[0], NULL);
+    if (ch == NULL) {
+        ok = errno == ENOMEM ? 0 : -1;
+        close(sv[0]);
+        goto out;
+    }
+    for (int i = 0; i < 3 && ok == 1; i++) {
+        cJSON *o = filler_msg(i == 1 ? MSG_INLINE_MAX + 10 : 50);
+
+        if (o == NULL) {
+            ok = 0;
+            break;
+        }
+        if (i == 1) {
+            /* Fill the socket with raw records (no allocation here). */
+            while (send(sv[0], junk, sizeof(junk), MSG_DONTWAIT) > 0)
+                ;
+        }
+        if (chan_send(ch, o, i == 2 ? pp[1] : -1) < 0) {
+            ok = errno == ENOMEM && chan_queued_msgs(ch) == queued ? 0 : -1;
+        } else {
+            queued += i > 0;
+            if (chan_queued_msgs(ch) != queued)
+                ok = -1;
+        }
+        cJSON_Delete(o);
+    }
+    chan_free(ch);
+out:
+    close(sv[1]);
+    close(pp[0]);
+    close(pp[1]);
+    if (count_fds() != fds_before)
+        ok = -1;
+    return ok;
+}
+
 static int scenario_loader(void)
 {
     struct plg_source src = {"good", WF_TEST_PLUGIN_DIR "/good.so"};
@@ -165,6 +287,8 @@ int main(void)
     cJSON_InitHooks(&hooks);
     torture("idmap", scenario_idmap);
     torture("msg", scenario_msg);
+    torture("codec", scenario_codec);
+    torture("chan", scenario_chan);
     torture("loader", scenario_loader);
     cJSON_InitHooks(NULL);
     TEST_REPORT("test_torture");

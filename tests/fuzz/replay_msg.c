@@ -1,0 +1,174 @@
+/*
+ * replay_msg.c: runs the msg_decode fuzz target under ctest without a
+ * fuzzing engine: every seed of the corpus directory (WF_FUZZ_CORPUS,
+ * tests/fuzz/corpus/msg), then 4,000 deterministic mutations of each (bit
+ * flips, byte stores of 0x00/0xff/random, truncations, insertions, the
+ * header's length and flags overwritten with extreme values), then every
+ * file named on the command line. Fixed seed, so a failure repeats. Exit 0
+ * when every input was handled (a crash, an abort or a sanitizer report ends
+ * the process otherwise), 1 when the corpus cannot be read.
+ */
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MUTATIONS 4000
+#define SLACK 64 /* room for insertions */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rng(void)
+{
+    /* xorshift64* */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dULL;
+}
+
+static unsigned char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    long n;
+
+    *len = 0;
+    if (f == NULL)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = malloc((size_t)n + 1);
+        if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+            free(buf);
+            buf = NULL;
+        }
+        *len = (size_t)n;
+    }
+    fclose(f);
+    return buf;
+}
+
+static void set_len(unsigned char *buf, size_t n, uint32_t v)
+{
+    if (n >= 8)
+        memcpy(buf + 4, &v, sizeof(v));
+}
+
+/* Runs MUTATIONS mutants of seed[0..len-1]; returns how many. */
+static long mutate(const unsigned char *seed, size_t len)
+{
+    unsigned char *buf = malloc(len + SLACK);
+    long runs = 0;
+
+    if (buf == NULL)
+        return 0;
+    for (int i = 0; i < MUTATIONS; i++) {
+        size_t n = len;
+        int edits = 1 + (int)(rng() % 4);
+
+        memcpy(buf, seed, len);
+        for (int e = 0; e < edits; e++) {
+            /* Mostly in the header, where the rules are. */
+            size_t at = n == 0 ? 0 : rng() % 2 == 0 ? (size_t)(rng() % 8) : (size_t)(rng() % n);
+            if (at >= n && rng() % 7 != 0)
+                continue;
+            switch (rng() % 7) {
+            case 0:
+                if (at < n)
+                    buf[at] ^= (unsigned char)(1u << (rng() % 8));
+                break;
+            case 1:
+                if (at < n)
+                    buf[at] = rng() % 2 ? 0xff : 0x00;
+                break;
+            case 2:
+                if (at < n)
+                    buf[at] = (unsigned char)rng();
+                break;
+            case 3:
+                n = n == 0 ? 0 : (size_t)(rng() % n);
+                break;
+            case 4: {
+                /* Insert up to 8 bytes (quotes, braces, backslashes most). */
+                static const char pick[] = "\"\\{}[]:,u0 \x00\xff";
+                size_t k = 1 + (size_t)(rng() % 8);
+                if (n + k > len + SLACK || at > n)
+                    break;
+                memmove(buf + at + k, buf + at, n - at);
+                for (size_t j = 0; j < k; j++)
+                    buf[at + j] = (unsigned char)pick[rng() % (sizeof(pick) - 1)];
+                n += k;
+                break;
+            }
+            case 5: {
+                static const uint32_t lens[] = {
+                    0, 1, 7, 8, 65535, 65536, 65537, 16777216, 16777217, 0x7fffffff, 0xffffffff};
+                set_len(buf, n, rng() % 2 ? lens[rng() % 11] : (uint32_t)(n - 8 + rng() % 3 - 1));
+                break;
+            }
+            default:
+                if (n >= 4)
+                    buf[3] = (unsigned char)(rng() % 8);
+                break;
+            }
+        }
+        /* Half the time, keep the length field honest so the JSON parser,
+         * not the header check, sees the mutation. */
+        if (rng() % 2 == 0 && n >= 8)
+            set_len(buf, n, (uint32_t)(n - 8));
+        LLVMFuzzerTestOneInput(buf, n);
+        runs++;
+    }
+    free(buf);
+    return runs;
+}
+
+int main(int argc, char **argv)
+{
+    DIR *d = opendir(WF_FUZZ_CORPUS);
+    struct dirent *e;
+    long runs = 0, seeds = 0;
+
+    if (d == NULL) {
+        fprintf(stderr, "replay_msg: could not open corpus %s\n", WF_FUZZ_CORPUS);
+        return 1;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char path[4096];
+        unsigned char *seed;
+        size_t len;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", WF_FUZZ_CORPUS, e->d_name);
+        seed = read_all(path, &len);
+        if (seed == NULL) {
+            fprintf(stderr, "replay_msg: could not read seed %s\n", path);
+            closedir(d);
+            return 1;
+        }
+        LLVMFuzzerTestOneInput(seed, len);
+        runs += 1 + mutate(seed, len);
+        seeds++;
+        free(seed);
+    }
+    closedir(d);
+    if (seeds == 0) {
+        fprintf(stderr, "replay_msg: no seeds in %s\n", WF_FUZZ_CORPUS);
+        return 1;
+    }
+    for (int i = 1; i < argc; i++) {
+        size_t flen = 0;
+        unsigned char *f = read_all(argv[i], &flen);
+        if (f != NULL) {
+            LLVMFuzzerTestOneInput(f, flen);
+            runs++;
+            free(f);
+        }
+    }
+    printf("replay_msg: %ld seeds, %ld passed, 0 failed\n", seeds, runs);
+    return 0;
+}
