@@ -299,12 +299,19 @@ int db_connect(struct db_conn *c)
         drop(c);
         return -1;
     }
-    /* Short statements only: never let one hang a thread for long. */
+    /* Short statements only: never let one hang a thread for long. A
+     * connection whose timeout could not be set is not used at all. */
     snprintf(sql, sizeof(sql), "SET statement_timeout = %d", c->statement_timeout_ms);
     r = run(c, sql, 0, NULL, NULL, NULL, 0);
-    PQclear(r);
-    if (c->pg == NULL)
+    if (r == NULL) {
+        char why[sizeof(c->error) + 40];
+
+        snprintf(why, sizeof(why), "could not set statement_timeout: %s", c->error);
+        set_error(c, why, c->sqlstate, c->unavailable);
+        drop(c);
         return -1;
+    }
+    PQclear(r);
     if (c->session_sql != NULL) {
         r = run(c, c->session_sql, 0, NULL, NULL, NULL, 0);
         if (r == NULL) {
