@@ -1,49 +1,45 @@
 /*
- * dbq.c: see dbq.h.
+ * dbq.c: see dbq.h. The connections are dbq_conn.c's; this file keeps the
+ * queues, builds the batches, settles every statement's outcome, and keeps
+ * the LISTEN channels and the health signal.
  *
  * Where a submitted statement (an "item") is, at any time: in its class's
  * queue; in the rejected list (its queue was full; answered at the turn's
- * end); in the batch in flight on its class's connection; or in the
- * finished list, its outcome set and its callback about to run. It is
- * freed right after its callback.
+ * end); in its class's batch in flight; or in the finished list, its
+ * outcome set and its callback about to run. It is freed right after its
+ * callback.
  *
  * Invariants:
- *   - A class queue is in submission order: new items join its tail, and
+ *   - A queue is in submission order: new items join its tail, and
  *     requeued ones, always older than everything queued, go back to its
  *     head in their own order. So a batch taken from the head is in
- *     submission order, and so are its callbacks (queued_at, too, never
+ *     submission order, and so are its callbacks (and queued_at never
  *     decreases along a queue).
- *   - At most one request is in flight per connection (the session setup,
- *     a batch, a probe or LISTENs). Its entries name, in order, every
- *     result libpq will return before the request's sync result, so each
- *     result is matched to its entry by position.
- *   - Callbacks run only from run_finished(). A finished item may point
- *     at a PGresult of its request; a request's results are cleared only
- *     after run_finished() has run its items.
+ *   - Each class has two batches: the one in flight (if any) and the one
+ *     just answered, whose results its items' callbacks still read. The
+ *     next batch is built in the slot that is not being finished.
+ *   - Callbacks run only from run_finished(). A finished item may point at
+ *     a PGresult of its batch; a batch's results are cleared only after
+ *     run_finished() has run its items.
  *
- * Errors: a connection that fails or is lost is logged once per outage
- * (warning) and its recovery at info; the failure of a statement is its
- * submitter's to log.
+ * Errors: connection trouble is logged by dbq_conn.c; the failure of a
+ * statement is its submitter's to log.
  */
 #include "dbq.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 
-#include "db.h"
+#include "dbq_conn.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "loop.h"
 
 #define DBQ_BATCH_MAX_STMTS 1000
 #define DBQ_BATCH_MAX_BYTES ((size_t)8 << 20)
-#define DBQ_BACKOFF_MIN_MS 100
-#define DBQ_BACKOFF_MAX_MS 5000
-#define DBQ_NCONNS 3
-#define DBQ_LISTEN_CONN 2 /* index of the LISTEN connection in conns[] */
 
 #define DBQ_DEFAULT_APP "wf-server"
 #define DBQ_DEFAULT_CONNECT_TIMEOUT_MS 5000
@@ -87,84 +83,38 @@ struct dbq_rows {
     unsigned flags;
     const char *sql;
     int ncols;
-    uint64_t gen; /* the batch under construction that has a statement for it */
-    int entry;    /* that statement's entry */
+    uint64_t gen;          /* the batch under construction that has a statement for it */
+    int entry;             /* that statement */
+    struct dbq_item *last; /* its last row so far */
 };
 
 struct dbq_listener {
     char *channel;
+    char *listen_sql; /* LISTEN "<channel>" */
     dbq_notify_fn fn;
     void *arg;
-    int active; /* LISTEN confirmed on the current connection */
+    int active; /* listened to on the current connection (or given up) */
 };
 
-enum dbq_entry_kind {
-    DBQ_E_SESSION, /* a SET of the session setup, or the ROLLBACK of an aborted block */
-    DBQ_E_LISTEN,  /* LISTEN for listener aux */
-    DBQ_E_BEGIN,   /* a batch's BEGIN */
-    DBQ_E_STMT,    /* one item's statement, or the rows of one template */
-    DBQ_E_COMMIT   /* a batch's COMMIT */
+/* A batch: BEGIN, statements, COMMIT on a class's connection. */
+struct dbq_batch {
+    struct dbqc_req req;   /* statement i serves the items from s[i].tag on (enext) */
+    struct dbq_list items; /* all of them, in submission order */
+    int commit;            /* index of the COMMIT in req */
+    char **bufs;           /* the template statements' literals, until sent */
+    int nbufs, capbufs;
 };
 
-struct dbq_entry {
-    enum dbq_entry_kind kind;
-    const char *sql;                     /* DBQ_E_SESSION */
-    struct dbq_item *items, *items_tail; /* DBQ_E_STMT, linked by enext */
-    int nitems;
-    int aux;       /* DBQ_E_LISTEN: the listener's index */
-    PGresult *res; /* its result, kept until the request is finished */
-};
-
-enum dbq_req_kind {
-    DBQ_REQ_NONE,  /* nothing in flight */
-    DBQ_REQ_SETUP, /* the session statements (and LISTENs) after a connect */
-    DBQ_REQ_BATCH, /* BEGIN, statements, COMMIT */
-    DBQ_REQ_PROBE, /* an empty sync: is the server answering? */
-    DBQ_REQ_LISTEN /* LISTENs for channels added while connected */
-};
-
-struct dbq_req {
-    enum dbq_req_kind kind;
-    struct dbq_entry *e;
-    int n, cap;
-    int cur;               /* the entry the next result belongs to */
-    int failed_at;         /* the first entry that failed, or -1 */
-    int commit_sent;       /* COMMIT was handed to libpq: the batch may have committed */
-    int commit_seen;       /* COMMIT's result arrived: it did */
-    struct dbq_list items; /* a batch's items, in submission order */
-};
-
-/* A connection's life; conn_step() moves it along. */
-enum dbq_conn_state {
-    DBQ_CS_IDLE,       /* not in use (not started, or LISTEN without channels) */
-    DBQ_CS_DOWN,       /* no connection; the next attempt at retry_at */
-    DBQ_CS_CONNECTING, /* PQconnectPoll driven by socket events, until deadline */
-    DBQ_CS_SETUP,      /* connected; the session statements are in flight */
-    DBQ_CS_READY       /* serving batches (or LISTENs); probed when idle */
-};
-
-struct dbq_conn {
+/* A class: its queue and its connection. */
+struct dbq_lane {
     struct dbq *q;
-    int index;        /* its class, or DBQ_LISTEN_CONN */
-    const char *name; /* "durable", "fast", "listen" */
-    enum dbq_conn_state state;
-    PGconn *pg;
-    struct loop_watch watch;
-    struct loop_timer timer;
-    int64_t retry_at;       /* DOWN: when to try again */
-    int64_t deadline;       /* CONNECTING: when to give up */
-    int backoff_ms;         /* the delay after the next failure */
-    int64_t down_since;     /* when it last stopped being READY (for wait_ms) */
-    int ever_ready;         /* it was READY once (a later READY is a reconnect) */
-    int failing;            /* this outage was logged */
-    int want_write;         /* libpq holds unsent data: EPOLLOUT wanted */
-    int need_rollback;      /* the last batch left the session in an aborted block */
-    int64_t progress_at;    /* the request in flight was sent or last answered */
-    int64_t idle_since;     /* the last request ended */
-    struct dbq_req reqs[2]; /* the request in flight, and the one being finished */
-    int active;             /* index in reqs of the request in flight */
-    char timeout_sql[48];
-    char read_error[256]; /* why the last read failed, or "" */
+    enum dbq_class cls;
+    struct dbqc *conn;
+    struct dbq_list queue;
+    struct dbq_batch batch[2];
+    int active;         /* the slot the next batch is built in */
+    int64_t down_since; /* when its connection last stopped being ready */
+    int ever_ready;
 };
 
 struct dbq {
@@ -172,8 +122,9 @@ struct dbq {
     char *url;
     char app[48];
     int connect_timeout_ms, statement_timeout_ms, health_ms, queue_max, wait_ms;
-    struct dbq_conn conns[DBQ_NCONNS];
-    struct dbq_list queue[DBQ_NCLASSES];
+    struct dbq_lane lanes[DBQ_NCLASSES];
+    struct dbqc *lconn;       /* the LISTEN connection */
+    struct dbqc_req lreq;     /* its LISTEN request */
     struct dbq_list rejected; /* queue full: DBQ_UNAVAILABLE at the turn's end */
     struct dbq_list finished; /* outcome set, callback pending */
     struct loop_timer expire_timer;
@@ -181,6 +132,7 @@ struct dbq {
     struct dbq_rows *rows;
     struct dbq_listener *listeners;
     int nlisteners, caplisteners;
+    int lever_ready;
     dbq_health_fn health_fn;
     void *health_arg;
     int healthy; /* as last reported */
@@ -189,37 +141,9 @@ struct dbq {
     struct dbq_stats st;
 };
 
-static const char *const conn_names[DBQ_NCONNS] = {"durable", "fast", "listen"};
-
-static void conn_step(struct dbq_conn *c, uint32_t events);
-static void conn_arm(struct dbq_conn *c);
-static void on_conn_io(void *arg, uint32_t events);
-
 static int64_t now_ms(void)
 {
     return ju_mono_ms();
-}
-
-/* Copies a libpq message into buf as one line (each run of blanks, tabs
- * and newlines becomes one blank, none at the end); returns buf. */
-static const char *one_line(char *buf, size_t size, const char *msg)
-{
-    size_t n = 0;
-
-    if (msg == NULL || msg[0] == '\0')
-        msg = "unknown error";
-    for (; *msg != '\0' && n + 1 < size; msg++) {
-        int blank = *msg == ' ' || *msg == '\n' || *msg == '\t' || *msg == '\r';
-
-        if (!blank)
-            buf[n++] = *msg;
-        else if (n > 0 && buf[n - 1] != ' ')
-            buf[n++] = ' ';
-    }
-    while (n > 0 && buf[n - 1] == ' ')
-        n--;
-    buf[n] = '\0';
-    return buf;
 }
 
 /* ---- items and lists ---------------------------------------------------- */
@@ -380,13 +304,15 @@ static void run_finished(struct dbq *q)
  * queue is full (answered at the turn's end, never from here). */
 static void enqueue(struct dbq *q, struct dbq_item *it)
 {
+    struct dbq_lane *ln = &q->lanes[it->cls];
+
     it->queued_at = now_ms();
-    if (q->queue[it->cls].n >= (size_t)q->queue_max) {
+    if (ln->queue.n >= (size_t)q->queue_max) {
         list_push(&q->rejected, it);
         return;
     }
-    list_push(&q->queue[it->cls], it);
-    if (q->conns[it->cls].state != DBQ_CS_READY)
+    list_push(&ln->queue, it);
+    if (!dbqc_ready(ln->conn))
         q->expire_dirty = 1;
 }
 
@@ -444,127 +370,333 @@ char *dbq_array_literal(const char *const *values, size_t n, size_t *len)
     return buf;
 }
 
-/* The literal of column col over the rows of a template's entry; malloc'ed
- * (caller frees) or NULL. */
-static char *rows_literal(const struct dbq_entry *e, int col)
+/*
+ * The parameters of a template's statement: one array literal per column
+ * over its rows (first, linked by enext), all in one block that starts
+ * with the ncols pointers. Returns the block (caller frees), or NULL.
+ */
+static char *rows_params(const struct dbq_item *first, int ncols)
 {
-    size_t size = 3;
+    size_t size = (size_t)ncols * sizeof(char *);
     const struct dbq_item *it;
-    char *buf, *p;
+    const char **ptrs;
+    char *block, *p;
 
-    for (it = e->items; it != NULL; it = it->enext)
-        size += lit_size(it->values[col]) + 1;
-    buf = malloc(size);
-    if (buf == NULL)
+    for (int col = 0; col < ncols; col++) {
+        size += 3;
+        for (it = first; it != NULL; it = it->enext)
+            size += lit_size(it->values[col]) + 1;
+    }
+    block = malloc(size);
+    if (block == NULL)
         return NULL;
-    p = buf;
-    *p++ = '{';
-    for (it = e->items; it != NULL; it = it->enext) {
-        if (it != e->items)
-            *p++ = ',';
-        p = lit_put(p, it->values[col]);
+    ptrs = (const char **)(void *)block;
+    p = block + (size_t)ncols * sizeof(char *);
+    for (int col = 0; col < ncols; col++) {
+        ptrs[col] = p;
+        *p++ = '{';
+        for (it = first; it != NULL; it = it->enext) {
+            if (it != first)
+                *p++ = ',';
+            p = lit_put(p, it->values[col]);
+        }
+        *p++ = '}';
+        *p++ = '\0';
     }
-    *p++ = '}';
-    *p = '\0';
-    return buf;
+    return block;
 }
 
-/* ---- requests ----------------------------------------------------------- */
+/* ---- batches ------------------------------------------------------------ */
 
-static void req_begin(struct dbq_req *rq, enum dbq_req_kind kind)
+static struct dbq_batch *batch_of(struct dbqc_req *r)
 {
-    rq->kind = kind;
-    rq->n = 0;
-    rq->cur = 0;
-    rq->failed_at = -1;
-    rq->commit_sent = 0;
-    rq->commit_seen = 0;
-    memset(&rq->items, 0, sizeof(rq->items));
+    return (struct dbq_batch *)(void *)((char *)r - offsetof(struct dbq_batch, req));
 }
 
-/* Appends an entry; returns it, or NULL (ENOMEM: rq is unchanged). Earlier
- * entry pointers may move: hold indexes across calls. */
-static struct dbq_entry *req_add(struct dbq_req *rq, enum dbq_entry_kind kind)
+/* Frees the template literals of a batch that has been sent. */
+static void batch_free_bufs(struct dbq_batch *b)
 {
-    struct dbq_entry *e;
+    for (int i = 0; i < b->nbufs; i++)
+        free(b->bufs[i]);
+    b->nbufs = 0;
+}
 
-    if (rq->n == rq->cap) {
-        int cap = rq->cap > 0 ? rq->cap * 2 : 16;
+/* Keeps a literal block until the batch is sent; 0 or -1 (ENOMEM). */
+static int batch_keep(struct dbq_batch *b, char *block)
+{
+    if (b->nbufs == b->capbufs) {
+        int cap = b->capbufs > 0 ? b->capbufs * 2 : 8;
+        char **v = realloc(b->bufs, (size_t)cap * sizeof(*v));
 
-        e = realloc(rq->e, (size_t)cap * sizeof(*e));
-        if (e == NULL)
-            return NULL;
-        rq->e = e;
-        rq->cap = cap;
+        if (v == NULL)
+            return -1;
+        b->bufs = v;
+        b->capbufs = cap;
     }
-    e = &rq->e[rq->n++];
-    memset(e, 0, sizeof(*e));
-    e->kind = kind;
-    e->aux = -1;
-    return e;
-}
-
-/* Clears a finished request's results; it is NONE again. Its items must
- * have left it. */
-static void req_clear(struct dbq_req *rq)
-{
-    for (int i = 0; i < rq->n; i++) {
-        PQclear(rq->e[i].res);
-        rq->e[i].res = NULL;
-    }
-    rq->n = 0;
-    rq->kind = DBQ_REQ_NONE;
-}
-
-/* ---- connections -------------------------------------------------------- */
-
-static void on_notice(void *arg, const char *message)
-{
-    struct dbq_conn *c = arg;
-    char line[512];
-
-    log_debug("database notice (%s connection): %s", c->name,
-              one_line(line, sizeof(line), message));
-}
-
-/* Watches the current socket of c for events, afresh: during a connect
- * libpq may close its socket and open another with the same number, which
- * epoll would have forgotten. Returns 0 or -1. */
-static int conn_watch(struct dbq_conn *c, uint32_t events)
-{
-    int fd = PQsocket(c->pg);
-
-    loop_del(c->q->loop, &c->watch);
-    if (fd < 0)
-        return -1;
-    return loop_add(c->q->loop, &c->watch, fd, events, on_conn_io, c);
+    b->bufs[b->nbufs++] = block;
+    return 0;
 }
 
 /*
- * The connection failed or was lost, in any state but IDLE and DOWN:
- * settles the request in flight, closes the connection and schedules the
- * next attempt. A batch's items are committed if its COMMIT was seen; sent
- * again if nothing of the batch can have committed (COMMIT never handed to
- * libpq, or the batch had already failed) or if they are retry-safe; the
- * others get DBQ_UNKNOWN.
+ * Fills b from the head of the lane's queue: [ROLLBACK of an aborted
+ * block,] BEGIN, up to DBQ_BATCH_MAX_STMTS statements or
+ * DBQ_BATCH_MAX_BYTES of parameters, COMMIT. Rows of one template become
+ * one statement where the first of them stands. Returns 0, or -1 (ENOMEM:
+ * the items are back in the queue, b is empty).
  */
-static void conn_drop(struct dbq_conn *c, const char *why)
+static int batch_build(struct dbq_lane *ln, struct dbq_batch *b)
 {
-    struct dbq *q = c->q;
-    struct dbq_req *rq = &c->reqs[c->active];
-    int64_t now = now_ms();
-    char line[512];
+    struct dbq *q = ln->q;
+    struct dbqc_req *r = &b->req;
+    uint64_t gen = ++q->gen;
+    size_t bytes = 0;
+    int nstmts = 0;
+    struct dbq_item *it;
+    struct dbqc_stmt *s;
 
-    one_line(line, sizeof(line), why); /* before PQfinish: why may be libpq's */
-    if (rq->kind == DBQ_REQ_BATCH) {
-        int committed = rq->commit_seen && rq->failed_at < 0;
-        int aborted = !rq->commit_sent || rq->failed_at >= 0;
+    if (dbqc_txn_open(ln->conn) && dbqc_req_add(r, "ROLLBACK") == NULL)
+        goto nomem;
+    s = dbqc_req_add(r, "BEGIN");
+    if (s == NULL)
+        goto nomem;
+    s->cacheable = 1;
+    while ((it = ln->queue.head) != NULL && nstmts < DBQ_BATCH_MAX_STMTS &&
+           bytes < DBQ_BATCH_MAX_BYTES) {
+        int coalesce = it->rows != NULL && (it->flags & (ITEM_ALONE | ITEM_SOLO)) == 0;
+
+        if ((it->flags & ITEM_SOLO) != 0 && b->items.n > 0)
+            break;
+        it->enext = NULL;
+        if (coalesce && it->rows->gen == gen) {
+            it->rows->last->enext = it;
+            it->rows->last = it;
+            it->entry = it->rows->entry;
+        } else {
+            s = dbqc_req_add(r, it->sql);
+            if (s == NULL)
+                break;
+            s->tag = it;
+            s->cacheable = 1;
+            it->entry = r->n - 1;
+            nstmts++;
+            if (coalesce) {
+                it->rows->gen = gen;
+                it->rows->entry = r->n - 1;
+                it->rows->last = it;
+            }
+        }
+        list_pop(&ln->queue);
+        list_push(&b->items, it);
+        bytes += it->bytes;
+        if ((it->flags & ITEM_SOLO) != 0)
+            break;
+    }
+    if (b->items.n == 0)
+        goto nomem;
+    s = dbqc_req_add(r, "COMMIT");
+    if (s == NULL)
+        goto nomem;
+    s->cacheable = 1;
+    b->commit = r->n - 1;
+    /* the parameters, now that every template statement has all its rows */
+    for (int i = 0; i < r->n; i++) {
+        it = r->s[i].tag;
+        if (it == NULL)
+            continue;
+        if (it->rows == NULL) {
+            r->s[i].nparams = it->nparams;
+            r->s[i].values = it->values;
+            r->s[i].lengths = it->lengths;
+            r->s[i].formats = it->formats;
+        } else {
+            char *block = rows_params(it, it->rows->ncols);
+
+            if (block == NULL || batch_keep(b, block) < 0) {
+                free(block);
+                goto nomem;
+            }
+            r->s[i].nparams = it->rows->ncols;
+            r->s[i].values = (const char *const *)(void *)block;
+        }
+    }
+    q->st.batches++;
+    q->st.statements += (uint64_t)nstmts;
+    return 0;
+nomem:
+    /* nothing was sent: the items go back where they were */
+    list_prepend(&ln->queue, &b->items);
+    batch_free_bufs(b);
+    dbqc_req_reset(r);
+    return -1;
+}
+
+/* Sends the lane's queue as a batch if its connection is idle. */
+static void lane_send(struct dbq_lane *ln)
+{
+    struct dbq_batch *b = &ln->batch[ln->active];
+
+    if (ln->queue.head == NULL || !dbqc_idle(ln->conn))
+        return;
+    if (batch_build(ln, b) < 0)
+        return;
+    /* on failure the lost callback has settled b already */
+    (void)dbqc_send(ln->conn, &b->req);
+    batch_free_bufs(b);
+}
+
+/* 1 when b's COMMIT succeeded. */
+static int batch_committed(const struct dbq_batch *b)
+{
+    const struct dbqc_stmt *s = &b->req.s[b->commit];
+
+    return b->req.failed_at < 0 && s->status == DBQC_OK &&
+           strcmp(PQcmdStatus(s->res), "COMMIT") == 0;
+}
+
+/* The items of b go back to the head of the queue, in their order. */
+static void batch_requeue(struct dbq_lane *ln, struct dbq_batch *b, unsigned add_flags)
+{
+    for (struct dbq_item *it = b->items.head; it != NULL; it = it->next)
+        it->flags |= add_flags;
+    ln->q->st.requeued += b->items.n;
+    list_prepend(&ln->queue, &b->items);
+}
+
+/*
+ * b's sync arrived. If its COMMIT succeeded, every item is DBQ_OK.
+ * Otherwise nothing of it was committed: the statement that failed gets
+ * DBQ_FAILED and the others go back to the head of the queue; a failed
+ * multi-row statement is split into its rows; a failed COMMIT sends each
+ * item in a batch of its own; a prepared statement's own trouble
+ * (DBQC_RETRY) sends them all again. Returns 0, or -1 when the session is
+ * not what it should be (BEGIN or ROLLBACK failed): drop it.
+ */
+static int batch_settle(struct dbq_lane *ln, struct dbq_batch *b)
+{
+    struct dbq *q = ln->q;
+    struct dbqc_req *r = &b->req;
+    const struct dbqc_stmt *fs;
+    struct dbq_list again = {0};
+    struct dbq_item *it;
+    size_t n = b->items.n;
+    int fi;
+
+    if (batch_committed(b)) {
+        int k = 0;
+
+        q->st.commits++;
+        while (k < DBQ_HIST_BUCKETS - 1 && ((size_t)1 << k) < n)
+            k++;
+        q->st.batch_hist[k]++;
+        for (int i = 0; i < r->n; i++) {
+            const struct dbq_item *first = r->s[i].tag, *row;
+
+            for (row = first; first != NULL && first->enext != NULL && row != NULL;
+                 row = row->enext)
+                q->st.rows_coalesced++;
+        }
+        while ((it = list_pop(&b->items)) != NULL)
+            finish(q, it, DBQ_OK, r->s[it->entry].res, NULL);
+        return 0;
+    }
+    fi = r->failed_at >= 0 ? r->failed_at : b->commit; /* no failure: COMMIT said ROLLBACK */
+    fs = &r->s[fi];
+    if (fs->status == DBQC_RETRY) {
+        batch_requeue(ln, b, 0);
+        return 0;
+    }
+    if (fi != b->commit && fs->tag == NULL) {
+        batch_requeue(ln, b, 0);
+        return -1;
+    }
+    while ((it = list_pop(&b->items)) != NULL) {
+        if (fi == b->commit && n == 1) {
+            finish(q, it, DBQ_FAILED, fs->res, "the transaction was rolled back");
+            continue;
+        }
+        if (fi == b->commit) {
+            it->flags |= ITEM_SOLO;
+        } else if (it->entry == fi) {
+            const struct dbq_item *first = fs->tag;
+
+            if (first->enext == NULL) { /* a statement of its own: it failed */
+                finish(q, it, DBQ_FAILED, fs->res, "the statement failed");
+                continue;
+            }
+            it->flags |= ITEM_ALONE; /* a row of a multi-row statement: split it */
+        }
+        list_push(&again, it);
+    }
+    q->st.requeued += again.n;
+    list_prepend(&ln->queue, &again);
+    return 0;
+}
+
+/* ---- the class connections' callbacks (loop thread) --------------------- */
+
+static int lane_setup(void *arg, struct dbqc *c, struct dbqc_req *setup)
+{
+    struct dbq_lane *ln = arg;
+
+    /* explicitly on for durable: a cluster may default to off */
+    return dbqc_req_add(setup, ln->cls == DBQ_DURABLE ? "SET synchronous_commit = on"
+                                                      : "SET synchronous_commit = off") != NULL
+               ? 0
+               : -1;
+}
+
+static void lane_ready(void *arg, struct dbqc *c, const struct dbqc_req *setup)
+{
+    struct dbq_lane *ln = arg;
+
+    if (ln->ever_ready)
+        ln->q->st.reconnects++;
+    ln->ever_ready = 1;
+    lane_send(ln);
+}
+
+static void lane_done(void *arg, struct dbqc *c, struct dbqc_req *r)
+{
+    struct dbq_lane *ln = arg;
+    struct dbq_batch *b = batch_of(r);
+    int sane;
+
+    ln->active ^= 1; /* b is settled below; the next batch goes in the other slot */
+    sane = batch_settle(ln, b) == 0;
+    if (!sane)
+        dbqc_drop(c, "could not start a transaction");
+    else
+        lane_send(ln); /* before the callbacks: the next batch is on its way */
+    run_finished(ln->q);
+    dbqc_req_reset(r);
+}
+
+/*
+ * The lane's connection failed. Its batch in flight, if any: committed if
+ * its COMMIT was seen; sent again if nothing of it can have committed (the
+ * COMMIT never reached libpq, or something before it had failed) or if
+ * retry-safe; DBQ_UNKNOWN otherwise.
+ */
+static void lane_lost(void *arg, struct dbqc *c, struct dbqc_req *r, int was_ready)
+{
+    struct dbq_lane *ln = arg;
+    struct dbq *q = ln->q;
+
+    if (was_ready) {
+        ln->down_since = now_ms();
+        q->expire_dirty = 1;
+        q->st.disconnects++;
+    }
+    if (r != NULL) {
+        struct dbq_batch *b = batch_of(r);
+        int committed = r->sent > b->commit && batch_committed(b);
+        int aborted = r->sent <= b->commit || r->failed_at >= 0;
         struct dbq_list again = {0};
         struct dbq_item *it;
 
-        while ((it = list_pop(&rq->items)) != NULL) {
+        while ((it = list_pop(&b->items)) != NULL) {
             if (committed)
-                finish(q, it, DBQ_OK, rq->e[it->entry].res, NULL);
+                finish(q, it, DBQ_OK, r->s[it->entry].res, NULL);
             else if (aborted || (it->flags & DBQ_RETRY_SAFE) != 0)
                 list_push(&again, it);
             else
@@ -572,746 +704,112 @@ static void conn_drop(struct dbq_conn *c, const char *why)
                        "connection to the database lost before the commit was seen");
         }
         q->st.requeued += again.n;
-        list_prepend(&q->queue[c->index], &again);
+        list_prepend(&ln->queue, &again);
+        run_finished(q); /* committed items point at r's results */
+        dbqc_req_reset(r);
     }
-    if (!c->failing) {
-        if (c->state == DBQ_CS_READY)
-            log_warning("lost the %s connection to the database: %s", c->name, line);
-        else
-            log_warning("could not connect to the database (%s connection): %s", c->name, line);
-        c->failing = 1;
-    } else {
-        log_debug("%s connection to the database failed again: %s", c->name, line);
-    }
-    if (c->state == DBQ_CS_READY) {
-        c->down_since = now;
-        q->expire_dirty = 1;
-        q->st.disconnects++;
-    }
-    loop_del(q->loop, &c->watch);
-    if (c->pg != NULL) {
-        PQfinish(c->pg);
-        c->pg = NULL;
-    }
-    c->state = DBQ_CS_DOWN;
-    c->want_write = 0;
-    c->need_rollback = 0;
-    c->retry_at = now + c->backoff_ms;
-    c->backoff_ms = c->backoff_ms * 2 > DBQ_BACKOFF_MAX_MS ? DBQ_BACKOFF_MAX_MS : c->backoff_ms * 2;
-    if (c->index == DBQ_LISTEN_CONN) {
-        for (int i = 0; i < q->nlisteners; i++)
-            q->listeners[i].active = 0;
-    }
-    run_finished(q); /* committed items point at rq's results */
-    req_clear(rq);
-    conn_arm(c);
 }
 
-/* Flushes what libpq holds and watches for EPOLLOUT only while some is
- * left. Returns 0, or -1 after dropping the connection. */
-static int conn_flush(struct dbq_conn *c)
+static const struct dbqc_ops lane_ops = {
+    .setup = lane_setup,
+    .ready = lane_ready,
+    .done = lane_done,
+    .lost = lane_lost,
+    .notify = NULL,
+};
+
+/* ---- the LISTEN connection's callbacks (loop thread) -------------------- */
+
+/* Sends LISTEN for every channel not listened to yet, if the connection
+ * is idle. */
+static void listen_send(struct dbq *q)
 {
-    int r = PQflush(c->pg);
-
-    if (r < 0) {
-        conn_drop(c, PQerrorMessage(c->pg));
-        return -1;
-    }
-    c->want_write = r == 1;
-    if (loop_mod(c->q->loop, &c->watch, EPOLLIN | (c->want_write ? EPOLLOUT : 0)) < 0) {
-        conn_drop(c, "could not watch the database socket");
-        return -1;
-    }
-    return 0;
-}
-
-/* Hands one entry to libpq. Returns 0, or -1 with *why set. */
-static int send_entry(struct dbq_conn *c, const struct dbq_entry *e, const char **why)
-{
-    PGconn *pg = c->pg;
-    const struct dbq_item *it = e->items;
-    int ok = 0;
-
-    *why = NULL;
-    switch (e->kind) {
-    case DBQ_E_SESSION:
-        ok = PQsendQueryParams(pg, e->sql, 0, NULL, NULL, NULL, NULL, 0);
-        break;
-    case DBQ_E_BEGIN:
-        ok = PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
-        break;
-    case DBQ_E_COMMIT:
-        ok = PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
-        break;
-    case DBQ_E_LISTEN: {
-        const char *ch = c->q->listeners[e->aux].channel;
-        char *id = PQescapeIdentifier(pg, ch, strlen(ch));
-        size_t size = id != NULL ? strlen(id) + 8 : 0;
-        char *sql = id != NULL ? malloc(size) : NULL;
-
-        if (sql != NULL) {
-            snprintf(sql, size, "LISTEN %s", id);
-            ok = PQsendQueryParams(pg, sql, 0, NULL, NULL, NULL, NULL, 0);
-        } else {
-            *why = "out of memory";
-        }
-        free(sql);
-        PQfreemem(id);
-        break;
-    }
-    case DBQ_E_STMT:
-        if (it->rows == NULL) {
-            ok = PQsendQueryParams(pg, it->sql, it->nparams, NULL, it->values, it->lengths,
-                                   it->formats, 0);
-        } else {
-            /* a template: one array literal per column over the rows */
-            char *bufs[DBQ_ROWS_MAX_COLS];
-            const char *lits[DBQ_ROWS_MAX_COLS] = {NULL};
-            int ncols = it->rows->ncols, made = 0;
-
-            while (made < ncols) {
-                bufs[made] = rows_literal(e, made);
-                if (bufs[made] == NULL)
-                    break;
-                lits[made] = bufs[made];
-                made++;
-            }
-            if (made == ncols)
-                ok = PQsendQueryParams(pg, it->rows->sql, ncols, NULL, lits, NULL, NULL, 0);
-            else
-                *why = "out of memory";
-            for (int i = 0; i < made; i++)
-                free(bufs[i]);
-        }
-        break;
-    }
-    if (ok)
-        return 0;
-    if (*why == NULL)
-        *why = PQerrorMessage(pg);
-    return -1;
-}
-
-/* Hands every entry of the request in flight and a sync to libpq, and
- * flushes. Returns 0, or -1 after dropping the connection. */
-static int conn_send_req(struct dbq_conn *c)
-{
-    struct dbq_req *rq = &c->reqs[c->active];
-    const char *why;
-
-    for (int i = 0; i < rq->n; i++) {
-        if (send_entry(c, &rq->e[i], &why) < 0) {
-            conn_drop(c, why);
-            return -1;
-        }
-        if (rq->e[i].kind == DBQ_E_COMMIT)
-            rq->commit_sent = 1;
-    }
-    if (!PQpipelineSync(c->pg)) {
-        conn_drop(c, PQerrorMessage(c->pg));
-        return -1;
-    }
-    c->progress_at = now_ms();
-    return conn_flush(c);
-}
-
-/*
- * Sends the class's queue, from its head, as one batch: [ROLLBACK of an
- * aborted block,] BEGIN, up to DBQ_BATCH_MAX_STMTS statements or
- * DBQ_BATCH_MAX_BYTES of parameters, COMMIT, sync. Rows of one template
- * become one statement where the first of them stands. c is READY with no
- * request in flight.
- */
-static void conn_send_batch(struct dbq_conn *c)
-{
-    struct dbq *q = c->q;
-    struct dbq_list *queue = &q->queue[c->index];
-    struct dbq_req *rq = &c->reqs[c->active];
-    uint64_t gen = ++q->gen;
-    size_t bytes = 0;
-    int nstmts = 0;
-    struct dbq_item *it;
-    struct dbq_entry *e;
-
-    req_begin(rq, DBQ_REQ_BATCH);
-    if (c->need_rollback) {
-        e = req_add(rq, DBQ_E_SESSION);
-        if (e == NULL)
-            goto nomem;
-        e->sql = "ROLLBACK";
-    }
-    if (req_add(rq, DBQ_E_BEGIN) == NULL)
-        goto nomem;
-    while ((it = queue->head) != NULL && nstmts < DBQ_BATCH_MAX_STMTS &&
-           bytes < DBQ_BATCH_MAX_BYTES) {
-        int coalesce = it->rows != NULL && (it->flags & (ITEM_ALONE | ITEM_SOLO)) == 0;
-
-        if ((it->flags & ITEM_SOLO) != 0 && rq->items.n > 0)
-            break;
-        it->enext = NULL;
-        if (coalesce && it->rows->gen == gen) {
-            e = &rq->e[it->rows->entry];
-            e->items_tail->enext = it;
-            e->items_tail = it;
-        } else {
-            e = req_add(rq, DBQ_E_STMT);
-            if (e == NULL)
-                break;
-            e->items = e->items_tail = it;
-            nstmts++;
-            if (coalesce) {
-                it->rows->gen = gen;
-                it->rows->entry = rq->n - 1;
-            }
-        }
-        e->nitems++;
-        it->entry = (int)(e - rq->e);
-        list_pop(queue);
-        list_push(&rq->items, it);
-        bytes += it->bytes;
-        if ((it->flags & ITEM_SOLO) != 0)
-            break;
-    }
-    if (rq->items.n == 0 || req_add(rq, DBQ_E_COMMIT) == NULL)
-        goto nomem;
-    q->st.batches++;
-    q->st.statements += (uint64_t)nstmts;
-    conn_send_req(c);
-    return;
-nomem:
-    /* nothing was sent: the items go back where they were */
-    list_prepend(queue, &rq->items);
-    req_clear(rq);
-}
-
-/* Sends LISTEN for every channel not yet listened to. c is READY with no
- * request in flight. */
-static void conn_send_listens(struct dbq_conn *c)
-{
-    struct dbq *q = c->q;
-    struct dbq_req *rq = &c->reqs[c->active];
-
-    req_begin(rq, DBQ_REQ_LISTEN);
+    if (q->lconn == NULL || !dbqc_idle(q->lconn))
+        return;
     for (int i = 0; i < q->nlisteners; i++) {
-        struct dbq_entry *e;
+        struct dbqc_stmt *s;
 
         if (q->listeners[i].active)
             continue;
-        e = req_add(rq, DBQ_E_LISTEN);
-        if (e == NULL)
+        s = dbqc_req_add(&q->lreq, q->listeners[i].listen_sql);
+        if (s == NULL)
             break;
-        e->aux = i;
+        s->tag = (void *)(intptr_t)i;
     }
-    if (rq->n == 0) {
-        rq->kind = DBQ_REQ_NONE;
-        return;
-    }
-    conn_send_req(c);
+    if (q->lreq.n > 0)
+        (void)dbqc_send(q->lconn, &q->lreq); /* on failure: lost reset it */
 }
 
-/* Sends whatever c should send next, if it is READY and idle. */
-static void conn_send_next(struct dbq_conn *c)
+static int listen_setup(void *arg, struct dbqc *c, struct dbqc_req *setup)
 {
-    struct dbq *q = c->q;
-
-    if (c->state != DBQ_CS_READY || c->reqs[c->active].kind != DBQ_REQ_NONE)
-        return;
-    if (c->index == DBQ_LISTEN_CONN) {
-        for (int i = 0; i < q->nlisteners; i++) {
-            if (!q->listeners[i].active) {
-                conn_send_listens(c);
-                conn_arm(c);
-                break;
-            }
-        }
-    } else if (q->queue[c->index].head != NULL) {
-        conn_send_batch(c);
-        conn_arm(c);
-    }
-}
-
-/* An empty sync on an idle connection: its answer says the server lives. */
-static void conn_probe(struct dbq_conn *c)
-{
-    req_begin(&c->reqs[c->active], DBQ_REQ_PROBE);
-    c->q->st.probes++;
-    if (!PQpipelineSync(c->pg)) {
-        conn_drop(c, PQerrorMessage(c->pg));
-        return;
-    }
-    c->progress_at = now_ms();
-    conn_flush(c);
-}
-
-/* Starts connecting: CONNECTING, or DOWN again at once. */
-static void conn_connect(struct dbq_conn *c)
-{
-    struct dbq *q = c->q;
-    struct db_conninfo ci;
-
-    c->state = DBQ_CS_CONNECTING;
-    c->deadline = now_ms() + q->connect_timeout_ms;
-    /* connect_timeout is ours (the deadline): libpq ignores it here */
-    db_conninfo_build(&ci, q->url, q->app, c->name, 0);
-    c->pg = PQconnectStartParams(ci.keywords, ci.values, 1);
-    if (c->pg == NULL) {
-        conn_drop(c, "out of memory");
-        return;
-    }
-    if (PQstatus(c->pg) == CONNECTION_BAD) {
-        conn_drop(c, PQerrorMessage(c->pg));
-        return;
-    }
-    /* libpq's rule: before the first PQconnectPoll, wait until writable */
-    if (conn_watch(c, EPOLLOUT) < 0)
-        conn_drop(c, "could not watch the database socket");
-}
-
-/* Connected: pipeline mode, then the session statements as one request. */
-static void conn_established(struct dbq_conn *c)
-{
-    struct dbq *q = c->q;
-    struct dbq_req *rq = &c->reqs[c->active];
-    struct dbq_entry *e;
-
-    if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
-        conn_drop(c, PQerrorMessage(c->pg));
-        return;
-    }
-    PQsetNoticeProcessor(c->pg, on_notice, c);
-    c->state = DBQ_CS_SETUP;
-    if (conn_watch(c, EPOLLIN) < 0) {
-        conn_drop(c, "could not watch the database socket");
-        return;
-    }
-    req_begin(rq, DBQ_REQ_SETUP);
-    snprintf(c->timeout_sql, sizeof(c->timeout_sql), "SET statement_timeout = %d",
-             q->statement_timeout_ms);
-    e = req_add(rq, DBQ_E_SESSION);
-    if (e == NULL)
-        goto nomem;
-    e->sql = c->timeout_sql;
-    if (c->index != DBQ_LISTEN_CONN) {
-        e = req_add(rq, DBQ_E_SESSION);
-        if (e == NULL)
-            goto nomem;
-        /* explicitly on for durable: a cluster may default to off */
-        e->sql = c->index == DBQ_DURABLE ? "SET synchronous_commit = on"
-                                         : "SET synchronous_commit = off";
-    } else {
-        for (int i = 0; i < q->nlisteners; i++) {
-            e = req_add(rq, DBQ_E_LISTEN);
-            if (e == NULL)
-                goto nomem;
-            e->aux = i;
-        }
-    }
-    conn_send_req(c);
-    return;
-nomem:
-    conn_drop(c, "out of memory");
-}
-
-/* CONNECTING: one step of PQconnectPoll after a socket event. */
-static void conn_connect_poll(struct dbq_conn *c)
-{
-    uint32_t ev;
-
-    switch (PQconnectPoll(c->pg)) {
-    case PGRES_POLLING_OK:
-        conn_established(c);
-        return;
-    case PGRES_POLLING_READING:
-        ev = EPOLLIN;
-        break;
-    case PGRES_POLLING_WRITING:
-    case PGRES_POLLING_ACTIVE:
-        ev = EPOLLOUT;
-        break;
-    case PGRES_POLLING_FAILED:
-    default:
-        conn_drop(c, PQerrorMessage(c->pg));
-        return;
-    }
-    if (conn_watch(c, ev) < 0)
-        conn_drop(c, "could not watch the database socket");
-}
-
-/* Confirms the LISTENs of rq: their channels are active, and each
- * listener hears payload NULL (listened to anew). */
-static void listens_confirmed(struct dbq *q, const struct dbq_req *rq)
-{
-    for (int i = 0; i < rq->n; i++) {
-        struct dbq_listener *l;
-
-        if (rq->e[i].kind != DBQ_E_LISTEN)
-            continue;
-        l = &q->listeners[rq->e[i].aux];
-        l->active = 1;
-        /* the callee may add listeners (the array may move): no l after this */
-        l->fn(l->arg, l->channel, NULL);
-    }
-}
-
-/* The session is set up: READY. */
-static void conn_ready(struct dbq_conn *c, const struct dbq_req *setup)
-{
-    c->state = DBQ_CS_READY;
-    if (c->ever_ready)
-        c->q->st.reconnects++;
-    c->ever_ready = 1;
-    c->backoff_ms = DBQ_BACKOFF_MIN_MS;
-    if (c->failing) {
-        log_info("the %s connection to the database is ready again", c->name);
-        c->failing = 0;
-    }
-    listens_confirmed(c->q, setup);
-}
-
-/*
- * A batch's sync arrived: if its COMMIT succeeded, every item is DBQ_OK.
- * Otherwise nothing of it was committed: the statement that failed gets
- * DBQ_FAILED and the others go back to the head of the queue; a failed
- * multi-row statement is split into its rows; a failed COMMIT sends each
- * item in a batch of its own. Returns 0, or -1 after dropping the
- * connection.
- */
-static int batch_finish(struct dbq_conn *c, struct dbq_req *rq)
-{
-    struct dbq *q = c->q;
-    struct dbq_list again = {0};
-    struct dbq_entry *fe;
-    struct dbq_item *it;
-    size_t n = rq->items.n;
-    int fi;
-
-    if (rq->failed_at < 0 && rq->commit_seen) {
-        int b = 0;
-
-        q->st.commits++;
-        while (b < DBQ_HIST_BUCKETS - 1 && ((size_t)1 << b) < n)
-            b++;
-        q->st.batch_hist[b]++;
-        for (int i = 0; i < rq->n; i++) {
-            if (rq->e[i].kind == DBQ_E_STMT && rq->e[i].nitems > 1)
-                q->st.rows_coalesced += (uint64_t)rq->e[i].nitems;
-        }
-        while ((it = list_pop(&rq->items)) != NULL)
-            finish(q, it, DBQ_OK, rq->e[it->entry].res, NULL);
-        return 0;
-    }
-    fi = rq->failed_at >= 0 ? rq->failed_at : rq->n - 1;
-    fe = &rq->e[fi];
-    if (fe->kind != DBQ_E_STMT && fe->kind != DBQ_E_COMMIT) {
-        char line[512];
-
-        /* BEGIN or the ROLLBACK failed: the session is not what we think */
-        one_line(line, sizeof(line),
-                 fe->res != NULL ? PQresultErrorMessage(fe->res) : "unexpected result");
-        q->st.requeued += rq->items.n;
-        list_prepend(&q->queue[c->index], &rq->items);
-        conn_drop(c, line);
-        return -1;
-    }
-    while ((it = list_pop(&rq->items)) != NULL) {
-        if (fe->kind == DBQ_E_COMMIT && n == 1) {
-            finish(q, it, DBQ_FAILED, fe->res, "the transaction was rolled back");
-        } else if (fe->kind == DBQ_E_COMMIT) {
-            it->flags |= ITEM_SOLO;
-            list_push(&again, it);
-        } else if (it->entry == fi && fe->nitems == 1) {
-            finish(q, it, DBQ_FAILED, fe->res, "the statement failed");
-        } else {
-            if (it->entry == fi)
-                it->flags |= ITEM_ALONE;
-            list_push(&again, it);
-        }
-    }
-    q->st.requeued += again.n;
-    list_prepend(&q->queue[c->index], &again);
     return 0;
 }
 
-/*
- * The sync of the request in flight arrived: settles it, sends what comes
- * next, runs the callbacks, then clears the request. Returns 0, or -1
- * when the connection was dropped meanwhile.
- */
-static int req_done(struct dbq_conn *c)
+static void listen_ready(void *arg, struct dbqc *c, const struct dbqc_req *setup)
 {
-    struct dbq *q = c->q;
-    struct dbq_req *rq = &c->reqs[c->active];
-    char why[512];
+    struct dbq *q = arg;
 
-    /* rq is finished below; the next request is built in the other slot */
-    c->active ^= 1;
-    c->idle_since = now_ms();
-    c->need_rollback = PQtransactionStatus(c->pg) != PQTRANS_IDLE;
-    switch (rq->kind) {
-    case DBQ_REQ_SETUP:
-    case DBQ_REQ_LISTEN:
-        if (rq->failed_at >= 0) {
-            const PGresult *r = rq->e[rq->failed_at].res;
-            char line[400];
-
-            snprintf(why, sizeof(why), "could not set up the session: %s",
-                     one_line(line, sizeof(line),
-                              r != NULL ? PQresultErrorMessage(r) : "unexpected result"));
-            conn_drop(c, why);
-            break;
-        }
-        if (rq->kind == DBQ_REQ_SETUP)
-            conn_ready(c, rq);
-        else
-            listens_confirmed(q, rq);
-        break;
-    case DBQ_REQ_BATCH:
-        batch_finish(c, rq);
-        break;
-    case DBQ_REQ_PROBE:
-    case DBQ_REQ_NONE:
-        break;
-    }
-    conn_send_next(c); /* before the callbacks: the next batch is on its way */
-    run_finished(q);
-    req_clear(rq);
-    return c->state == DBQ_CS_READY || c->state == DBQ_CS_SETUP ? 0 : -1;
+    if (q->lever_ready)
+        q->st.reconnects++;
+    q->lever_ready = 1;
+    listen_send(q);
 }
 
-/* 1 for an error that ends the connection rather than the statement. */
-static int connection_error(const PGconn *pg, const char *sqlstate)
+/* The LISTENs are answered: each channel listened to hears payload NULL;
+ * a LISTEN that failed is given up (logged), the skipped ones go again. */
+static void listen_done(void *arg, struct dbqc *c, struct dbqc_req *r)
 {
-    return sqlstate == NULL || strncmp(sqlstate, "08", 2) == 0 ||
-           strncmp(sqlstate, "57P", 3) == 0 || PQstatus(pg) == CONNECTION_BAD;
+    struct dbq *q = arg;
+
+    for (int i = 0; i < r->n; i++) {
+        int k = (int)(intptr_t)r->s[i].tag;
+        struct dbq_listener *l = &q->listeners[k];
+
+        if (r->s[i].status == DBQC_FAILED) {
+            log_warning("could not listen on channel \"%s\": %s", l->channel,
+                        PQresultErrorField(r->s[i].res, PG_DIAG_MESSAGE_PRIMARY));
+            l->active = 1;
+        } else if (r->s[i].status == DBQC_OK) {
+            l->active = 1;
+            /* the callee may add listeners (the array may move): no l after */
+            l->fn(l->arg, l->channel, NULL);
+        }
+    }
+    dbqc_req_reset(r);
+    listen_send(q);
 }
 
-/* One result of the request in flight (taken over). Returns 0, or -1 when
- * the connection was dropped. */
-static int conn_result(struct dbq_conn *c, PGresult *r)
+static void listen_lost(void *arg, struct dbqc *c, struct dbqc_req *r, int was_ready)
 {
-    struct dbq_req *rq = &c->reqs[c->active];
-    ExecStatusType st = PQresultStatus(r);
-    struct dbq_entry *e;
-    char msg[512];
+    struct dbq *q = arg;
 
-    if (st == PGRES_PIPELINE_SYNC) {
-        PQclear(r);
-        if (rq->kind == DBQ_REQ_NONE || rq->cur != rq->n) {
-            conn_drop(c, "protocol confusion: a sync result out of place");
-            return -1;
-        }
-        return req_done(c);
-    }
-    if (rq->kind == DBQ_REQ_NONE || rq->cur >= rq->n) {
-        snprintf(msg, sizeof(msg), "protocol confusion: an unexpected %s result", PQresStatus(st));
-        PQclear(r);
-        conn_drop(c, msg);
-        return -1;
-    }
-    c->progress_at = now_ms();
-    e = &rq->e[rq->cur++];
-    switch (st) {
-    case PGRES_COMMAND_OK:
-    case PGRES_TUPLES_OK:
-    case PGRES_EMPTY_QUERY:
-        if (e->kind == DBQ_E_COMMIT) {
-            if (strcmp(PQcmdStatus(r), "COMMIT") == 0)
-                rq->commit_seen = 1;
-            else if (rq->failed_at < 0)
-                rq->failed_at = rq->cur - 1; /* "ROLLBACK": it did not commit */
-        }
-        e->res = r;
-        return 0;
-    case PGRES_PIPELINE_ABORTED:
-        PQclear(r);
-        return 0;
-    case PGRES_FATAL_ERROR:
-        if (connection_error(c->pg, PQresultErrorField(r, PG_DIAG_SQLSTATE))) {
-            /* libpq's first word on a broken read says it best */
-            one_line(msg, sizeof(msg),
-                     c->read_error[0] != '\0' ? c->read_error : PQresultErrorMessage(r));
-            PQclear(r);
-            conn_drop(c, msg);
-            return -1;
-        }
-        if (rq->failed_at < 0)
-            rq->failed_at = rq->cur - 1;
-        e->res = r;
-        return 0;
-    default:
-        snprintf(msg, sizeof(msg), "unexpected result status %s", PQresStatus(st));
-        PQclear(r);
-        conn_drop(c, msg);
-        return -1;
+    if (was_ready)
+        q->st.disconnects++;
+    if (r != NULL)
+        dbqc_req_reset(r);
+    for (int i = 0; i < q->nlisteners; i++)
+        q->listeners[i].active = 0;
+}
+
+static void listen_notify(void *arg, struct dbqc *c, const PGnotify *n)
+{
+    struct dbq *q = arg;
+
+    for (int i = 0; i < q->nlisteners; i++) {
+        struct dbq_listener *l = &q->listeners[i];
+
+        if (strcmp(l->channel, n->relname) == 0)
+            l->fn(l->arg, l->channel, n->extra); /* may add listeners: no l after */
     }
 }
 
-/* Hands the notifications libpq has read to the listeners of their channel. */
-static void conn_notifies(struct dbq_conn *c)
-{
-    struct dbq *q = c->q;
-    PGnotify *n;
-
-    while ((n = PQnotifies(c->pg)) != NULL) {
-        for (int i = 0; c->index == DBQ_LISTEN_CONN && i < q->nlisteners; i++) {
-            struct dbq_listener *l = &q->listeners[i];
-
-            if (strcmp(l->channel, n->relname) == 0)
-                l->fn(l->arg, l->channel, n->extra); /* may add listeners: no l after */
-        }
-        PQfreemem(n);
-    }
-}
-
-/* SETUP or READY, the socket is readable: reads, then takes every result
- * that is complete. Results are separated by NULLs; two NULLs in a row
- * while libpq is not busy mean nothing more is there. */
-static void conn_read(struct dbq_conn *c)
-{
-    int ok = PQconsumeInput(c->pg);
-    int nulls = 0;
-
-    /* Even when the read failed (EOF), what arrived before is parsed: a
-     * COMMIT's result just before a lost connection still counts. */
-    c->read_error[0] = '\0';
-    if (!ok)
-        one_line(c->read_error, sizeof(c->read_error), PQerrorMessage(c->pg));
-    conn_notifies(c);
-    if (ok && c->want_write && conn_flush(c) < 0)
-        return;
-    while (!PQisBusy(c->pg)) {
-        PGresult *r = PQgetResult(c->pg);
-
-        if (r == NULL) {
-            if (++nulls >= 2)
-                break;
-            continue;
-        }
-        nulls = 0;
-        if (conn_result(c, r) < 0)
-            return;
-    }
-    conn_notifies(c);
-    if (!ok || PQstatus(c->pg) == CONNECTION_BAD)
-        conn_drop(c, ok ? PQerrorMessage(c->pg) : c->read_error);
-}
-
-/* How long the request in flight may go unanswered before the connection
- * counts as lost. */
-static int64_t answer_limit(const struct dbq_conn *c)
-{
-    if (c->reqs[c->active].kind == DBQ_REQ_SETUP)
-        return c->q->connect_timeout_ms;
-    return (int64_t)c->q->statement_timeout_ms + DB_ANSWER_MARGIN_MS;
-}
-
-/*
- * The one step function of a connection: called on socket events (events
- * != 0) and when its timer fires (events == 0), on the loop thread. Does
- * what the state calls for, then re-arms the timer.
- */
-static void conn_step(struct dbq_conn *c, uint32_t events)
-{
-    int64_t now = now_ms();
-
-    switch (c->state) {
-    case DBQ_CS_IDLE:
-        break;
-    case DBQ_CS_DOWN:
-        if (now >= c->retry_at)
-            conn_connect(c);
-        break;
-    case DBQ_CS_CONNECTING:
-        if (now >= c->deadline) {
-            char why[64];
-
-            snprintf(why, sizeof(why), "no connection within %d ms", c->q->connect_timeout_ms);
-            conn_drop(c, why);
-        } else if (events != 0) {
-            conn_connect_poll(c);
-        }
-        break;
-    case DBQ_CS_SETUP:
-    case DBQ_CS_READY:
-        if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0)
-            conn_read(c);
-        if ((c->state == DBQ_CS_SETUP || c->state == DBQ_CS_READY) && (events & EPOLLOUT) != 0 &&
-            c->want_write && conn_flush(c) < 0)
-            break;
-        if (c->state != DBQ_CS_SETUP && c->state != DBQ_CS_READY)
-            break;
-        if (c->reqs[c->active].kind != DBQ_REQ_NONE) {
-            if (now - c->progress_at >= answer_limit(c)) {
-                char why[80];
-
-                snprintf(why, sizeof(why), "database did not answer within %lld ms",
-                         (long long)answer_limit(c));
-                conn_drop(c, why);
-            }
-        } else if (c->state == DBQ_CS_READY && now - c->idle_since >= c->q->health_ms / 2) {
-            conn_probe(c);
-        }
-        break;
-    }
-    conn_arm(c);
-}
-
-/* The loop's callbacks of a connection (loop thread). */
-static void on_conn_io(void *arg, uint32_t events)
-{
-    conn_step(arg, events);
-}
-
-static void on_conn_timer(void *arg)
-{
-    conn_step(arg, 0);
-}
-
-/* Arms c's timer for the next thing due: a retry, a connect deadline, an
- * answer deadline (and the moment the request turns the health off), or
- * the next probe. */
-static void conn_arm(struct dbq_conn *c)
-{
-    struct dbq *q = c->q;
-    int64_t at = INT64_MAX, now = now_ms();
-
-    switch (c->state) {
-    case DBQ_CS_IDLE:
-        break;
-    case DBQ_CS_DOWN:
-        at = c->retry_at;
-        break;
-    case DBQ_CS_CONNECTING:
-        at = c->deadline;
-        break;
-    case DBQ_CS_SETUP:
-    case DBQ_CS_READY:
-        if (c->reqs[c->active].kind != DBQ_REQ_NONE) {
-            int64_t edge = c->progress_at + q->health_ms + 1;
-
-            at = c->progress_at + answer_limit(c);
-            if (edge > now && edge < at)
-                at = edge;
-        } else if (c->state == DBQ_CS_READY) {
-            at = c->idle_since + q->health_ms / 2;
-        }
-        break;
-    }
-    if (at == INT64_MAX)
-        loop_timer_cancel(q->loop, &c->timer);
-    else
-        loop_timer_set(q->loop, &c->timer, at, on_conn_timer, c);
-}
-
-/* Puts an IDLE connection to work: it connects at once. */
-static void conn_start(struct dbq_conn *c)
-{
-    if (c->state != DBQ_CS_IDLE)
-        return;
-    c->state = DBQ_CS_DOWN;
-    c->retry_at = now_ms();
-    conn_step(c, 0);
-}
+static const struct dbqc_ops listen_ops = {
+    .setup = listen_setup,
+    .ready = listen_ready,
+    .done = listen_done,
+    .lost = listen_lost,
+    .notify = listen_notify,
+};
 
 /* ---- the turn's end: rejections, deadlines, batches, health ------------- */
 
@@ -1324,7 +822,7 @@ static void on_expire_timer(void *arg)
 
 /*
  * Gives DBQ_UNAVAILABLE to every queued statement that has waited wait_ms
- * while its class's connection was not READY (DBQ_PERSIST ones wait on),
+ * while its class's connection was not ready (DBQ_PERSIST ones wait on),
  * and arms the timer for the next such deadline.
  */
 static void expire(struct dbq *q)
@@ -1333,14 +831,13 @@ static void expire(struct dbq *q)
 
     q->expire_dirty = 0;
     for (int k = 0; k < DBQ_NCLASSES; k++) {
-        const struct dbq_conn *c = &q->conns[k];
-        struct dbq_list *qu = &q->queue[k];
-        struct dbq_item **pp = &qu->head, *prev = NULL, *it;
+        struct dbq_lane *ln = &q->lanes[k];
+        struct dbq_item **pp = &ln->queue.head, *prev = NULL, *it;
 
-        if (c->state == DBQ_CS_READY)
+        if (dbqc_ready(ln->conn))
             continue;
         while ((it = *pp) != NULL) {
-            int64_t from = it->queued_at > c->down_since ? it->queued_at : c->down_since;
+            int64_t from = it->queued_at > ln->down_since ? it->queued_at : ln->down_since;
 
             if ((it->flags & DBQ_PERSIST) != 0) {
                 prev = it;
@@ -1354,9 +851,9 @@ static void expire(struct dbq *q)
                 break;
             }
             *pp = it->next;
-            if (qu->tail == it)
-                qu->tail = prev;
-            qu->n--;
+            if (ln->queue.tail == it)
+                ln->queue.tail = prev;
+            ln->queue.n--;
             finish(q, it, DBQ_UNAVAILABLE, NULL, "the database was unavailable for too long");
         }
     }
@@ -1364,12 +861,6 @@ static void expire(struct dbq *q)
         loop_timer_cancel(q->loop, &q->expire_timer);
     else
         loop_timer_set(q->loop, &q->expire_timer, next, on_expire_timer, q);
-}
-
-static int conn_healthy(const struct dbq_conn *c, int64_t now)
-{
-    return c->state == DBQ_CS_READY &&
-           (c->reqs[c->active].kind == DBQ_REQ_NONE || now - c->progress_at <= c->q->health_ms);
 }
 
 static void health_update(struct dbq *q)
@@ -1398,29 +889,39 @@ static void on_turn_end(void *arg)
     if (q->expire_dirty)
         expire(q);
     run_finished(q);
-    for (int i = 0; i < DBQ_NCONNS; i++)
-        conn_send_next(&q->conns[i]);
+    for (int k = 0; k < DBQ_NCLASSES; k++)
+        lane_send(&q->lanes[k]);
+    listen_send(q);
     health_update(q);
 }
 
 /* ---- the API ------------------------------------------------------------ */
 
+/* The connection of a lane or of LISTEN, on q's settings. */
+static struct dbqc *conn_new(struct dbq *q, const char *role, const struct dbqc_ops *ops, void *arg)
+{
+    struct dbqc_config cc = {.url = q->url,
+                             .app_name = q->app,
+                             .role = role,
+                             .connect_timeout_ms = q->connect_timeout_ms,
+                             .statement_timeout_ms = q->statement_timeout_ms,
+                             .health_ms = q->health_ms};
+
+    return dbqc_new(q->loop, &cc, ops, arg);
+}
+
 struct dbq *dbq_new(struct loop *l, const struct dbq_config *cfg)
 {
+    static const char *const roles[DBQ_NCLASSES] = {"durable", "fast"};
     struct dbq *q = calloc(1, sizeof(*q));
     int64_t now = now_ms();
 
-    if (q == NULL) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (q == NULL)
+        goto nomem;
     q->loop = l;
     q->url = strdup(cfg->url != NULL ? cfg->url : "");
-    if (q->url == NULL) {
-        free(q);
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (q->url == NULL)
+        goto nomem;
     snprintf(q->app, sizeof(q->app), "%s", cfg->app_name != NULL ? cfg->app_name : DBQ_DEFAULT_APP);
     q->connect_timeout_ms =
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DBQ_DEFAULT_CONNECT_TIMEOUT_MS;
@@ -1429,32 +930,38 @@ struct dbq *dbq_new(struct loop *l, const struct dbq_config *cfg)
     q->health_ms = cfg->health_ms > 0 ? cfg->health_ms : DBQ_DEFAULT_HEALTH_MS;
     q->queue_max = cfg->queue_max > 0 ? cfg->queue_max : DBQ_DEFAULT_QUEUE_MAX;
     q->wait_ms = cfg->wait_ms > 0 ? cfg->wait_ms : DBQ_DEFAULT_WAIT_MS;
-    for (int i = 0; i < DBQ_NCONNS; i++) {
-        struct dbq_conn *c = &q->conns[i];
+    for (int k = 0; k < DBQ_NCLASSES; k++) {
+        struct dbq_lane *ln = &q->lanes[k];
 
-        c->q = q;
-        c->index = i;
-        c->name = conn_names[i];
-        c->state = DBQ_CS_IDLE;
-        c->backoff_ms = DBQ_BACKOFF_MIN_MS;
-        c->down_since = now;
+        ln->q = q;
+        ln->cls = (enum dbq_class)k;
+        ln->down_since = now;
+        ln->conn = conn_new(q, roles[k], &lane_ops, ln);
+        if (ln->conn == NULL)
+            goto nomem;
     }
+    q->lconn = conn_new(q, "listen", &listen_ops, q);
+    if (q->lconn == NULL)
+        goto nomem;
     if (loop_on_turn_end(l, on_turn_end, q) < 0) {
-        free(q->url);
-        free(q);
+        dbq_free(q);
         errno = EMFILE;
         return NULL;
     }
     return q;
+nomem:
+    dbq_free(q);
+    errno = ENOMEM;
+    return NULL;
 }
 
 int dbq_start(struct dbq *q)
 {
     q->started = 1;
     for (int k = 0; k < DBQ_NCLASSES; k++)
-        conn_start(&q->conns[k]);
+        dbqc_start(q->lanes[k].conn);
     if (q->nlisteners > 0)
-        conn_start(&q->conns[DBQ_LISTEN_CONN]);
+        dbqc_start(q->lconn);
     return 0;
 }
 
@@ -1465,54 +972,60 @@ void dbq_free(struct dbq *q)
     if (q == NULL)
         return;
     q->closing = 1;
-    for (int i = 0; i < DBQ_NCONNS; i++) {
-        struct dbq_req *rq = &q->conns[i].reqs[q->conns[i].active];
-        int committed = rq->commit_seen && rq->failed_at < 0;
-        int aborted = !rq->commit_sent || rq->failed_at >= 0;
-
-        while (rq->kind == DBQ_REQ_BATCH && (it = list_pop(&rq->items)) != NULL) {
-            if (committed)
-                finish(q, it, DBQ_OK, rq->e[it->entry].res, NULL);
-            else if (aborted)
-                finish(q, it, DBQ_UNAVAILABLE, NULL, "shutting down");
-            else
-                finish(q, it, DBQ_UNKNOWN, NULL, "shutting down before the commit was seen");
-        }
-    }
     for (int k = 0; k < DBQ_NCLASSES; k++) {
-        while ((it = list_pop(&q->queue[k])) != NULL)
+        struct dbq_lane *ln = &q->lanes[k];
+        struct dbqc_req *r = ln->conn != NULL ? dbqc_in_flight(ln->conn) : NULL;
+
+        if (r != NULL) {
+            struct dbq_batch *b = batch_of(r);
+            int committed = r->sent > b->commit && batch_committed(b);
+            int aborted = r->sent <= b->commit || r->failed_at >= 0;
+
+            while ((it = list_pop(&b->items)) != NULL) {
+                if (committed)
+                    finish(q, it, DBQ_OK, r->s[it->entry].res, NULL);
+                else if (aborted)
+                    finish(q, it, DBQ_UNAVAILABLE, NULL, "shutting down");
+                else
+                    finish(q, it, DBQ_UNKNOWN, NULL, "shutting down before the commit was seen");
+            }
+        }
+        while ((it = list_pop(&ln->queue)) != NULL)
             finish(q, it, DBQ_UNAVAILABLE, NULL, "shutting down");
     }
     while ((it = list_pop(&q->rejected)) != NULL)
         finish(q, it, DBQ_UNAVAILABLE, NULL, "shutting down");
     run_finished(q);
-    for (int i = 0; i < DBQ_NCONNS; i++) {
-        struct dbq_conn *c = &q->conns[i];
+    for (int k = 0; k < DBQ_NCLASSES; k++) {
+        struct dbq_lane *ln = &q->lanes[k];
 
-        loop_del(q->loop, &c->watch);
-        loop_timer_cancel(q->loop, &c->timer);
-        if (c->pg != NULL)
-            PQfinish(c->pg);
-        for (int k = 0; k < 2; k++) {
-            req_clear(&c->reqs[k]);
-            free(c->reqs[k].e);
+        dbqc_free(ln->conn);
+        for (int i = 0; i < 2; i++) {
+            dbqc_req_free(&ln->batch[i].req);
+            batch_free_bufs(&ln->batch[i]);
+            free(ln->batch[i].bufs);
         }
     }
-    loop_timer_cancel(q->loop, &q->expire_timer);
+    dbqc_free(q->lconn);
+    dbqc_req_free(&q->lreq);
+    if (q->loop != NULL)
+        loop_timer_cancel(q->loop, &q->expire_timer);
     while (q->rows != NULL) {
         struct dbq_rows *s = q->rows;
 
         q->rows = s->next;
         free(s);
     }
-    for (int i = 0; i < q->nlisteners; i++)
+    for (int i = 0; i < q->nlisteners; i++) {
         free(q->listeners[i].channel);
+        free(q->listeners[i].listen_sql);
+    }
     free(q->listeners);
     free(q->url);
     free(q);
 }
 
-/* Checks the flags of a statement or template; 0 or -1 (EINVAL). */
+/* Checks the class and flags of a statement or template; 0 or -1 (EINVAL). */
 static int check_flags(enum dbq_class cls, unsigned flags)
 {
     if ((unsigned)cls >= DBQ_NCLASSES || (flags & ~(DBQ_RETRY_SAFE | DBQ_PERSIST)) != 0 ||
@@ -1599,6 +1112,29 @@ int dbq_row(struct dbq_rows *s, const char *const *values, dbq_done_fn done, voi
     return 0;
 }
 
+/* "LISTEN " and channel as a quoted identifier ('"' doubled); malloc'ed or
+ * NULL. The server truncates identifiers at 63 bytes, as for any name. */
+static char *listen_sql(const char *channel)
+{
+    size_t n = strlen("LISTEN \"\"") + 1;
+    char *sql, *p;
+
+    for (const char *c = channel; *c != '\0'; c++)
+        n += *c == '"' ? 2 : 1;
+    sql = malloc(n);
+    if (sql == NULL)
+        return NULL;
+    p = sql + snprintf(sql, n, "LISTEN \"");
+    for (const char *c = channel; *c != '\0'; c++) {
+        if (*c == '"')
+            *p++ = '"';
+        *p++ = *c;
+    }
+    *p++ = '"';
+    *p = '\0';
+    return sql;
+}
+
 int dbq_listen(struct dbq *q, const char *channel, dbq_notify_fn fn, void *arg)
 {
     struct dbq_listener *l;
@@ -1620,7 +1156,10 @@ int dbq_listen(struct dbq *q, const char *channel, dbq_notify_fn fn, void *arg)
     }
     l = &q->listeners[q->nlisteners];
     l->channel = strdup(channel);
-    if (l->channel == NULL) {
+    l->listen_sql = listen_sql(channel);
+    if (l->channel == NULL || l->listen_sql == NULL) {
+        free(l->channel);
+        free(l->listen_sql);
         errno = ENOMEM;
         return -1;
     }
@@ -1628,25 +1167,21 @@ int dbq_listen(struct dbq *q, const char *channel, dbq_notify_fn fn, void *arg)
     l->arg = arg;
     l->active = 0;
     q->nlisteners++;
-    /* READY: the LISTEN goes at the turn's end; otherwise with the setup */
+    /* ready: the LISTEN goes at the turn's end; otherwise once it is */
     if (q->started)
-        conn_start(&q->conns[DBQ_LISTEN_CONN]);
+        dbqc_start(q->lconn);
     return 0;
 }
 
 int dbq_healthy(const struct dbq *q)
 {
-    int64_t now = now_ms();
-
     if (!q->started)
         return 0;
-    for (int i = 0; i < DBQ_NCONNS; i++) {
-        if (i == DBQ_LISTEN_CONN && q->nlisteners == 0)
-            continue;
-        if (!conn_healthy(&q->conns[i], now))
+    for (int k = 0; k < DBQ_NCLASSES; k++) {
+        if (!dbqc_healthy(q->lanes[k].conn))
             return 0;
     }
-    return 1;
+    return q->nlisteners == 0 || dbqc_healthy(q->lconn);
 }
 
 void dbq_on_health(struct dbq *q, dbq_health_fn fn, void *arg)
@@ -1660,9 +1195,7 @@ int dbq_idle(const struct dbq *q)
     if (q->rejected.n > 0 || q->finished.n > 0)
         return 0;
     for (int k = 0; k < DBQ_NCLASSES; k++) {
-        const struct dbq_conn *c = &q->conns[k];
-
-        if (q->queue[k].n > 0 || c->reqs[c->active].kind == DBQ_REQ_BATCH)
+        if (q->lanes[k].queue.n > 0 || dbqc_in_flight(q->lanes[k].conn) != NULL)
             return 0;
     }
     return 1;
@@ -1673,11 +1206,13 @@ void dbq_stats(const struct dbq *q, struct dbq_stats *out)
     *out = q->st;
     out->queue_depth = q->rejected.n;
     out->in_flight = 0;
+    out->probes = dbqc_probes(q->lconn);
     for (int k = 0; k < DBQ_NCLASSES; k++) {
-        const struct dbq_req *rq = &q->conns[k].reqs[q->conns[k].active];
+        struct dbqc_req *r = dbqc_in_flight(q->lanes[k].conn);
 
-        out->queue_depth += q->queue[k].n;
-        if (rq->kind == DBQ_REQ_BATCH)
-            out->in_flight += rq->items.n;
+        out->queue_depth += q->lanes[k].queue.n;
+        if (r != NULL)
+            out->in_flight += batch_of(r)->items.n;
+        out->probes += dbqc_probes(q->lanes[k].conn);
     }
 }

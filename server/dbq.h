@@ -3,11 +3,13 @@
  * statements with group commit, multi-row coalescing, LISTEN, and a health
  * signal, all on the event loop's thread without ever blocking it.
  *
- * Connections: one per class (durable, fast) plus one for LISTEN once
- * dbq_listen was called. Each is connected with PQconnectStartParams and
- * driven by socket events (connect_timeout_ms is our own deadline), then put
- * in non-blocking pipeline mode, and reconnected after any loss with a
- * backoff of 100 ms doubling to 5 s.
+ * Connections (dbq_conn.c): one per class (durable, fast) plus one for
+ * LISTEN once dbq_listen was called. Each is connected with
+ * PQconnectStartParams and driven by socket events (connect_timeout_ms is
+ * our own deadline), then put in non-blocking pipeline mode, and
+ * reconnected after any loss with a backoff of 100 ms doubling to 5 s. A
+ * statement text used twice in a session runs as a named prepared
+ * statement from then on (parse and plan once per connection).
  *
  * Group commit: everything submitted for a class during one loop turn goes
  * out at the end of the turn as ONE batch, BEGIN, the statements in

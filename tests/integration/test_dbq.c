@@ -9,8 +9,10 @@
  *                       same through a multi-row template, with values that
  *                       need escaping read back; a failure mid-batch fails
  *                       alone (plain statements and template rows); a full
- *                       queue; statement_timeout; LISTEN/NOTIFY across a
- *                       terminated listen backend; dbq_free with pending work
+ *                       queue; statement_timeout; prepared statements (a
+ *                       stale plan is retried, a bad Parse fails as the
+ *                       statement); LISTEN/NOTIFY across a terminated listen
+ *                       backend; dbq_free with pending work
  *   test_dbq outage     the durable backend terminated mid-batch; the
  *                       database refusing connections (wait_ms, DBQ_PERSIST);
  *                       a server that accepts TCP and never answers; frozen
@@ -221,6 +223,21 @@ static int cluster_exec(const char *sql)
 
 /* ---- pipeline group ------------------------------------------------------ */
 
+/* stores the number of columns of an answered read, -2 if it failed */
+static void on_ncols(void *arg, const struct dbq_result *r)
+{
+    int *n = arg;
+
+    *n = r->outcome == DBQ_OK ? PQnfields(r->res) : -2;
+    if (r->outcome != DBQ_OK)
+        printf("read failed: %s (%s)\n", r->message, r->sqlstate);
+}
+
+static int ncols_known(void *arg)
+{
+    return *(const int *)arg != -1;
+}
+
 /* 200 statements from 50 submitters in one turn: one batch, one commit,
  * callbacks in submission order, each row visible when its callback runs. */
 static void test_group_commit(void)
@@ -272,6 +289,17 @@ static void test_group_commit(void)
     CHECK(dbq_idle(e.q));
 out:
     env_close(&e);
+}
+
+/* counts DBQ_OK callbacks in the int at arg */
+static void count_ok(void *arg, const struct dbq_result *r)
+{
+    *(int *)arg += r->outcome == DBQ_OK;
+}
+
+static int reached_20000(void *arg)
+{
+    return *(const int *)arg >= 20000;
 }
 
 /* The same through a template: 100 rows from 20 submitters are one
@@ -346,6 +374,35 @@ static void test_rows(void)
     }
     PQclear(res);
     CHECK_EQ_INT(same, 100);
+
+    /* 20000 rows in one turn: still one statement, one commit */
+    {
+        static int big_done;
+        struct dbq_rows *big =
+            dbq_rows_new(e.q, DBQ_FAST, 0, "INSERT INTO rw (k) SELECT * FROM unnest($1::int[])", 1);
+        long long t0 = th_now_ms();
+
+        big_done = 0;
+        if (!CHECK(big != NULL))
+            goto out;
+        int refused = 0;
+
+        dbq_stats(e.q, &before);
+        for (int i = 0; i < 20000; i++) {
+            char k[16];
+            const char *v[1] = {k};
+
+            snprintf(k, sizeof(k), "%d", 1000 + i);
+            refused += dbq_row(big, v, count_ok, &big_done) != 0;
+        }
+        CHECK_EQ_INT(refused, 0);
+        CHECK(run_until(&e, reached_20000, &big_done, 20000) == 0);
+        dbq_stats(e.q, &after);
+        CHECK_EQ_INT(after.statements - before.statements, 1);
+        CHECK_EQ_INT(after.commits - before.commits, 1);
+        CHECK_EQ_INT(count_sql("SELECT count(*) FROM rw WHERE k >= 1000", NULL), 20000);
+        printf("20000 template rows committed in %lld ms\n", th_now_ms() - t0);
+    }
 out:
     env_close(&e);
 }
@@ -492,6 +549,57 @@ static void test_statement_timeout(void)
     CHECK(r[0].at - t0 < 900);
     CHECK_EQ_INT(r[1].outcome, DBQ_OK);
     CHECK_EQ_INT(count_sql("SELECT count(*) FROM st", NULL), 1);
+out:
+    env_close(&e);
+}
+
+/* Statements run as prepared statements from their second use on: a plan
+ * gone stale under DDL (0A000) is sent again, not reported; a statement
+ * whose Parse fails still fails alone, as itself. */
+static void test_prepared(void)
+{
+    static struct rec r[12];
+    struct recs rs = {r, 0};
+    struct dbq_config cfg = {0};
+    struct env e;
+    int ncols = -1;
+
+    printf("-- prepared statements\n");
+    if (!CHECK(th_sql_exec(admin, "CREATE TABLE pt (a int)") == 0) ||
+        !CHECK(th_sql_exec(admin, "INSERT INTO pt VALUES (1)") == 0))
+        return;
+    if (env_open(&e, &cfg) != 0 || !CHECK(run_until(&e, healthy, e.q, 10000) == 0))
+        goto out;
+    memset(r, 0, sizeof(r));
+    /* three rounds of SELECT * (the second and third run prepared), each
+     * with a bad statement and a good one beside it */
+    for (int round = 0; round < 3; round++) {
+        int i = round * 3;
+
+        for (int k = 0; k < 3; k++)
+            r[i + k].id = i + k;
+        CHECK(dbq_exec(e.q, DBQ_FAST, DBQ_RETRY_SAFE, "SELECT * FROM pt", 0, NULL, NULL, NULL,
+                       on_done, &r[i]) == 0);
+        CHECK(dbq_exec(e.q, DBQ_FAST, 0, "SELEC 1", 0, NULL, NULL, NULL, on_done, &r[i + 1]) == 0);
+        CHECK(dbq_exec(e.q, DBQ_FAST, DBQ_RETRY_SAFE, "SELECT 2", 0, NULL, NULL, NULL, on_done,
+                       &r[i + 2]) == 0);
+        rs.n = i + 3;
+        CHECK(run_until(&e, all_done, &rs, 10000) == 0);
+        CHECK_EQ_INT(r[i].outcome, DBQ_OK);
+        CHECK_EQ_INT(r[i + 1].outcome, DBQ_FAILED);
+        CHECK_STR(r[i + 1].sqlstate, "42601");
+        CHECK_EQ_INT(r[i + 2].outcome, DBQ_OK);
+    }
+    /* the table changes shape: the prepared SELECT * cannot run as it was */
+    CHECK(th_sql_exec(admin, "ALTER TABLE pt ADD COLUMN b text") == 0);
+    r[9].id = 9;
+    r[9].check_sql = NULL;
+    CHECK(dbq_exec(e.q, DBQ_FAST, DBQ_RETRY_SAFE, "SELECT * FROM pt", 0, NULL, NULL, NULL, on_ncols,
+                   &ncols) == 0);
+    CHECK(run_until(&e, ncols_known, &ncols, 10000) == 0);
+    CHECK_EQ_INT(ncols, 2);
+    for (int i = 0; i < 9; i++)
+        CHECK_EQ_INT(r[i].calls, 1);
 out:
     env_close(&e);
 }
@@ -958,6 +1066,7 @@ int main(int argc, char **argv)
         test_failure();
         test_queue_full();
         test_statement_timeout();
+        test_prepared();
         test_listen();
         test_free_pending();
     }
