@@ -304,10 +304,12 @@ int db_connect(struct db_conn *c)
     snprintf(sql, sizeof(sql), "SET statement_timeout = %d", c->statement_timeout_ms);
     r = run(c, sql, 0, NULL, NULL, NULL, 0);
     if (r == NULL) {
-        char why[sizeof(c->error) + 40];
+        char why[sizeof(c->error)], state[sizeof(c->sqlstate)];
 
-        snprintf(why, sizeof(why), "could not set statement_timeout: %s", c->error);
-        set_error(c, why, c->sqlstate, c->unavailable);
+        /* copies first: set_error writes where they come from */
+        snprintf(why, sizeof(why), "could not set statement_timeout: %.200s", c->error);
+        snprintf(state, sizeof(state), "%s", c->sqlstate);
+        set_error(c, why, state, c->unavailable);
         drop(c);
         return -1;
     }
