@@ -17,8 +17,12 @@ add_executable(bench_dlopen ${WF_BENCH_SRC}/bench_dlopen.c)
 target_include_directories(bench_dlopen PRIVATE ${WF_BENCH_SRC}/../include)
 target_link_libraries(bench_dlopen PRIVATE PkgConfig::CJSON ${CMAKE_DL_LIBS})
 
-set_target_properties(bench_http bare_mhd bench_baseline bench_dlopen PROPERTIES
+# Core's asynchronous PostgreSQL layer: group commit against one commit per row.
+add_executable(bench_dbq ${WF_BENCH_SRC}/bench_dbq.c ${WF_BENCH_SRC}/stats.c)
+target_link_libraries(bench_dbq PRIVATE wf_roles PkgConfig::PQ Threads::Threads)
+
+set_target_properties(bench_http bare_mhd bench_baseline bench_dlopen bench_dbq PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${WF_BENCH_OUT} LIBRARY_OUTPUT_DIRECTORY ${WF_BENCH_OUT})
 
 add_custom_target(bench_tools
-  DEPENDS bench_http bare_mhd bench_baseline bench_dlopen)
+  DEPENDS bench_http bare_mhd bench_baseline bench_dlopen bench_dbq)
