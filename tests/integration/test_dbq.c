@@ -221,6 +221,25 @@ static int cluster_exec(const char *sql)
     return rc;
 }
 
+/* terminate() for a backend that is running pg_sleep right now */
+static int terminate_sleeping(const char *role)
+{
+    char app[64];
+    const char *p[2] = {db.name, app};
+    PGresult *r;
+    int n = 0;
+
+    snprintf(app, sizeof(app), "wf-test:%s", role);
+    r = th_sql(admin,
+               "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND "
+               "application_name = $2 AND state = 'active' AND query LIKE '%pg_sleep%'",
+               2, p);
+    if (r != NULL)
+        n = PQntuples(r);
+    PQclear(r);
+    return n;
+}
+
 /* ---- pipeline group ------------------------------------------------------ */
 
 /* stores the number of columns of an answered read, -2 if it failed */
@@ -753,7 +772,7 @@ static void test_kill_mid_batch(void)
 
         r[i].id = i;
         if (i == 10) {
-            CHECK(dbq_exec(e.q, DBQ_DURABLE, DBQ_RETRY_SAFE, "SELECT pg_sleep(0.3)", 0, NULL, NULL,
+            CHECK(dbq_exec(e.q, DBQ_DURABLE, DBQ_RETRY_SAFE, "SELECT pg_sleep(1)", 0, NULL, NULL,
                            NULL, on_done, &r[i]) == 0);
             continue;
         }
@@ -770,7 +789,9 @@ static void test_kill_mid_batch(void)
     run_for(&e, 100); /* the server is in pg_sleep now */
     dbq_stats(e.q, &st);
     CHECK(st.in_flight == 21);
-    CHECK_EQ_INT(terminate("durable"), 1);
+    /* only while it sleeps: the kill must land mid-batch, however slow this
+     * machine is today */
+    CHECK_EQ_INT(terminate_sleeping("durable"), 1);
     CHECK(run_until(&e, all_done, &rs, 15000) == 0);
     run_for(&e, 200); /* nobody hears twice */
     for (int i = 0; i < 21; i++) {
@@ -990,7 +1011,7 @@ static void on_health(void *arg, int h)
 }
 
 /* SIGSTOP dbq's backends: unhealthy within health_ms + one probe interval
- * (1500 ms here); SIGCONT: healthy again. */
+ * (1500 ms here, plus scheduling slack); SIGCONT: healthy again. */
 static void test_frozen(void)
 {
     struct dbq_config cfg = {.health_ms = 1000, .statement_timeout_ms = 20000};
@@ -1023,7 +1044,7 @@ static void test_frozen(void)
     CHECK(run_until(&e, unhealthy, e.q, 3000) == 0);
     took = th_now_ms() - t0;
     printf("frozen backends: unhealthy after %lld ms\n", took);
-    CHECK(took <= 1600);
+    CHECK(took <= 1800);
     for (int i = 0; i < stopped; i++)
         kill(pids[i], SIGCONT);
     stopped = 0;
