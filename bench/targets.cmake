@@ -20,8 +20,12 @@ target_link_libraries(bench_dlopen PRIVATE PkgConfig::CJSON ${CMAKE_DL_LIBS})
 add_executable(bench_chan ${WF_BENCH_SRC}/bench_chan.c ${WF_BENCH_SRC}/stats.c)
 target_link_libraries(bench_chan PRIVATE wf_common)
 
-set_target_properties(bench_http bare_mhd bench_baseline bench_dlopen bench_chan PROPERTIES
-  RUNTIME_OUTPUT_DIRECTORY ${WF_BENCH_OUT} LIBRARY_OUTPUT_DIRECTORY ${WF_BENCH_OUT})
+# Core's asynchronous PostgreSQL layer: group commit against one commit per row.
+add_executable(bench_dbq ${WF_BENCH_SRC}/bench_dbq.c ${WF_BENCH_SRC}/stats.c)
+target_link_libraries(bench_dbq PRIVATE wf_roles PkgConfig::PQ Threads::Threads)
+
+set_target_properties(bench_http bare_mhd bench_baseline bench_dlopen bench_chan bench_dbq
+  PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${WF_BENCH_OUT} LIBRARY_OUTPUT_DIRECTORY ${WF_BENCH_OUT})
 
 add_custom_target(bench_tools
-  DEPENDS bench_http bare_mhd bench_baseline bench_dlopen bench_chan)
+  DEPENDS bench_http bare_mhd bench_baseline bench_dlopen bench_chan bench_dbq)
