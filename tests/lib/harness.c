@@ -813,7 +813,10 @@ void th_server_cleanup(struct th_server *s)
     /* orphans of a killed manager are still in its process group */
     if (s->pgid > 0)
         kill(-s->pgid, SIGKILL);
-    if (s->dir[0] != '\0')
+    /* WF_TEST_KEEP_LOGS=1 keeps the log of a failed test for a closer look. */
+    if (s->dir[0] != '\0' && n_failed > 0 && getenv("WF_TEST_KEEP_LOGS") != NULL)
+        fprintf(stderr, "kept the server log: %s\n", s->log_path);
+    else if (s->dir[0] != '\0')
         nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     s->dir[0] = '\0';
     s->log_path[0] = '\0';
@@ -1366,7 +1369,8 @@ int th_proc_children(pid_t ppid, const char *comm, pid_t *out, int max)
         n++;
     }
     closedir(d);
-    qsort(out, (size_t)(n < max ? n : max), sizeof(pid_t), cmp_pid);
+    if (out != NULL && n > 0 && max > 0)
+        qsort(out, (size_t)(n < max ? n : max), sizeof(pid_t), cmp_pid);
     return n;
 }
 
