@@ -1008,8 +1008,10 @@ void dbq_free(struct dbq *q)
     }
     dbqc_free(q->lconn);
     dbqc_req_free(&q->lreq);
-    if (q->loop != NULL)
+    if (q->loop != NULL) {
         loop_timer_cancel(q->loop, &q->expire_timer);
+        loop_off_turn_end(q->loop, on_turn_end, q);
+    }
     while (q->rows != NULL) {
         struct dbq_rows *s = q->rows;
 

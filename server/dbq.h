@@ -146,9 +146,8 @@ int dbq_start(struct dbq *q);
  * Frees the layer: first every statement still pending gets its callback,
  * DBQ_UNAVAILABLE when queued, DBQ_UNKNOWN (or DBQ_OK when its commit was
  * already seen) when in flight, then the connections are closed. Use it at
- * shutdown, after dbq_idle() turned 1 if nothing should be lost. The
- * loop has no way to remove an end-of-turn hook: the loop must not run
- * another turn after dbq_free (free it right after).
+ * shutdown, after dbq_idle() turned 1 if nothing should be lost. Its
+ * end-of-turn hook and timers are removed, so the loop may go on.
  */
 void dbq_free(struct dbq *q);
 

@@ -255,6 +255,18 @@ int loop_on_turn_end(struct loop *l, loop_fn fn, void *arg)
     return 0;
 }
 
+void loop_off_turn_end(struct loop *l, loop_fn fn, void *arg)
+{
+    for (int i = 0; i < l->nhooks; i++) {
+        if (l->hooks[i].fn == fn && l->hooks[i].arg == arg) {
+            memmove(&l->hooks[i], &l->hooks[i + 1],
+                    (size_t)(l->nhooks - i - 1) * sizeof(l->hooks[0]));
+            l->nhooks--;
+            return;
+        }
+    }
+}
+
 int loop_post(struct loop *l, loop_fn fn, void *arg)
 {
     struct loop_task *t = malloc(sizeof(*t));

@@ -67,6 +67,8 @@ int loop_timer_armed(const struct loop_timer *t);
  * or -1 when the table (LOOP_MAX_HOOKS) is full. */
 #define LOOP_MAX_HOOKS 8
 int loop_on_turn_end(struct loop *l, loop_fn fn, void *arg) __attribute__((warn_unused_result));
+/* Removes the hook added with the same fn and arg (no-op if absent). */
+void loop_off_turn_end(struct loop *l, loop_fn fn, void *arg);
 
 /*
  * Any thread: asks the loop thread to call fn(arg) in its next turn; tasks
