@@ -1,12 +1,14 @@
 /*
- * replay_msg.c: runs the msg_decode fuzz target under ctest without a
- * fuzzing engine: every seed of the corpus directory (WF_FUZZ_CORPUS,
- * tests/fuzz/corpus/msg), then 4,000 deterministic mutations of each (bit
- * flips, byte stores of 0x00/0xff/random, truncations, insertions, the
- * header's length and flags overwritten with extreme values), then every
- * file named on the command line. Fixed seed, so a failure repeats. Exit 0
- * when every input was handled (a crash, an abort or a sanitizer report ends
- * the process otherwise), 1 when the corpus cannot be read.
+ * replay_corpus.c: runs a fuzz target under ctest without a fuzzing engine:
+ * every seed of the corpus directory (WF_FUZZ_CORPUS, a directory under
+ * tests/fuzz/corpus/), then 4,000 deterministic mutations of each (bit
+ * flips, byte stores of 0x00/0xff/random, truncations, insertions of JSON
+ * punctuation), then every file named on the command line. With
+ * WF_FUZZ_MSG_HEADER (the message decoder), the mutations also aim at the
+ * record header: its length and flags overwritten with extreme values.
+ * Fixed seed, so a failure repeats. Exit 0 when every input was handled (a
+ * crash, an abort or a sanitizer report ends the process otherwise), 1 when
+ * the corpus cannot be read. WF_FUZZ_NAME names the target in messages.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -51,11 +53,16 @@ static unsigned char *read_all(const char *path, size_t *len)
     return buf;
 }
 
+#ifdef WF_FUZZ_MSG_HEADER
 static void set_len(unsigned char *buf, size_t n, uint32_t v)
 {
     if (n >= 8)
         memcpy(buf + 4, &v, sizeof(v));
 }
+#define HEADER_EDITS 2 /* the two header cases below */
+#else
+#define HEADER_EDITS 0
+#endif
 
 /* Runs MUTATIONS mutants of seed[0..len-1]; returns how many. */
 static long mutate(const unsigned char *seed, size_t len)
@@ -71,11 +78,13 @@ static long mutate(const unsigned char *seed, size_t len)
 
         memcpy(buf, seed, len);
         for (int e = 0; e < edits; e++) {
-            /* Mostly in the header, where the rules are. */
-            size_t at = n == 0 ? 0 : rng() % 2 == 0 ? (size_t)(rng() % 8) : (size_t)(rng() % n);
+            /* With a header, mostly in it, where the rules are. */
+            size_t at = n == 0                               ? 0
+                        : HEADER_EDITS > 0 && rng() % 2 == 0 ? (size_t)(rng() % 8)
+                                                             : (size_t)(rng() % n);
             if (at >= n && rng() % 7 != 0)
                 continue;
-            switch (rng() % 7) {
+            switch (rng() % (5 + HEADER_EDITS)) {
             case 0:
                 if (at < n)
                     buf[at] ^= (unsigned char)(1u << (rng() % 8));
@@ -103,22 +112,28 @@ static long mutate(const unsigned char *seed, size_t len)
                 n += k;
                 break;
             }
+#ifdef WF_FUZZ_MSG_HEADER
             case 5: {
                 static const uint32_t lens[] = {
                     0, 1, 7, 8, 65535, 65536, 65537, 16777216, 16777217, 0x7fffffff, 0xffffffff};
                 set_len(buf, n, rng() % 2 ? lens[rng() % 11] : (uint32_t)(n - 8 + rng() % 3 - 1));
                 break;
             }
-            default:
+            case 6:
                 if (n >= 4)
                     buf[3] = (unsigned char)(rng() % 8);
                 break;
+#endif
+            default:
+                break;
             }
         }
+#ifdef WF_FUZZ_MSG_HEADER
         /* Half the time, keep the length field honest so the JSON parser,
          * not the header check, sees the mutation. */
         if (rng() % 2 == 0 && n >= 8)
             set_len(buf, n, (uint32_t)(n - 8));
+#endif
         LLVMFuzzerTestOneInput(buf, n);
         runs++;
     }
@@ -133,7 +148,7 @@ int main(int argc, char **argv)
     long runs = 0, seeds = 0;
 
     if (d == NULL) {
-        fprintf(stderr, "replay_msg: could not open corpus %s\n", WF_FUZZ_CORPUS);
+        fprintf(stderr, "%s: could not open corpus %s\n", WF_FUZZ_NAME, WF_FUZZ_CORPUS);
         return 1;
     }
     while ((e = readdir(d)) != NULL) {
@@ -146,7 +161,7 @@ int main(int argc, char **argv)
         snprintf(path, sizeof(path), "%s/%s", WF_FUZZ_CORPUS, e->d_name);
         seed = read_all(path, &len);
         if (seed == NULL) {
-            fprintf(stderr, "replay_msg: could not read seed %s\n", path);
+            fprintf(stderr, "%s: could not read seed %s\n", WF_FUZZ_NAME, path);
             closedir(d);
             return 1;
         }
@@ -157,7 +172,7 @@ int main(int argc, char **argv)
     }
     closedir(d);
     if (seeds == 0) {
-        fprintf(stderr, "replay_msg: no seeds in %s\n", WF_FUZZ_CORPUS);
+        fprintf(stderr, "%s: no seeds in %s\n", WF_FUZZ_NAME, WF_FUZZ_CORPUS);
         return 1;
     }
     for (int i = 1; i < argc; i++) {
@@ -169,6 +184,6 @@ int main(int argc, char **argv)
             free(f);
         }
     }
-    printf("replay_msg: %ld seeds, %ld passed, 0 failed\n", seeds, runs);
+    printf("%s: %ld seeds, %ld passed, 0 failed\n", WF_FUZZ_NAME, seeds, runs);
     return 0;
 }

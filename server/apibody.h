@@ -1,0 +1,34 @@
+/*
+ * apibody.h: the JSON request bodies of the REST API, parsed and validated
+ * in one place, without libmicrohttpd or the database, so every parser can
+ * be fuzzed on its own (tests/fuzz/fuzz_bodies.c) and every route answers a
+ * bad body the same way: a 400 with the reason returned here.
+ *
+ * Each parser takes the raw body (not NUL-terminated; len may be 0) and
+ * either fills its outputs and returns 0, or returns -1 with *why set to a
+ * static one-line reason and the outputs untouched. Nothing is allocated
+ * that outlives the call.
+ */
+#ifndef WF_APIBODY_H
+#define WF_APIBODY_H
+
+#include <stddef.h>
+
+#include "jsonutil.h"
+
+#define APIBODY_NAME_MAX 200 /* a project's display name, in bytes */
+
+/* POST /workers/start|stop|restart: {"projectId":"<id>"}. */
+int apibody_project_id(const char *body, size_t len, char id[WF_ID_MAX + 1], const char **why)
+    __attribute__((warn_unused_result));
+
+/*
+ * POST /projects: {"id"?: id or null, "name"?: string or null}; an empty
+ * body is an empty object. id[0] and name[0] are '\0' when absent (the
+ * caller then generates an id, and names the project after its id).
+ */
+int apibody_project_create(const char *body, size_t len, char id[WF_ID_MAX + 1],
+                           char name[APIBODY_NAME_MAX + 1], const char **why)
+    __attribute__((warn_unused_result));
+
+#endif

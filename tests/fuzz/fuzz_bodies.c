@@ -1,0 +1,52 @@
+/*
+ * fuzz_bodies.c: fuzz target for the JSON request bodies of every route
+ * that takes one (server/apibody.c: POST /workers/start|stop|restart,
+ * POST /projects). Request bodies are the API's untrusted input. The input
+ * is one body, fed to every parser. Any read past the input is a bug
+ * (AddressSanitizer reports it); so is an accepted body whose outputs break
+ * the contract (an id that does not match ^[A-Za-z0-9_-]{1,64}$, a name
+ * over its cap), or a refusal without a reason.
+ *
+ * Built like fuzz_msg.c: as a libFuzzer binary with clang and -DWF_FUZZ=ON,
+ * and always into test_fuzz_bodies, which replays tests/fuzz/corpus/bodies
+ * and mutations of it under ctest.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apibody.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* A private copy of exactly size bytes, so ASan sees any overread. */
+    char *copy = malloc(size > 0 ? size : 1);
+    char id[WF_ID_MAX + 1], name[APIBODY_NAME_MAX + 1];
+    const char *why;
+
+    if (copy == NULL)
+        return 0;
+    if (size > 0)
+        memcpy(copy, data, size);
+
+    why = NULL;
+    if (apibody_project_id(copy, size, id, &why) == 0) {
+        if (!ju_valid_id(id))
+            abort();
+    } else if (why == NULL || why[0] == '\0') {
+        abort();
+    }
+
+    why = NULL;
+    if (apibody_project_create(copy, size, id, name, &why) == 0) {
+        if ((id[0] != '\0' && !ju_valid_id(id)) || strlen(name) > APIBODY_NAME_MAX)
+            abort();
+    } else if (why == NULL || why[0] == '\0') {
+        abort();
+    }
+    free(copy);
+    return 0;
+}
