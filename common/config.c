@@ -121,6 +121,21 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
     if (env_long("WF_MAX_ARTIFACT_BYTES", 64L << 20, 4096, 1L << 30, &v, err, errlen) < 0)
         return -1;
     cfg->max_artifact_bytes = v;
+    if (env_long("WF_MAX_MESSAGE_BYTES", 16L << 20, 1L << 20, 1L << 30, &v, err, errlen) < 0)
+        return -1;
+    cfg->max_message_bytes = v;
+    if (env_long("WF_WORKER_STALL_MS", 10000, 100, 600000, &v, err, errlen) < 0)
+        return -1;
+    cfg->worker_stall_ms = (int)v;
+    if (env_long("WF_WORKER_MSG_RATE", 20000, 10, 10000000, &v, err, errlen) < 0)
+        return -1;
+    cfg->worker_msg_rate = (int)v;
+    if (env_long("WF_DB_STATEMENT_TIMEOUT_MS", 10000, 100, 3600000, &v, err, errlen) < 0)
+        return -1;
+    cfg->db_statement_timeout_ms = (int)v;
+    if (env_long("WF_DB_CONNECT_TIMEOUT_MS", 5000, 1000, 600000, &v, err, errlen) < 0)
+        return -1;
+    cfg->db_connect_timeout_ms = (int)v;
 
     s = getenv("WF_RUNTIME_DIR");
     if (s != NULL && *s != '\0') {

@@ -30,6 +30,11 @@ struct wf_config {
     char worker_program[PATH_MAX]; /* empty: this binary */
     char runtime_dir[PATH_MAX];    /* verified plugin files, per project */
     long max_artifact_bytes;
+    long max_message_bytes; /* largest message between roles (WF_MAX_MESSAGE_BYTES) */
+    int worker_stall_ms;    /* a worker not reading its queue this long is reset */
+    int worker_msg_rate;    /* messages per second a worker may send before it is reset */
+    int db_statement_timeout_ms;
+    int db_connect_timeout_ms;
     enum log_level log_level;
     int log_json;
 };

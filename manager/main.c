@@ -31,6 +31,8 @@ int main(int argc, char **argv)
 
     if (argc >= 2 && strcmp(argv[1], "worker") == 0)
         return worker_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "describe") == 0)
+        return describe_main(argc, argv);
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return WF_EXIT_OK;

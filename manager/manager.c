@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "exitcodes.h"
 #include "log.h"
 #include "manager.h"
@@ -40,15 +41,57 @@ int mgr_watch_fd(struct mgr *m, int fd, struct mgr_watch *w)
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN;
     ev.data.ptr = w;
+    w->fd = fd;
+    w->events = EPOLLIN;
     return epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+void mgr_watch_out(struct mgr *m, struct mgr_watch *w, int want_out)
+{
+    uint32_t events = EPOLLIN | (want_out ? EPOLLOUT : 0);
+    struct epoll_event ev;
+
+    if (w->events == events)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events;
+    ev.data.ptr = w;
+    if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, w->fd, &ev) == 0)
+        w->events = events;
+}
+
+struct chan *mgr_chan(int fd)
+{
+    struct chan *ch = chan_new(fd, NULL);
+
+    if (ch == NULL) {
+        log_error("could not set up a channel: %s", strerror(errno));
+        close(fd);
+    }
+    return ch;
+}
+
+/* Core is gone or hung: forget its socket and tell the supervisor. */
+static void drop_core(struct mgr *m);
+
 void mgr_core_send(struct mgr *m, const cJSON *msg, int pass_fd)
 {
-    if (m->core_fd < 0 || !m->core_attached)
+    if (m->core_ch == NULL || !m->core_attached)
         return;
-    if (msg_send(m->core_fd, msg, pass_fd) < 0)
-        log_warning("could not send message to core: %s", strerror(errno));
+    if (chan_send(m->core_ch, msg, pass_fd) < 0) {
+        int e = errno;
+        if (e == ENOBUFS && m->core_pid > 0) {
+            /* Core's loop never stops reading for long: it is hung. */
+            log_error("core stopped reading its control socket; killing it (pid %d)",
+                      (int)m->core_pid);
+            kill(m->core_pid, SIGKILL);
+            drop_core(m);
+        } else {
+            log_warning("could not send message to core: %s", strerror(e));
+        }
+        return;
+    }
+    mgr_watch_out(m, &m->core_watch, chan_wants_write(m->core_ch));
 }
 
 /* Lets the manager hold one socket per worker for thousands of workers. */
@@ -73,6 +116,7 @@ static void build_worker_env(struct mgr *m)
     static char path[] = "PATH=/usr/local/bin:/usr/bin:/bin";
     static char fmt_json[] = "LOG_FORMAT=json";
     static char fmt_text[] = "LOG_FORMAT=text";
+    static char max_msg[64];
     int n = 0;
 
     m->worker_env[n++] = path;
@@ -85,6 +129,9 @@ static void build_worker_env(struct mgr *m)
     }
     if (getenv("LOG_FORMAT") == NULL) /* keep the manager's choice for a tty */
         m->worker_env[n++] = m->cfg->log_json ? fmt_json : fmt_text;
+    /* Core and workers must agree on the largest message. */
+    snprintf(max_msg, sizeof(max_msg), "WF_MAX_MESSAGE_BYTES=%ld", m->cfg->max_message_bytes);
+    m->worker_env[n++] = max_msg;
     m->worker_env[n] = NULL;
 }
 
@@ -143,19 +190,20 @@ static void start_core(struct mgr *m)
         return;
     }
     m->core_pid = pid;
-    m->core_fd = sv[0];
+    m->core_ch = mgr_chan(sv[0]);
+    m->core_fd = m->core_ch != NULL ? sv[0] : -1;
     m->core_attached = 0;
     m->core_spawned = ju_mono_ms();
-    if (mgr_watch_fd(m, m->core_fd, &m->core_watch) < 0)
+    if (m->core_fd >= 0 && mgr_watch_fd(m, m->core_fd, &m->core_watch) < 0)
         log_error("could not watch core socket: %s", strerror(errno));
     log_info("started core (pid %d)", (int)pid);
 }
 
-/* Core is gone: forget its socket and tell the supervisor. */
 static void drop_core(struct mgr *m)
 {
-    if (m->core_fd >= 0) {
-        close(m->core_fd); /* also removes it from epoll */
+    if (m->core_ch != NULL) {
+        chan_free(m->core_ch); /* closes the socket: also removes it from epoll */
+        m->core_ch = NULL;
         m->core_fd = -1;
     }
     m->core_attached = 0;
@@ -193,41 +241,65 @@ static void core_exited(struct mgr *m, int wstatus)
     log_error("core %s; restarting in %lld ms", desc, (long long)(at - now));
 }
 
+/* Core's messages: at most a budget per readiness event (level-triggered
+ * epoll brings the rest). */
 static void process_core_message(struct mgr *m)
 {
-    for (;;) {
+    for (int i = 0; i < 256 && m->core_ch != NULL; i++) {
         cJSON *msg = NULL;
-        int r = msg_recv(m->core_fd, &msg, NULL);
+        int fd = -1;
+        int r = chan_recv(m->core_ch, &msg, &fd);
         const char *op;
-        int64_t req = 0;
+        int64_t req = 0, pid = 0;
 
         if (r < 0 && errno == EAGAIN)
             return;
+        if (r < 0 && (errno == EBADMSG || errno == EMSGSIZE)) {
+            log_warning("ignoring a malformed message from core");
+            continue;
+        }
         if (r <= 0) {
             if (r < 0)
                 log_warning("could not read from core: %s", strerror(errno));
-            /* EOF: core is exiting; the reaper handles the rest. A protocol
-             * error is not EOF: that message is lost, the next is read. */
-            if (r == 0 || (errno != EBADMSG && errno != EMSGSIZE)) {
-                drop_core(m);
-                return;
-            }
-            continue;
+            /* EOF: core is exiting; the reaper handles the rest. */
+            drop_core(m);
+            return;
         }
         op = ju_str(msg, "op");
         if (op != NULL && strcmp(op, "hello") == 0) {
             m->core_attached = 1;
             sv_core_hello(m);
             m->core_started_once = 1;
+        } else if (op != NULL && strcmp(op, "describe") == 0 && ju_int(msg, "req", &req) == 0 &&
+                   fd >= 0) {
+            dsc_request(m, (uint64_t)req,
+                        ju_str(msg, "label") != NULL ? ju_str(msg, "label") : "upload", fd);
+            fd = -1;
+        } else if (op != NULL && strcmp(op, "kill") == 0 && ju_str(msg, "project") != NULL &&
+                   ju_int(msg, "pid", &pid) == 0) {
+            sv_kill(m, ju_str(msg, "project"), (pid_t)pid,
+                    ju_str(msg, "reason") != NULL ? ju_str(msg, "reason") : "no reason given");
         } else if (op != NULL && ju_int(msg, "req", &req) == 0 && ju_str(msg, "project") != NULL) {
             sv_request(m, op, (uint64_t)req, ju_str(msg, "project"));
         } else {
             log_warning("ignoring malformed message from core");
         }
+        if (fd >= 0)
+            close(fd);
         cJSON_Delete(msg);
-        if (m->core_fd < 0)
-            return;
     }
+}
+
+static void core_writable(struct mgr *m)
+{
+    if (m->core_ch == NULL)
+        return;
+    if (chan_flush(m->core_ch, ju_mono_ms()) < 0) {
+        log_warning("could not write to core: %s", strerror(errno));
+        drop_core(m);
+        return;
+    }
+    mgr_watch_out(m, &m->core_watch, chan_wants_write(m->core_ch));
 }
 
 /* Reaps every exited child (STYLE §12: one loop, WNOHANG). */
@@ -239,7 +311,7 @@ static void reap_children(struct mgr *m)
     while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
         if (pid == m->core_pid)
             core_exited(m, wstatus);
-        else if (!sv_reaped(m, pid, wstatus)) {
+        else if (!sv_reaped(m, pid, wstatus) && !dsc_reaped(m, pid, wstatus)) {
             char desc[128];
             bo_classify(wstatus, desc, sizeof(desc));
             log_warning("untracked child process %d %s", (int)pid, desc);
@@ -252,6 +324,7 @@ static void begin_shutdown(struct mgr *m, const char *why)
     if (m->shutting_down) {
         log_warning("received %s again; killing every child now", why);
         sv_kill_all(m);
+        dsc_kill_all(m);
         if (m->core_pid > 0)
             kill(m->core_pid, SIGKILL);
         return;
@@ -288,7 +361,7 @@ static void process_signals(struct mgr *m)
  */
 static int shutdown_step(struct mgr *m, int64_t now)
 {
-    if (sv_live_procs(m) > 0)
+    if (sv_live_procs(m) > 0 || dsc_live(m) > 0)
         return 0;
     if (m->core_pid > 0) {
         if (m->shutdown_kill_at == 0) {
@@ -366,6 +439,7 @@ int mgr_main(const struct wf_config *cfg)
     struct epoll_event evs[64];
 
     m->cfg = cfg;
+    msg_set_max_bytes((size_t)cfg->max_message_bytes);
     m->core_fd = -1;
     m->listen_fd = -1;
     m->exit_code = WF_EXIT_OK;
@@ -379,7 +453,11 @@ int mgr_main(const struct wf_config *cfg)
     for (;;) {
         int64_t now = ju_mono_ms();
         int64_t next = sv_timers(m, now);
+        int64_t dnext = dsc_timers(m, now);
         int timeout, n;
+
+        if (dnext < next)
+            next = dnext;
 
         if (m->core_restart_at > 0 && !m->shutting_down) {
             if (now >= m->core_restart_at)
@@ -408,16 +486,26 @@ int mgr_main(const struct wf_config *cfg)
                 process_signals(m);
                 break;
             case MW_CORE:
-                if (m->core_fd >= 0)
+                if (m->core_ch != NULL && (evs[i].events & EPOLLOUT))
+                    core_writable(m);
+                if (m->core_ch != NULL)
                     process_core_message(m);
                 break;
             case MW_WORKER:
+                if (evs[i].events & EPOLLOUT)
+                    sv_worker_writable(m, w->ptr);
                 sv_worker_message(m, w->ptr);
+                break;
+            case MW_DESCRIBE:
+                dsc_readable(m, w->ptr);
                 break;
             }
         }
     }
     sv_free(m);
+    dsc_free(m);
+    if (m->core_ch != NULL)
+        chan_free(m->core_ch);
     close(m->listen_fd);
     log_info("shut down");
     return m->exit_code;

@@ -22,15 +22,20 @@
 
 /* What an epoll registration points at. */
 enum mgr_watch_kind {
-    MW_SIGNAL, /* the signalfd */
-    MW_CORE,   /* the control socket to core */
-    MW_WORKER  /* a worker's control socket */
+    MW_SIGNAL,  /* the signalfd */
+    MW_CORE,    /* the control socket to core */
+    MW_WORKER,  /* a worker's control socket */
+    MW_DESCRIBE /* the output pipe of a plugin describer */
 };
 
 struct mgr_watch {
     enum mgr_watch_kind kind;
-    void *ptr; /* struct mgr_proc for MW_WORKER */
+    void *ptr;       /* struct mgr_proc for MW_WORKER, struct mgr_describe for MW_DESCRIBE */
+    int fd;          /* the watched descriptor */
+    uint32_t events; /* what epoll watches it for */
 };
+
+struct chan;
 
 enum proc_state {
     PROC_STARTING, /* exec'd, waiting for "ready" */
@@ -42,7 +47,8 @@ enum proc_state {
 struct mgr_proc {
     struct mgr_watch watch;
     pid_t pid;
-    int ctl_fd;
+    int ctl_fd;       /* the control socket (owned by ctl), -1 once closed */
+    struct chan *ctl; /* non-blocking channel on ctl_fd, NULL once closed */
     enum proc_state state;
     char project[WF_ID_MAX + 1];
     int64_t spawned_mono;
@@ -52,6 +58,7 @@ struct mgr_proc {
     int killed;         /* SIGKILL sent */
     int load_failed;    /* reported a load error: exits 1, no restart */
     char error[512];    /* the load error, if any */
+    char reset[256];    /* why core asked for it to be killed, if it did */
     struct mgr_proc *next;
 };
 
@@ -107,7 +114,8 @@ struct mgr {
     struct mgr_watch core_watch;
 
     pid_t core_pid;          /* 0 when not running */
-    int core_fd;             /* -1 when not running */
+    int core_fd;             /* -1 when not running (owned by core_ch) */
+    struct chan *core_ch;    /* non-blocking channel on core_fd */
     int core_attached;       /* core said hello: it may receive workers */
     int core_started_once;   /* a core has said hello before (not the first) */
     int64_t core_spawned;    /* monotonic */
@@ -117,6 +125,8 @@ struct mgr {
     struct idmap slots;     /* struct mgr_slot by project */
     struct mgr_proc *procs; /* every live worker process */
     struct mgr_proc *dead;  /* reaped this iteration; freed at the next */
+
+    struct mgr_describe *describes; /* plugin describers, running or queued */
 
     int shutting_down;
     int64_t shutdown_kill_at; /* when to SIGKILL what is left */
@@ -128,6 +138,11 @@ int mgr_main(const struct wf_config *cfg);
 /* Sends msg (not consumed) to core if one is attached; drops it otherwise. */
 void mgr_core_send(struct mgr *m, const cJSON *msg, int pass_fd);
 int mgr_watch_fd(struct mgr *m, int fd, struct mgr_watch *w) __attribute__((warn_unused_result));
+/* Watches w's fd for EPOLLOUT too while want_out (a channel with a queue). */
+void mgr_watch_out(struct mgr *m, struct mgr_watch *w, int want_out);
+/* A new channel on fd (taken over; the manager's limits), or NULL (logged,
+ * fd closed). */
+struct chan *mgr_chan(int fd);
 
 /* spawn.c */
 /* Forks core: the child runs core_main() on ctl_fd and listen_fd and never
@@ -138,9 +153,18 @@ pid_t spawn_core(struct mgr *m, int ctl_fd);
  * Returns the pid, or -1 with errno set. The caller keeps its descriptors. */
 pid_t spawn_worker(struct mgr *m, const char *project, const char *worker_id, int ctl_fd,
                    int work_fd);
+/* Execs `<worker program> describe <label> <manager pid>` with the plugin's
+ * sealed memfd as fd 3 and the write end of its output pipe as fd 4.
+ * Returns the pid, or -1 with errno set. The caller keeps its descriptors. */
+pid_t spawn_describer(struct mgr *m, const char *label, int memfd, int out_fd);
 
 /* supervise.c */
 void sv_request(struct mgr *m, const char *op, uint64_t req, const char *project);
+/* Core gave up on worker pid of project: SIGKILL it; reason becomes the
+ * crash's description. */
+void sv_kill(struct mgr *m, const char *project, pid_t pid, const char *reason);
+/* Flushes a worker's control channel when its socket is writable. */
+void sv_worker_writable(struct mgr *m, struct mgr_proc *p);
 void sv_worker_message(struct mgr *m, struct mgr_proc *p);
 int sv_reaped(struct mgr *m, pid_t pid, int wstatus);
 int64_t sv_timers(struct mgr *m, int64_t now);
@@ -150,5 +174,23 @@ void sv_shutdown(struct mgr *m);
 int sv_live_procs(const struct mgr *m);
 void sv_kill_all(struct mgr *m);
 void sv_free(struct mgr *m);
+
+/* describe.c: short-lived sandboxed describers of uploaded plugins */
+struct mgr_describe;
+/* Core asks for memfd (taken) to be described as label; the reply goes to
+ * core as {"ev":"reply","req",…}. */
+void dsc_request(struct mgr *m, uint64_t req, const char *label, int memfd);
+/* Output is readable on a describer's pipe. */
+void dsc_readable(struct mgr *m, struct mgr_describe *d);
+/* A reaped pid that may be a describer's; returns 1 if it was. */
+int dsc_reaped(struct mgr *m, pid_t pid, int wstatus);
+/* Kills describers past their deadline, starts queued ones; returns the
+ * next deadline (INT64_MAX: none). */
+int64_t dsc_timers(struct mgr *m, int64_t now);
+/* Describers still running (shutdown waits for them). */
+int dsc_live(const struct mgr *m);
+/* Kills every describer (shutdown, second signal). */
+void dsc_kill_all(struct mgr *m);
+void dsc_free(struct mgr *m);
 
 #endif

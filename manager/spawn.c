@@ -1,5 +1,7 @@
 /*
- * spawn.c: the manager's children: core by fork, workers by posix_spawn.
+ * spawn.c: the manager's children: core by fork; workers, and the
+ * short-lived describers of uploaded plugins, by posix_spawn of the worker
+ * program.
  *
  * Workers are started with posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK)
  * then exec), which does not copy the manager's page tables as fork would:
@@ -106,41 +108,28 @@ pid_t spawn_core(struct mgr *m, int ctl_fd)
     _exit(core_main(m->cfg, 3, 4));
 }
 
-pid_t spawn_worker(struct mgr *m, const char *project, const char *worker_id, int ctl_fd,
-                   int work_fd)
+/*
+ * posix_spawns the worker program with argv, fd_a and fd_b as fds 3 and 4,
+ * /dev/null as stdin, a default signal disposition and an empty mask, and
+ * the manager's minimal environment. Returns the pid, or -1 with errno.
+ */
+static pid_t spawn_program(struct mgr *m, char *const *argv, int fd_a, int fd_b)
 {
-    static char worker_arg[] = "worker";
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none, dfl;
-    char hb[24], parent[24];
-    char proj[WF_ID_MAX + 1];
-    char wid[160];
-    char *argv[7];
     pid_t pid;
     int rc;
 
-    /* Our sockets are created after the listener, signalfd and epoll, so
-     * never 0..4; the dup2s below rely on it. */
-    if (ctl_fd < 5 || work_fd < 5) {
+    /* Our descriptors are created after the listener, signalfd and epoll,
+     * so never 0..4; the dup2s below rely on it. */
+    if (fd_a < 5 || fd_b < 5) {
         errno = EBADF;
         return -1;
     }
-    snprintf(hb, sizeof(hb), "%d", m->cfg->heartbeat_ms);
-    snprintf(parent, sizeof(parent), "%d", (int)getpid());
-    snprintf(proj, sizeof(proj), "%s", project);
-    snprintf(wid, sizeof(wid), "%s", worker_id);
-    argv[0] = m->worker_prog;
-    argv[1] = worker_arg;
-    argv[2] = proj;
-    argv[3] = wid;
-    argv[4] = hb;
-    argv[5] = parent;
-    argv[6] = NULL;
-
-    /* Steps 1 and 2 of the header, done by posix_spawn in the child;
-     * the worker does step 3 itself (PR_SET_PDEATHSIG, then compares its
-     * parent with argv[5]), as its first action after exec. */
+    /* Steps 1 and 2 of the header, done by posix_spawn in the child; the
+     * program does step 3 itself (PR_SET_PDEATHSIG, then compares its
+     * parent with the pid in its argv), as its first action after exec. */
     sigemptyset(&none);
     sigemptyset(&dfl);
     sigaddset(&dfl, SIGPIPE); /* the only signal the manager ignores */
@@ -148,9 +137,9 @@ pid_t spawn_worker(struct mgr *m, const char *project, const char *worker_id, in
     posix_spawnattr_init(&attr);
     rc = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     if (rc == 0)
-        rc = posix_spawn_file_actions_adddup2(&fa, ctl_fd, 3);
+        rc = posix_spawn_file_actions_adddup2(&fa, fd_a, 3);
     if (rc == 0)
-        rc = posix_spawn_file_actions_adddup2(&fa, work_fd, 4);
+        rc = posix_spawn_file_actions_adddup2(&fa, fd_b, 4);
     if (rc == 0)
         rc = posix_spawn_file_actions_addclosefrom_np(&fa, 5);
     if (rc == 0)
@@ -170,4 +159,43 @@ pid_t spawn_worker(struct mgr *m, const char *project, const char *worker_id, in
         return -1;
     }
     return pid;
+}
+
+pid_t spawn_worker(struct mgr *m, const char *project, const char *worker_id, int ctl_fd,
+                   int work_fd)
+{
+    static char worker_arg[] = "worker";
+    char hb[24], parent[24];
+    char proj[WF_ID_MAX + 1];
+    char wid[160];
+    char *argv[7];
+
+    snprintf(hb, sizeof(hb), "%d", m->cfg->heartbeat_ms);
+    snprintf(parent, sizeof(parent), "%d", (int)getpid());
+    snprintf(proj, sizeof(proj), "%s", project);
+    snprintf(wid, sizeof(wid), "%s", worker_id);
+    argv[0] = m->worker_prog;
+    argv[1] = worker_arg;
+    argv[2] = proj;
+    argv[3] = wid;
+    argv[4] = hb;
+    argv[5] = parent;
+    argv[6] = NULL;
+    return spawn_program(m, argv, ctl_fd, work_fd);
+}
+
+pid_t spawn_describer(struct mgr *m, const char *label, int memfd, int out_fd)
+{
+    static char describe_arg[] = "describe";
+    char lab[160], parent[24];
+    char *argv[5];
+
+    snprintf(lab, sizeof(lab), "%s", label);
+    snprintf(parent, sizeof(parent), "%d", (int)getpid());
+    argv[0] = m->worker_prog;
+    argv[1] = describe_arg;
+    argv[2] = lab;
+    argv[3] = parent;
+    argv[4] = NULL;
+    return spawn_program(m, argv, memfd, out_fd);
 }

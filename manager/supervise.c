@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "log.h"
 #include "manager.h"
 #include "msg.h"
@@ -213,7 +214,8 @@ static struct mgr_proc *proc_spawn(struct mgr *m, struct mgr_slot *s)
         return NULL;
     }
     p->pid = pid;
-    p->ctl_fd = ctl[0];
+    p->ctl = mgr_chan(ctl[0]);
+    p->ctl_fd = p->ctl != NULL ? ctl[0] : -1;
     p->state = PROC_STARTING;
     p->watch.kind = MW_WORKER;
     p->watch.ptr = p;
@@ -223,7 +225,7 @@ static struct mgr_proc *proc_spawn(struct mgr *m, struct mgr_slot *s)
     p->deadline = p->spawned_mono + m->cfg->start_timeout_ms;
     p->next = m->procs;
     m->procs = p;
-    if (mgr_watch_fd(m, p->ctl_fd, &p->watch) < 0)
+    if (p->ctl_fd >= 0 && mgr_watch_fd(m, p->ctl_fd, &p->watch) < 0)
         log_error("could not watch worker socket: %s", strerror(errno));
     attach_to_core(m, p, work[0], 1);
     close(work[0]); /* core has its own copy now, or there is no core yet */
@@ -449,24 +451,87 @@ static void proc_load_error(struct mgr *m, struct mgr_proc *p, const char *error
     }
 }
 
+/* Closes p's control channel (the worker is exiting or misbehaving). */
+static void proc_close_ctl(struct mgr_proc *p)
+{
+    if (p->ctl != NULL) {
+        chan_free(p->ctl); /* closes the socket: also removes it from epoll */
+        p->ctl = NULL;
+        p->ctl_fd = -1;
+    }
+}
+
+/* Sends msg (plus pass_fd) on p's control channel; a worker that lets the
+ * queue overflow is killed (it has stopped reading). */
+static int proc_send(struct mgr *m, struct mgr_proc *p, const cJSON *msg, int pass_fd)
+{
+    if (p->ctl == NULL)
+        return -1;
+    if (chan_send(p->ctl, msg, pass_fd) < 0) {
+        int e = errno;
+        if (e == ENOBUFS) {
+            log_warning("worker %d stopped reading its control socket; killing it", (int)p->pid);
+            snprintf(p->reset, sizeof(p->reset), "it stopped reading its control socket");
+            kill(p->pid, SIGKILL);
+            p->killed = 1;
+        }
+        errno = e;
+        return -1;
+    }
+    mgr_watch_out(m, &p->watch, chan_wants_write(p->ctl));
+    return 0;
+}
+
+void sv_worker_writable(struct mgr *m, struct mgr_proc *p)
+{
+    if (p->ctl == NULL)
+        return;
+    if (chan_flush(p->ctl, ju_mono_ms()) < 0) {
+        proc_close_ctl(p);
+        return;
+    }
+    mgr_watch_out(m, &p->watch, chan_wants_write(p->ctl));
+}
+
+void sv_kill(struct mgr *m, const char *project, pid_t pid, const char *reason)
+{
+    struct mgr_proc *p = find_proc(m, pid);
+
+    if (p == NULL || strcmp(p->project, project) != 0) {
+        log_debug("core asked to kill worker %d of project %s, which is gone", (int)pid, project);
+        return;
+    }
+    if (p->killed)
+        return;
+    log_warning("killing worker %d of project %s at core's request: %s", (int)pid, project, reason);
+    snprintf(p->reset, sizeof(p->reset), "%s", reason);
+    kill(p->pid, SIGKILL);
+    p->killed = 1;
+}
+
+/* A worker's messages: at most a budget per readiness event. A malformed
+ * one ends the channel (the worker cannot talk to us any more and is
+ * killed: a worker that garbles its control socket is not trusted). */
 void sv_worker_message(struct mgr *m, struct mgr_proc *p)
 {
-    while (p->ctl_fd >= 0) {
+    for (int i = 0; i < 64 && p->ctl != NULL; i++) {
         cJSON *msg = NULL;
-        int r = msg_recv(p->ctl_fd, &msg, NULL);
+        int r = chan_recv(p->ctl, &msg, NULL);
         const char *t;
 
         if (r < 0 && errno == EAGAIN)
             return;
         if (r < 0 && (errno == EBADMSG || errno == EMSGSIZE)) {
-            log_warning("ignoring malformed message from worker %d: %s", (int)p->pid,
-                        strerror(errno));
-            continue;
+            log_warning("worker %d sent a malformed control message; killing it", (int)p->pid);
+            snprintf(p->reset, sizeof(p->reset), "it sent a malformed control message");
+            proc_close_ctl(p);
+            kill(p->pid, SIGKILL);
+            p->killed = 1;
+            return;
         }
         if (r <= 0) {
             /* The worker is exiting; the reaper does the rest. */
-            close(p->ctl_fd);
-            p->ctl_fd = -1;
+            proc_close_ctl(p);
             return;
         }
         t = ju_str(msg, "t");
@@ -532,7 +597,7 @@ int sv_reaped(struct mgr *m, pid_t pid, int wstatus)
 {
     struct mgr_proc *p = find_proc(m, pid);
     struct mgr_slot *s;
-    char desc[160];
+    char desc[300];
     char err[700];
 
     if (p == NULL)
@@ -540,10 +605,9 @@ int sv_reaped(struct mgr *m, pid_t pid, int wstatus)
     bo_classify(wstatus, desc, sizeof(desc));
     if (p->killed && p->state == PROC_STARTING)
         snprintf(desc, sizeof(desc), "was not ready within %d ms", m->cfg->start_timeout_ms);
-    if (p->ctl_fd >= 0) {
-        close(p->ctl_fd);
-        p->ctl_fd = -1;
-    }
+    proc_close_ctl(p);
+    if (p->reset[0] != '\0')
+        snprintf(desc, sizeof(desc), "was killed: %s", p->reset);
     s = idmap_get(&m->slots, p->project);
     if (s != NULL && s->cur == p) {
         if (s->state == SLOT_STOPPING) {
@@ -648,7 +712,7 @@ void sv_core_hello(struct mgr *m)
         int sv[2];
         cJSON *c;
 
-        if (p->ctl_fd < 0)
+        if (p->ctl == NULL)
             continue;
         if (msg_socketpair(sv) < 0) {
             log_error("could not create worker socket: %s", strerror(errno));
@@ -656,7 +720,7 @@ void sv_core_hello(struct mgr *m)
         }
         c = cJSON_CreateObject();
         cJSON_AddStringToObject(c, "t", "core");
-        if (msg_send(p->ctl_fd, c, sv[1]) < 0)
+        if (proc_send(m, p, c, sv[1]) < 0)
             log_warning("could not hand worker %d its core socket: %s", (int)p->pid,
                         strerror(errno));
         else
@@ -731,8 +795,7 @@ void sv_free(struct mgr *m)
     while (m->procs != NULL) {
         struct mgr_proc *p = m->procs;
         m->procs = p->next;
-        if (p->ctl_fd >= 0)
-            close(p->ctl_fd);
+        proc_close_ctl(p);
         free(p);
     }
 }

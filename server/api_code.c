@@ -1,21 +1,34 @@
 /*
  * api_code.c: see api_code.h.
  *
- * An upload is checked before it is stored: the name, the project, and the
- * bytes (a 64-bit ELF shared object for this machine whose segments lie in
- * the file: elfcheck.c). The artifact insert and the row upsert are one
- * statement, so a failed upload leaves nothing behind. Re-uploading the same
- * bytes is a no-op that keeps the version; new bytes bump it.
+ * An upload goes through four steps, each on the thread that may do it:
+ * the MHD thread checks the names and the bytes (a 64-bit ELF shared object
+ * for this machine whose segments lie in the file: elfcheck.c), hashes them
+ * and seals them in a memfd; core's loop asks the manager to describe the
+ * plugin in a sandboxed wf-worker; a control-plane thread checks the
+ * declared names and stores it; the reply lists what the plugin declares.
+ * The artifact insert and the row upsert are one statement, so a failed
+ * upload leaves nothing behind. Re-uploading the same bytes is a no-op that
+ * keeps the version; new bytes bump it.
  */
 #include "api_code.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "ctlpool.h"
 #include "elfcheck.h"
 #include "log.h"
+#include "memfd.h"
+#include "mgrlink.h"
 #include "sha256.h"
+
+/* The describer's own limit is 5 s (the manager kills it then); the margin
+ * covers a queue of uploads being described before this one. */
+#define DESCRIBE_WAIT_MS 20000
 
 int api_valid_workflow_name(const char *name)
 {
@@ -92,43 +105,202 @@ static const struct code_kind activity_kind = {
     " WHERE project_id = $1 AND name = $2 AND kind = 'activity' RETURNING id",
 };
 
+/* Why project or name (NULL: not checked) is invalid for kind, or NULL. */
+static const char *name_problem(const struct code_kind *k, const char *project, const char *name)
+{
+    if (!ju_valid_id(project))
+        return "invalid project id: must match ^[A-Za-z0-9_-]{1,64}$";
+    if (name == NULL)
+        return NULL;
+    if (k == &workflow_kind && !api_valid_workflow_name(name))
+        return "invalid workflow name: must be kebab-case (^[a-z0-9]+(-[a-z0-9]+)*$, at most 64 "
+               "bytes)";
+    if (k == &activity_kind && !api_valid_activity_name(name))
+        return "invalid activity name: must match ^[A-Za-z_][A-Za-z0-9_.-]{0,63}$";
+    return NULL;
+}
+
 /* Validates the project id and the name for kind; queues a 400 if bad. */
 static int check_names(struct MHD_Connection *conn, const struct code_kind *k, const char *project,
                        const char *name, enum MHD_Result *ret)
 {
-    if (!ju_valid_id(project)) {
-        *ret = http_send_error(conn, MHD_HTTP_BAD_REQUEST,
-                               "invalid project id: must match ^[A-Za-z0-9_-]{1,64}$");
-        return 0;
-    }
-    if (name == NULL)
-        return 1;
-    if (k == &workflow_kind && !api_valid_workflow_name(name)) {
-        *ret = http_send_error(conn, MHD_HTTP_BAD_REQUEST,
-                               "invalid workflow name: must be kebab-case "
-                               "(^[a-z0-9]+(-[a-z0-9]+)*$, at most 64 bytes)");
-        return 0;
-    }
-    if (k == &activity_kind && !api_valid_activity_name(name)) {
-        *ret = http_send_error(conn, MHD_HTTP_BAD_REQUEST,
-                               "invalid activity name: must match ^[A-Za-z_][A-Za-z0-9_.-]{0,63}$");
+    const char *why = name_problem(k, project, name);
+
+    if (why != NULL) {
+        *ret = http_send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
         return 0;
     }
     return 1;
 }
 
+/* An upload between its steps (the request's work). */
+struct upload {
+    const struct code_kind *k;
+    char project[WF_ID_MAX + 1];
+    char name[HTTP_ARG_MAX + 1];
+    char sha[SHA256_HEX_LEN];
+    int memfd;        /* the sealed bytes, until described */
+    cJSON *described; /* the manager's reply, or NULL when none came */
+};
+
+static void upload_free(void *arg)
+{
+    struct upload *u = arg;
+
+    if (u->memfd >= 0)
+        close(u->memfd);
+    cJSON_Delete(u->described);
+    free(u);
+}
+
+/* 1 if the JSON array arr holds the string name. */
+static int declares(const cJSON *arr, const char *name)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (cJSON_IsString(it) && strcmp(it->valuestring, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Writes the names in arr as "a, b, c" (or "none") into buf. */
+static void join_names(const cJSON *arr, char *buf, size_t len)
+{
+    const cJSON *it;
+    size_t pos = 0;
+
+    buf[0] = '\0';
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (!cJSON_IsString(it) || pos >= len)
+            continue;
+        pos += (size_t)snprintf(buf + pos, len - pos, "%s%s", pos > 0 ? ", " : "", it->valuestring);
+    }
+    if (pos == 0)
+        snprintf(buf, len, "none");
+}
+
+/*
+ * Control-plane thread, step 3: the plugin was described (or not); check
+ * that it declares the name it is uploaded under, then store it.
+ */
+static void store_upload(void *arg, struct db_conn *db)
+{
+    struct http_req *r = arg;
+    struct upload *u = r->work;
+    const struct code_kind *k = u->k;
+    const cJSON *d = u->described;
+    const cJSON *wfs = cJSON_GetObjectItemCaseSensitive(d, "workflows");
+    const cJSON *acts = cJSON_GetObjectItemCaseSensitive(d, "activities");
+    int workflow = k == &workflow_kind;
+    char size[24], wnames[1024], anames[1024];
+    const char *params[5];
+    int lengths[5] = {0, 0, 0, 0, 0};
+    int formats[5] = {0, 0, 0, 1, 0};
+    PGresult *res;
+    cJSON *o, *item, *decl;
+    int inserted;
+
+    if (db == NULL) {
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+        return;
+    }
+    if (d == NULL) {
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "could not check the plugin: the process manager did not answer");
+        return;
+    }
+    if (!ju_bool(d, "ok")) {
+        const char *err = ju_str(d, "error");
+        http_finish_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "%s",
+                          err != NULL ? err : "the plugin could not be described");
+        return;
+    }
+    if (!declares(workflow ? wfs : acts, u->name)) {
+        join_names(wfs, wnames, sizeof(wnames));
+        join_names(acts, anames, sizeof(anames));
+        http_finish_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                          "%s \"%s\" is not declared by the plugin (it declares workflows: %s; "
+                          "activities: %s)",
+                          k->label, u->name, wnames, anames);
+        return;
+    }
+    snprintf(size, sizeof(size), "%zu", r->len);
+    params[0] = u->project;
+    params[1] = u->name;
+    params[2] = u->sha;
+    params[3] = r->body;
+    lengths[3] = (int)r->len;
+    params[4] = size;
+    res = db_exec_ex(db, k->upsert_sql, 5, params, lengths, formats, 0);
+    if (res == NULL) {
+        if (strcmp(db_sqlstate(db), "23503") == 0)
+            http_finish_error(r, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", u->project);
+        else
+            http_finish_db_error(r, db, "store the plugin");
+        return;
+    }
+    inserted = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+    o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", 1);
+    item = cJSON_AddObjectToObject(o, k->label);
+    cJSON_AddStringToObject(item, "id", PQgetvalue(res, 0, 0));
+    cJSON_AddStringToObject(item, "name", u->name);
+    cJSON_AddNumberToObject(item, "version", (double)strtol(PQgetvalue(res, 0, 1), NULL, 10));
+    cJSON_AddStringToObject(item, "sha256", u->sha);
+    cJSON_AddNumberToObject(item, "size", (double)r->len);
+    decl = cJSON_AddObjectToObject(o, "declares");
+    ju_set(decl, "plugin", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(d, "plugin"), 1));
+    ju_set(decl, "workflows", cJSON_Duplicate(wfs, 1));
+    ju_set(decl, "activities", cJSON_Duplicate(acts, 1));
+    cJSON_AddStringToObject(o, "message", "deployed; restart the project's worker to load it");
+    log_info("deployed %s %s of project %s (%.12s, %zu bytes)", k->label, u->name, u->project,
+             u->sha, r->len);
+    PQclear(res);
+    http_finish(r, inserted ? MHD_HTTP_CREATED : MHD_HTTP_OK, o);
+}
+
+/* Loop thread, step 2 done: keep the description, hand over to step 3. */
+static void on_described(void *arg, const cJSON *reply)
+{
+    struct http_req *r = arg;
+    struct upload *u = r->work;
+
+    close(u->memfd);
+    u->memfd = -1;
+    u->described = reply != NULL ? cJSON_Duplicate(reply, 1) : NULL;
+    if (reply != NULL && u->described == NULL) {
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        return;
+    }
+    if (ctlpool_submit(r->core->pool, store_upload, r) < 0)
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server busy; try again");
+}
+
+/* Loop thread, step 2: ask the manager to describe the bytes. */
+static void describe_on_loop(void *arg)
+{
+    struct http_req *r = arg;
+    struct upload *u = r->work;
+    cJSON *req = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(req, "op", "describe");
+    cJSON_AddStringToObject(req, "label", u->name);
+    if (core_stopping(r->core) ||
+        mgrlink_request(r->core->ml, req, u->memfd, DESCRIBE_WAIT_MS, on_described, r) < 0)
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "could not reach the process manager");
+}
+
+/* MHD thread, step 1. */
 static enum MHD_Result put_code(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                                 const struct code_kind *k, const char *project, const char *name)
 {
     enum MHD_Result ret = MHD_NO;
-    char sha[SHA256_HEX_LEN], size[24], why[256];
-    const char *params[5];
-    int lengths[5] = {0, 0, 0, 0, 0};
-    int formats[5] = {0, 0, 0, 1, 0};
-    struct db_conn *db;
-    PGresult *res;
-    cJSON *o, *item;
-    int inserted;
+    char why[256];
+    struct upload *u;
 
     if (!check_names(conn, k, project, name, &ret))
         return ret;
@@ -138,44 +310,26 @@ static enum MHD_Result put_code(struct core *c, struct MHD_Connection *conn, str
     if (!elf_check_so((const unsigned char *)r->body, r->len, why, sizeof(why)))
         return http_send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "not a loadable plugin: %s",
                                why);
-    if (sha256_hex_of(r->body, r->len, sha) < 0)
+    u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return MHD_NO;
+    u->k = k;
+    u->memfd = -1;
+    snprintf(u->project, sizeof(u->project), "%s", project);
+    snprintf(u->name, sizeof(u->name), "%s", name);
+    if (sha256_hex_of(r->body, r->len, u->sha) < 0) {
+        upload_free(u);
         return http_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
                                "could not hash the plugin: libcrypto failed");
-    snprintf(size, sizeof(size), "%zu", r->len);
-    params[0] = project;
-    params[1] = name;
-    params[2] = sha;
-    params[3] = r->body;
-    lengths[3] = (int)r->len;
-    params[4] = size;
-
-    db = http_db_get(c, conn, &ret);
-    if (db == NULL)
-        return ret;
-    res = db_exec_ex(db, k->upsert_sql, 5, params, lengths, formats, 0);
-    if (res == NULL) {
-        if (strcmp(db_sqlstate(db), "23503") == 0)
-            ret = http_send_error(conn, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", project);
-        else
-            ret = http_send_db_error(conn, db, "store the plugin");
-        db_pool_put(c->pool, db);
-        return ret;
     }
-    db_pool_put(c->pool, db);
-    inserted = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-    o = cJSON_CreateObject();
-    cJSON_AddBoolToObject(o, "success", 1);
-    item = cJSON_AddObjectToObject(o, k->label);
-    cJSON_AddStringToObject(item, "id", PQgetvalue(res, 0, 0));
-    cJSON_AddStringToObject(item, "name", name);
-    cJSON_AddNumberToObject(item, "version", (double)strtol(PQgetvalue(res, 0, 1), NULL, 10));
-    cJSON_AddStringToObject(item, "sha256", sha);
-    cJSON_AddNumberToObject(item, "size", (double)r->len);
-    cJSON_AddStringToObject(o, "message", "deployed; restart the project's worker to load it");
-    log_info("deployed %s %s of project %s (%.12s, %zu bytes)", k->label, name, project, sha,
-             r->len);
-    PQclear(res);
-    return http_send_json(conn, inserted ? MHD_HTTP_CREATED : MHD_HTTP_OK, o);
+    u->memfd = memfd_sealed("wf-upload", r->body, r->len);
+    if (u->memfd < 0) {
+        log_error("could not seal an upload of %zu bytes: %s", r->len, strerror(errno));
+        upload_free(u);
+        return http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "could not hold the upload");
+    }
+    http_set_work(r, u, upload_free);
+    return http_defer_to_loop(c, r, describe_on_loop);
 }
 
 enum MHD_Result api_code_put_workflow(struct core *c, struct MHD_Connection *conn,
@@ -190,52 +344,61 @@ enum MHD_Result api_code_put_activity(struct core *c, struct MHD_Connection *con
     return put_code(c, conn, r, &activity_kind, args[0], args[1]);
 }
 
-/* Runs a project-scoped statement; queues 404 when the project does not
- * exist and the statement found nothing. Returns the result or NULL. */
-static PGresult *project_query(struct core *c, struct MHD_Connection *conn, const char *sql,
-                               const char *project, const char *name, enum MHD_Result *ret)
+/* Runs a project-scoped statement; finishes r with 404 when the project
+ * does not exist and the statement found nothing, or with the database
+ * error. Returns the result, or NULL once r is finished. */
+static PGresult *project_query(struct http_req *r, struct db_conn *db, const char *sql,
+                               const char *project, const char *name)
 {
     const char *params[2] = {project, name};
-    struct db_conn *db = http_db_get(c, conn, ret);
     PGresult *res, *exists;
 
-    if (db == NULL)
-        return NULL;
     res = db_exec(db, sql, name != NULL ? 2 : 1, params);
     if (res == NULL) {
-        *ret = http_send_db_error(conn, db, "read the project's code");
-        db_pool_put(c->pool, db);
+        http_finish_db_error(r, db, "read the project's code");
         return NULL;
     }
     if (PQntuples(res) == 0) {
         exists = db_exec(db, "SELECT 1 FROM projects WHERE id = $1", 1, params);
         if (exists == NULL || PQntuples(exists) == 0) {
-            *ret = exists == NULL ? http_send_db_error(conn, db, "look up the project")
-                                  : http_send_error(conn, MHD_HTTP_NOT_FOUND,
-                                                    "project \"%s\" not found", project);
+            if (exists == NULL)
+                http_finish_db_error(r, db, "look up the project");
+            else
+                http_finish_error(r, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", project);
             PQclear(exists);
             PQclear(res);
-            db_pool_put(c->pool, db);
             return NULL;
         }
         PQclear(exists);
     }
-    db_pool_put(c->pool, db);
     return res;
 }
 
-static enum MHD_Result list_code(struct core *c, struct MHD_Connection *conn,
-                                 const struct code_kind *k, const char *project, const char *key)
+/* Validates the project id and the name for kind; finishes r with 400 and
+ * returns 0 if bad. */
+static int check_names_pool(struct http_req *r, const struct code_kind *k, const char *project,
+                            const char *name)
 {
-    enum MHD_Result ret = MHD_NO;
+    const char *why = name_problem(k, project, name);
+
+    if (why != NULL) {
+        http_finish_error(r, MHD_HTTP_BAD_REQUEST, "%s", why);
+        return 0;
+    }
+    return 1;
+}
+
+static void list_code(struct http_req *r, struct db_conn *db, const struct code_kind *k,
+                      const char *project, const char *key)
+{
     PGresult *res;
     cJSON *o, *arr;
 
-    if (!check_names(conn, k, project, NULL, &ret))
-        return ret;
-    res = project_query(c, conn, k->list_sql, project, NULL, &ret);
+    if (!check_names_pool(r, k, project, NULL))
+        return;
+    res = project_query(r, db, k->list_sql, project, NULL);
     if (res == NULL)
-        return ret;
+        return;
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "projectId", project);
     arr = cJSON_AddArrayToObject(o, key);
@@ -257,53 +420,54 @@ static enum MHD_Result list_code(struct core *c, struct MHD_Connection *conn,
     }
     cJSON_AddNumberToObject(o, "count", PQntuples(res));
     PQclear(res);
-    return http_send_json(conn, MHD_HTTP_OK, o);
+    http_finish(r, MHD_HTTP_OK, o);
 }
 
-enum MHD_Result api_code_list_workflows(struct core *c, struct MHD_Connection *conn,
-                                        struct http_req *r, const char *const *args)
+void api_code_list_workflows(struct core *c, struct http_req *r, const char *const *args,
+                             struct db_conn *db)
 {
-    return list_code(c, conn, &workflow_kind, args[0], "workflows");
+    list_code(r, db, &workflow_kind, args[0], "workflows");
 }
 
-enum MHD_Result api_code_list_activities(struct core *c, struct MHD_Connection *conn,
-                                         struct http_req *r, const char *const *args)
+void api_code_list_activities(struct core *c, struct http_req *r, const char *const *args,
+                              struct db_conn *db)
 {
-    return list_code(c, conn, &activity_kind, args[0], "activities");
+    list_code(r, db, &activity_kind, args[0], "activities");
 }
 
-static enum MHD_Result delete_code(struct core *c, struct MHD_Connection *conn,
-                                   const struct code_kind *k, const char *project, const char *name)
+static void delete_code(struct http_req *r, struct db_conn *db, const struct code_kind *k,
+                        const char *project, const char *name)
 {
-    enum MHD_Result ret = MHD_NO;
     PGresult *res;
     cJSON *o;
     int found;
 
-    if (!check_names(conn, k, project, name, &ret))
-        return ret;
-    res = project_query(c, conn, k->delete_sql, project, name, &ret);
+    if (!check_names_pool(r, k, project, name))
+        return;
+    res = project_query(r, db, k->delete_sql, project, name);
     if (res == NULL)
-        return ret;
+        return;
     found = PQntuples(res) > 0;
     PQclear(res);
-    if (!found)
-        return http_send_error(conn, MHD_HTTP_NOT_FOUND, "%s \"%s\" not found in project \"%s\"",
-                               k->label, name, project);
+    if (!found) {
+        http_finish_error(r, MHD_HTTP_NOT_FOUND, "%s \"%s\" not found in project \"%s\"", k->label,
+                          name, project);
+        return;
+    }
     o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", 1);
     cJSON_AddStringToObject(o, "message", "deactivated; restart the project's worker to unload it");
-    return http_send_json(conn, MHD_HTTP_OK, o);
+    http_finish(r, MHD_HTTP_OK, o);
 }
 
-enum MHD_Result api_code_delete_workflow(struct core *c, struct MHD_Connection *conn,
-                                         struct http_req *r, const char *const *args)
+void api_code_delete_workflow(struct core *c, struct http_req *r, const char *const *args,
+                              struct db_conn *db)
 {
-    return delete_code(c, conn, &workflow_kind, args[0], args[1]);
+    delete_code(r, db, &workflow_kind, args[0], args[1]);
 }
 
-enum MHD_Result api_code_delete_activity(struct core *c, struct MHD_Connection *conn,
-                                         struct http_req *r, const char *const *args)
+void api_code_delete_activity(struct core *c, struct http_req *r, const char *const *args,
+                              struct db_conn *db)
 {
-    return delete_code(c, conn, &activity_kind, args[0], args[1]);
+    delete_code(r, db, &activity_kind, args[0], args[1]);
 }

@@ -1,14 +1,14 @@
 /*
- * api_projects.c: see api_projects.h. Every statement runs on a pool
- * connection returned before the reply is queued.
+ * api_projects.c: see api_projects.h. Pool routes: each runs on a
+ * control-plane thread with that thread's blocking connection, and finishes
+ * its request exactly once.
  */
 #include "api_projects.h"
 
 #include <string.h>
 
+#include "apibody.h"
 #include "log.h"
-
-#define NAME_MAX_LEN 200
 
 /* Columns every project query selects, in the order project_json reads. */
 #define PROJECT_COLUMNS                                                                            \
@@ -26,41 +26,21 @@ static cJSON *project_json(const PGresult *res, int row)
     return o;
 }
 
-enum MHD_Result api_projects_create(struct core *c, struct MHD_Connection *conn, struct http_req *r,
-                                    const char *const *args)
+void api_projects_create(struct core *c, struct http_req *r, const char *const *args,
+                         struct db_conn *db)
 {
-    enum MHD_Result ret = MHD_NO;
-    cJSON *body = http_body_object(conn, r, 1, &ret);
-    const cJSON *idv, *namev;
+    char id[WF_ID_MAX + 1], name[APIBODY_NAME_MAX + 1];
+    const char *why = NULL;
     const char *params[2];
-    struct db_conn *db;
     PGresult *res;
     cJSON *o;
 
-    if (body == NULL)
-        return ret;
-    idv = cJSON_GetObjectItemCaseSensitive(body, "id");
-    namev = cJSON_GetObjectItemCaseSensitive(body, "name");
-    if (idv != NULL && !cJSON_IsNull(idv) &&
-        (!cJSON_IsString(idv) || !ju_valid_id(idv->valuestring))) {
-        cJSON_Delete(body);
-        return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
-                               "invalid id: must match ^[A-Za-z0-9_-]{1,64}$");
+    if (apibody_project_create(r->body, r->len, id, name, &why) < 0) {
+        http_finish_error(r, MHD_HTTP_BAD_REQUEST, "%s", why);
+        return;
     }
-    if (namev != NULL && !cJSON_IsNull(namev) &&
-        (!cJSON_IsString(namev) || strlen(namev->valuestring) > NAME_MAX_LEN)) {
-        cJSON_Delete(body);
-        return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
-                               "invalid name: must be a string of at most %d bytes", NAME_MAX_LEN);
-    }
-    params[0] = cJSON_IsString(idv) ? idv->valuestring : NULL;
-    params[1] = cJSON_IsString(namev) ? namev->valuestring : NULL;
-
-    db = http_db_get(c, conn, &ret);
-    if (db == NULL) {
-        cJSON_Delete(body);
-        return ret;
-    }
+    params[0] = id[0] != '\0' ? id : NULL;
+    params[1] = name[0] != '\0' ? name : NULL;
     res = db_exec(db,
                   "WITH p AS (SELECT coalesce($1, gen_random_uuid()::text) AS id)"
                   " INSERT INTO projects (id, name)"
@@ -68,67 +48,63 @@ enum MHD_Result api_projects_create(struct core *c, struct MHD_Connection *conn,
                   2, params);
     if (res == NULL) {
         if (strcmp(db_sqlstate(db), "23505") == 0)
-            ret = http_send_error(conn, MHD_HTTP_CONFLICT, "project \"%s\" already exists",
-                                  params[0] != NULL ? params[0] : "");
+            http_finish_error(r, MHD_HTTP_CONFLICT, "project \"%s\" already exists", id);
         else
-            ret = http_send_db_error(conn, db, "create the project");
-        db_pool_put(c->pool, db);
-        cJSON_Delete(body);
-        return ret;
+            http_finish_db_error(r, db, "create the project");
+        return;
     }
-    db_pool_put(c->pool, db);
-    cJSON_Delete(body);
     o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", 1);
     ju_set(o, "project", project_json(res, 0));
     log_info("created project %s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    return http_send_json(conn, MHD_HTTP_CREATED, o);
+    http_finish(r, MHD_HTTP_CREATED, o);
 }
 
-enum MHD_Result api_projects_list(struct core *c, struct MHD_Connection *conn, struct http_req *r,
-                                  const char *const *args)
+void api_projects_list(struct core *c, struct http_req *r, const char *const *args,
+                       struct db_conn *db)
 {
-    enum MHD_Result ret = MHD_NO;
-    PGresult *res =
-        http_query(c, conn, "list projects", "SELECT " PROJECT_COLUMNS " FROM projects ORDER BY id",
-                   0, NULL, &ret);
+    PGresult *res = db_exec(db, "SELECT " PROJECT_COLUMNS " FROM projects ORDER BY id", 0, NULL);
     cJSON *o, *arr;
 
-    if (res == NULL)
-        return ret;
+    if (res == NULL) {
+        http_finish_db_error(r, db, "list projects");
+        return;
+    }
     o = cJSON_CreateObject();
     arr = cJSON_AddArrayToObject(o, "projects");
     for (int i = 0; i < PQntuples(res); i++)
         ju_append(arr, project_json(res, i));
     cJSON_AddNumberToObject(o, "count", PQntuples(res));
     PQclear(res);
-    return http_send_json(conn, MHD_HTTP_OK, o);
+    http_finish(r, MHD_HTTP_OK, o);
 }
 
-enum MHD_Result api_projects_get(struct core *c, struct MHD_Connection *conn, struct http_req *r,
-                                 const char *const *args)
+void api_projects_get(struct core *c, struct http_req *r, const char *const *args,
+                      struct db_conn *db)
 {
     const char *arg = args[0];
-    enum MHD_Result ret = MHD_NO;
     const char *params[1] = {arg};
     PGresult *res;
     cJSON *o;
 
-    if (!ju_valid_id(arg))
-        return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
-                               "invalid id: must match ^[A-Za-z0-9_-]{1,64}$");
-    res = http_query(c, conn, "look up the project",
-                     "SELECT " PROJECT_COLUMNS " FROM projects WHERE id = $1", 1, params, &ret);
-    if (res == NULL)
-        return ret;
+    if (!ju_valid_id(arg)) {
+        http_finish_error(r, MHD_HTTP_BAD_REQUEST, "invalid id: must match ^[A-Za-z0-9_-]{1,64}$");
+        return;
+    }
+    res = db_exec(db, "SELECT " PROJECT_COLUMNS " FROM projects WHERE id = $1", 1, params);
+    if (res == NULL) {
+        http_finish_db_error(r, db, "look up the project");
+        return;
+    }
     if (PQntuples(res) == 0) {
         PQclear(res);
-        return http_send_error(conn, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", arg);
+        http_finish_error(r, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", arg);
+        return;
     }
     o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", 1);
     ju_set(o, "project", project_json(res, 0));
     PQclear(res);
-    return http_send_json(conn, MHD_HTTP_OK, o);
+    http_finish(r, MHD_HTTP_OK, o);
 }

@@ -7,11 +7,12 @@
 
 #include "http.h"
 
-enum MHD_Result api_projects_create(struct core *c, struct MHD_Connection *conn, struct http_req *r,
-                                    const char *const *args);
-enum MHD_Result api_projects_list(struct core *c, struct MHD_Connection *conn, struct http_req *r,
-                                  const char *const *args);
-enum MHD_Result api_projects_get(struct core *c, struct MHD_Connection *conn, struct http_req *r,
-                                 const char *const *args);
+/* Pool routes (http.c): run on a control-plane thread and finish r. */
+void api_projects_create(struct core *c, struct http_req *r, const char *const *args,
+                         struct db_conn *db);
+void api_projects_list(struct core *c, struct http_req *r, const char *const *args,
+                       struct db_conn *db);
+void api_projects_get(struct core *c, struct http_req *r, const char *const *args,
+                      struct db_conn *db);
 
 #endif

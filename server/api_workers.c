@@ -1,12 +1,19 @@
 /*
  * api_workers.c: see api_workers.h.
  *
- * Start/stop/restart check the project exists (from the worker view when it
- * has a worker, else one read), then ask the manager and suspend the
- * connection until it answers; the reply is built in worker_call_done. The
- * dispatcher records the desired state of a call that succeeded.
- * Status and list read core's in-memory view of the manager's slots, so
- * they cost no database round trip for a project with a worker.
+ * Start/stop/restart are loop routes: the MHD thread validates the body and
+ * defers the request to core's loop, which checks the project exists (from
+ * the worker view when it has a worker, else one read through the database
+ * layer), asks the manager, and on success records the project's desired
+ * state durably (it is what the user set) before it answers: the reply
+ * comes once that commit did, and once the worker's row writes submitted
+ * before it did (a statement on the fast class after them serves as the
+ * barrier), so the row says what the reply says. If the database cannot take the write within
+ * its wait, the call is answered all the same (the worker did start or
+ * stop) and the write stays queued until it lands.
+ *
+ * Status, list, metrics and health read memory on the MHD thread; a status
+ * for a project without a worker needs one read, deferred to the loop.
  */
 #include "api_workers.h"
 
@@ -15,7 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apibody.h"
+#include "ctlpool.h"
+#include "dbq.h"
 #include "log.h"
+#include "mgrlink.h"
+#include "wview.h"
 
 #define CALL_MARGIN_MS 5000
 
@@ -27,8 +39,10 @@ enum MHD_Result api_health(struct core *c, struct MHD_Connection *conn, struct h
     return MHD_queue_response(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, c->health[ok]);
 }
 
+/* ---- metrics ---- */
+
 /* Appends to buf[*pos..cap), never past it (the text is capped, not grown:
- * its size is bounded by the number of statuses, not of workers). */
+ * its size is bounded by the number of series, not of workers). */
 static void metric(char *buf, size_t cap, size_t *pos, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -46,70 +60,86 @@ static void metric(char *buf, size_t cap, size_t *pos, const char *fmt, ...)
         *pos += (size_t)n < cap - *pos ? (size_t)n : cap - *pos - 1;
 }
 
+/* One counter or gauge with its HELP and TYPE lines. */
+static void series(char *buf, size_t cap, size_t *pos, const char *name, const char *type,
+                   const char *help, unsigned long long value)
+{
+    metric(buf, cap, pos, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+           value);
+}
+
 enum MHD_Result api_metrics(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                             const char *const *args)
 {
-    static const char *const statuses[] = {"starting", "running", "draining", "crashed", "failed"};
-    int counts[5] = {0, 0, 0, 0, 0};
-    long long restarts = 0;
-    double max_age = 0;
-    int64_t now = ju_wall_ms();
-    size_t cap = 8192, pos = 0;
+    struct wview_counts wv;
+    struct core_metrics m;
+    size_t cap = 16384, pos = 0;
     char *buf = malloc(cap);
     struct MHD_Response *resp;
     enum MHD_Result ret;
+    unsigned long long cum = 0;
 
     if (buf == NULL)
         return MHD_NO;
-    pthread_rwlock_rdlock(&c->view_lock);
-    for (size_t i = 0; i < c->views.n; i++) {
-        const struct core_view *v = c->views.items[i];
-        for (size_t k = 0; k < 5; k++) {
-            if (strcmp(v->status, statuses[k]) == 0)
-                counts[k]++;
-        }
-        restarts += v->restarts;
-        if (strcmp(v->status, "running") == 0 && v->last_heartbeat > 0 &&
-            (double)(now - v->last_heartbeat) / 1000.0 > max_age)
-            max_age = (double)(now - v->last_heartbeat) / 1000.0;
-    }
-    pthread_rwlock_unlock(&c->view_lock);
-
+    wview_counts(c->view, &wv);
+    core_metrics(c, &m);
     metric(buf, cap, &pos,
            "# HELP wf_build_info The running wf-server.\n# TYPE wf_build_info gauge\n"
            "wf_build_info{version=\"%s\"} 1\n",
            WF_VERSION);
-    metric(buf, cap, &pos,
-           "# HELP wf_database_up Whether core's last database ping succeeded.\n"
-           "# TYPE wf_database_up gauge\nwf_database_up %d\n",
-           __atomic_load_n(&c->db_ok, __ATOMIC_RELAXED) != 0);
+    series(buf, cap, &pos, "wf_database_up", "gauge",
+           "Whether core's database connections are ready and answering.",
+           (unsigned long long)(__atomic_load_n(&c->db_ok, __ATOMIC_RELAXED) != 0));
     metric(buf, cap, &pos,
            "# HELP wf_workers Projects with a worker on this server, by status.\n"
            "# TYPE wf_workers gauge\n");
-    for (size_t k = 0; k < 5; k++)
-        metric(buf, cap, &pos, "wf_workers{status=\"%s\"} %d\n", statuses[k], counts[k]);
-    metric(buf, cap, &pos,
-           "# HELP wf_worker_restarts Crash restarts of the current workers.\n"
-           "# TYPE wf_worker_restarts gauge\nwf_worker_restarts %lld\n",
-           restarts);
+    for (int k = 0; k < 5; k++)
+        metric(buf, cap, &pos, "wf_workers{status=\"%s\"} %d\n", wview_status_name(k),
+               wv.by_status[k]);
+    series(buf, cap, &pos, "wf_worker_restarts", "gauge", "Crash restarts of the current workers.",
+           (unsigned long long)wv.restarts);
     metric(buf, cap, &pos,
            "# HELP wf_worker_heartbeat_age_max_seconds Age of the stalest running worker's "
            "last heartbeat.\n# TYPE wf_worker_heartbeat_age_max_seconds gauge\n"
            "wf_worker_heartbeat_age_max_seconds %.3f\n",
-           max_age);
-    metric(buf, cap, &pos,
-           "# HELP wf_worker_starts_total Worker processes started since core started.\n"
-           "# TYPE wf_worker_starts_total counter\nwf_worker_starts_total %llu\n",
-           (unsigned long long)__atomic_load_n(&c->stats.worker_starts, __ATOMIC_RELAXED));
-    metric(buf, cap, &pos,
-           "# HELP wf_worker_crashes_total Worker crashes seen since core started.\n"
-           "# TYPE wf_worker_crashes_total counter\nwf_worker_crashes_total %llu\n",
-           (unsigned long long)__atomic_load_n(&c->stats.worker_crashes, __ATOMIC_RELAXED));
-    metric(buf, cap, &pos,
-           "# HELP wf_http_requests_total HTTP requests completed since core started.\n"
-           "# TYPE wf_http_requests_total counter\nwf_http_requests_total %llu\n",
+           wv.max_heartbeat_age_s);
+    series(buf, cap, &pos, "wf_worker_starts_total", "counter",
+           "Worker processes started since core started.", (unsigned long long)wv.starts);
+    series(buf, cap, &pos, "wf_worker_crashes_total", "counter",
+           "Worker crashes seen since core started.", (unsigned long long)wv.crashes);
+    series(buf, cap, &pos, "wf_worker_resets_total", "counter",
+           "Workers core reset for a protocol error, a stalled socket or flooding.",
+           (unsigned long long)m.worker_resets);
+    series(buf, cap, &pos, "wf_worker_messages_total", "counter", "Messages received from workers.",
+           (unsigned long long)m.worker_msgs_in);
+    series(buf, cap, &pos, "wf_http_requests_total", "counter",
+           "HTTP requests completed since core started.",
            (unsigned long long)__atomic_load_n(&c->stats.http_requests, __ATOMIC_RELAXED));
-
+    series(buf, cap, &pos, "wf_http_pool_queued", "gauge",
+           "Control-plane requests waiting for a database thread.",
+           (unsigned long long)m.http_pool_queued);
+    series(buf, cap, &pos, "wf_db_statements_total", "counter",
+           "Statements sent by core's database layer (a multi-row statement counts once).",
+           (unsigned long long)m.db_statements);
+    series(buf, cap, &pos, "wf_db_rows_coalesced_total", "counter",
+           "Rows committed as part of multi-row statements.",
+           (unsigned long long)m.db_rows_coalesced);
+    series(buf, cap, &pos, "wf_db_reconnects_total", "counter",
+           "Database connections re-established after a loss.",
+           (unsigned long long)m.db_reconnects);
+    series(buf, cap, &pos, "wf_db_queue_depth", "gauge", "Statements waiting for a batch.",
+           (unsigned long long)m.db_queue_depth);
+    metric(buf, cap, &pos,
+           "# HELP wf_db_commit_batch_size Statements served by each committed batch.\n"
+           "# TYPE wf_db_commit_batch_size histogram\n");
+    for (int i = 0; i < CORE_HIST_BUCKETS; i++) {
+        cum += m.db_batch_hist[i];
+        if (i < CORE_HIST_BUCKETS - 1)
+            metric(buf, cap, &pos, "wf_db_commit_batch_size_bucket{le=\"%d\"} %llu\n", 1 << i, cum);
+        else
+            metric(buf, cap, &pos, "wf_db_commit_batch_size_bucket{le=\"+Inf\"} %llu\n", cum);
+    }
+    metric(buf, cap, &pos, "wf_db_commit_batch_size_count %llu\n", cum);
     resp = MHD_create_response_from_buffer_with_free_callback(pos, buf, free);
     if (resp == NULL) {
         free(buf);
@@ -122,25 +152,106 @@ enum MHD_Result api_metrics(struct core *c, struct MHD_Connection *conn, struct 
     return ret;
 }
 
+/* ---- list and status ---- */
+
 enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                                  const char *const *args)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "workers");
-    int n = 0;
+    int n = wview_list_json(c->view, arr);
 
-    pthread_rwlock_rdlock(&c->view_lock);
-    for (size_t i = 0; i < c->views.n; i++) {
-        const struct core_view *v = c->views.items[i];
-        if (strcmp(v->status, "running") == 0 || strcmp(v->status, "starting") == 0 ||
-            strcmp(v->status, "crashed") == 0) {
-            ju_append(arr, cJSON_CreateString(v->project));
-            n++;
-        }
-    }
-    pthread_rwlock_unlock(&c->view_lock);
     cJSON_AddNumberToObject(o, "count", n);
     return http_send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* A worker call or a status read between its steps (the request's work). */
+struct wcall {
+    char op[16]; /* start, stop, restart; "status" for a status read */
+    char project[WF_ID_MAX + 1];
+    int timeout_ms;
+    cJSON *reply; /* the manager's reply, once in */
+    int pending;  /* writes still to commit before the reply goes out */
+};
+
+static void wcall_free(void *arg)
+{
+    struct wcall *w = arg;
+
+    cJSON_Delete(w->reply);
+    free(w);
+}
+
+/* The "stopped" status of a project with no worker here. */
+static cJSON *stopped_status(struct core *c, const char *project)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "projectId", project);
+    cJSON_AddStringToObject(o, "status", "stopped");
+    cJSON_AddBoolToObject(o, "isRunning", 0);
+    cJSON_AddNullToObject(o, "workerId");
+    cJSON_AddNullToObject(o, "pid");
+    cJSON_AddStringToObject(o, "host", c->cfg->host_id);
+    cJSON_AddNullToObject(o, "startedAt");
+    cJSON_AddNullToObject(o, "lastHeartbeat");
+    cJSON_AddNumberToObject(o, "restarts", 0);
+    cJSON_AddNullToObject(o, "error");
+    cJSON_AddNullToObject(o, "loaded");
+    return o;
+}
+
+/* Finishes r after a failed database read. */
+static void finish_db_failure(struct http_req *r, const struct dbq_result *res, const char *what)
+{
+    log_error("could not %s: %s", what, res->message);
+    if (res->outcome == DBQ_FAILED)
+        http_finish_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error");
+    else
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+}
+
+static void send_manager_call(struct http_req *r);
+
+/* Loop: the project's existence is known. */
+static void on_project_read(void *arg, const struct dbq_result *res)
+{
+    struct http_req *r = arg;
+    struct wcall *w = r->work;
+    struct core *c = r->core;
+
+    if (res->outcome != DBQ_OK) {
+        finish_db_failure(r, res, "look up the project");
+        return;
+    }
+    if (PQntuples(res->res) == 0) {
+        http_finish_error(r, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", w->project);
+        return;
+    }
+    if (strcmp(w->op, "status") == 0) {
+        /* It may have got a worker meanwhile. */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "projectId", w->project);
+        if (wview_status_json(c->view, w->project, o)) {
+            http_finish(r, MHD_HTTP_OK, o);
+            return;
+        }
+        cJSON_Delete(o);
+        http_finish(r, MHD_HTTP_OK, stopped_status(c, w->project));
+        return;
+    }
+    send_manager_call(r);
+}
+
+/* Loop: reads whether the project exists, then goes on. */
+static void read_project(struct http_req *r)
+{
+    struct wcall *w = r->work;
+    const char *params[1] = {w->project};
+
+    if (dbq_exec(r->core->dbq, DBQ_FAST, DBQ_RETRY_SAFE, "SELECT 1 FROM projects WHERE id = $1", 1,
+                 params, NULL, NULL, on_project_read, r) < 0)
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
 }
 
 /* Writes the success message of a manager reply code. */
@@ -173,104 +284,174 @@ static unsigned error_status(const char *code)
     return MHD_HTTP_INTERNAL_SERVER_ERROR;
 }
 
-static enum MHD_Result worker_call_done(struct core *c, struct MHD_Connection *conn,
-                                        struct http_req *r)
+/* Finishes r with the manager's (successful) reply. */
+static void finish_with_reply(struct http_req *r)
 {
-    const cJSON *rep = r->call.reply;
-    const char *code;
+    struct wcall *w = r->work;
+    const cJSON *rep = w->reply;
+    const char *code = ju_str(rep, "code") != NULL ? ju_str(rep, "code") : "done";
+    cJSON *o = cJSON_CreateObject();
     char msg[160];
-    cJSON *o;
     int64_t pid;
 
-    if (rep == NULL) {
-        if (r->call.fail_status == MHD_HTTP_SERVICE_UNAVAILABLE)
-            return http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
-        log_error("%s of project %s: no answer from the manager in time", r->call.op,
-                  r->call.project);
-        return http_send_error(conn, MHD_HTTP_GATEWAY_TIMEOUT,
-                               "timed out waiting for the worker of project \"%s\"",
-                               r->call.project);
-    }
-    code = ju_str(rep, "code") != NULL ? ju_str(rep, "code") : "failed";
-    if (!ju_bool(rep, "ok")) {
-        const char *err = ju_str(rep, "error");
-        return http_send_error(conn, error_status(code), "%s",
-                               err != NULL ? err : "the manager refused the request");
-    }
-    o = cJSON_CreateObject();
-    success_message(code, r->call.project, msg, sizeof(msg));
+    success_message(code, w->project, msg, sizeof(msg));
     cJSON_AddBoolToObject(o, "success", 1);
     cJSON_AddStringToObject(o, "message", msg);
-    cJSON_AddStringToObject(o, "projectId", r->call.project);
+    cJSON_AddStringToObject(o, "projectId", w->project);
     if (ju_str(rep, "worker_id") != NULL)
         cJSON_AddStringToObject(o, "workerId", ju_str(rep, "worker_id"));
     if (ju_int(rep, "pid", &pid) == 0 && strcmp(code, "stopped") != 0)
         cJSON_AddNumberToObject(o, "pid", (double)pid);
-    return http_send_json(conn, MHD_HTTP_OK, o);
+    http_finish(r, MHD_HTTP_OK, o);
 }
 
-/* 1 if the project exists: known to the worker view, else found in the
- * database; 0 if not; -1 after queueing a database error into *ret. */
-static int project_exists(struct core *c, struct MHD_Connection *conn, const char *id,
-                          enum MHD_Result *ret)
+/* A desired-state write that outlived its call: log how it ended. arg is
+ * the project id (malloc'ed). */
+static void on_late_desired(void *arg, const struct dbq_result *res)
 {
-    const char *params[1] = {id};
-    PGresult *res;
-    int found;
-
-    pthread_rwlock_rdlock(&c->view_lock);
-    found = idmap_get(&c->views, id) != NULL;
-    pthread_rwlock_unlock(&c->view_lock);
-    if (found)
-        return 1;
-    res = http_query(c, conn, "look up the project", "SELECT 1 FROM projects WHERE id = $1", 1,
-                     params, ret);
-    if (res == NULL)
-        return -1;
-    found = PQntuples(res) == 1;
-    PQclear(res);
-    return found;
+    if (res->outcome == DBQ_OK)
+        log_info("recorded the desired state of project %s after a delay", (char *)arg);
+    else
+        log_error("could not record the desired state of project %s: %s", (char *)arg,
+                  res->message);
+    free(arg);
 }
 
-/* Validates {"projectId": …} and hands the call to the manager. The
- * dispatcher records the project's desired state once the call succeeded. */
+static const char *const DESIRED_SQL = "UPDATE projects SET desired_state = $2, updated_at = now()"
+                                       " WHERE id = $1 AND desired_state <> $2";
+
+/* One of the writes the reply waits for is done: the last one sends it. */
+static void write_done(struct http_req *r)
+{
+    struct wcall *w = r->work;
+
+    if (--w->pending == 0)
+        finish_with_reply(r);
+}
+
+/* Loop: every worker-row write submitted before it is committed (the
+ * fast class's batches commit in order): a caller who reads the row after
+ * the reply sees the state the reply reports. */
+static void on_rows_barrier(void *arg, const struct dbq_result *res)
+{
+    struct http_req *r = arg;
+
+    if (res->outcome != DBQ_OK)
+        log_warning("could not confirm the worker rows of project %s are written: %s",
+                    ((struct wcall *)r->work)->project, res->message);
+    write_done(r);
+}
+
+/* Loop: the desired state is committed (or could not be yet). */
+static void on_desired(void *arg, const struct dbq_result *res)
+{
+    struct http_req *r = arg;
+    struct wcall *w = r->work;
+
+    if (res->outcome != DBQ_OK) {
+        const char *params[2] = {w->project, strcmp(w->op, "stop") == 0 ? "stopped" : "running"};
+        char *project = strdup(w->project);
+        log_warning("could not record the desired state of project %s yet (%s); retrying "
+                    "until it lands",
+                    w->project, res->message);
+        /* It sets an absolute value: safe to resend until it lands. */
+        if (project == NULL ||
+            dbq_exec(r->core->dbq, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, DESIRED_SQL, 2,
+                     params, NULL, NULL, on_late_desired, project) < 0) {
+            log_error("could not record the desired state of project %s: out of memory",
+                      w->project);
+            free(project);
+        }
+    }
+    write_done(r);
+}
+
+/* Loop: the manager answered (reply NULL: it did not in time). */
+static void on_manager_reply(void *arg, const cJSON *reply)
+{
+    struct http_req *r = arg;
+    struct wcall *w = r->work;
+    const char *params[2] = {w->project, strcmp(w->op, "stop") == 0 ? "stopped" : "running"};
+    const char *code;
+
+    if (reply == NULL) {
+        if (core_stopping(r->core)) {
+            http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+            return;
+        }
+        log_error("%s of project %s: no answer from the manager in time", w->op, w->project);
+        http_finish_error(r, MHD_HTTP_GATEWAY_TIMEOUT,
+                          "timed out waiting for the worker of project \"%s\"", w->project);
+        return;
+    }
+    code = ju_str(reply, "code") != NULL ? ju_str(reply, "code") : "failed";
+    if (!ju_bool(reply, "ok")) {
+        const char *err = ju_str(reply, "error");
+        http_finish_error(r, error_status(code), "%s",
+                          err != NULL ? err : "the manager refused the request");
+        return;
+    }
+    w->reply = cJSON_Duplicate(reply, 1);
+    if (w->reply == NULL) {
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        return;
+    }
+    /* What the user set is durable, and the worker's row says what the
+     * reply says, before they hear it took effect. */
+    w->pending = 1;
+    if (dbq_exec(r->core->dbq, DBQ_DURABLE, DBQ_RETRY_SAFE, DESIRED_SQL, 2, params, NULL, NULL,
+                 on_desired, r) == 0)
+        w->pending++;
+    else
+        log_error("could not record the desired state of project %s: out of memory", w->project);
+    if (dbq_exec(r->core->dbq, DBQ_FAST, DBQ_RETRY_SAFE, "SELECT 1", 0, NULL, NULL, NULL,
+                 on_rows_barrier, r) == 0)
+        w->pending++;
+    write_done(r);
+}
+
+static void send_manager_call(struct http_req *r)
+{
+    struct wcall *w = r->work;
+
+    if (mgrlink_project_op(r->core->ml, w->op, w->project, w->timeout_ms, on_manager_reply, r) < 0)
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "could not reach the process manager");
+}
+
+/* Loop: the first step of a worker call or a status read. */
+static void call_on_loop(void *arg)
+{
+    struct http_req *r = arg;
+    struct wcall *w = r->work;
+
+    if (core_stopping(r->core)) {
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+        return;
+    }
+    if (strcmp(w->op, "status") != 0 && wview_has(r->core->view, w->project))
+        send_manager_call(r);
+    else
+        read_project(r);
+}
+
+/* MHD thread: validates {"projectId": …} and defers the call to the loop. */
 static enum MHD_Result worker_call(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                                    const char *op, int timeout_ms)
 {
-    enum MHD_Result ret = MHD_NO;
-    cJSON *body = http_body_object(conn, r, 0, &ret);
     char id[WF_ID_MAX + 1];
-    const cJSON *idv;
-    int found;
+    const char *why = NULL;
+    struct wcall *w;
 
-    if (body == NULL)
-        return ret;
-    idv = cJSON_GetObjectItemCaseSensitive(body, "projectId");
-    if (idv == NULL || cJSON_IsNull(idv)) {
-        cJSON_Delete(body);
-        return http_send_error(conn, MHD_HTTP_BAD_REQUEST, "projectId is required");
-    }
-    if (!cJSON_IsString(idv) || !ju_valid_id(idv->valuestring)) {
-        cJSON_Delete(body);
-        return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
-                               "invalid projectId: must match ^[A-Za-z0-9_-]{1,64}$");
-    }
-    snprintf(id, sizeof(id), "%s", idv->valuestring);
-    cJSON_Delete(body);
-
-    found = project_exists(c, conn, id, &ret);
-    if (found < 0)
-        return ret;
-    if (!found)
-        return http_send_error(conn, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", id);
-
-    r->resume = worker_call_done;
-    if (core_call_manager(c, &r->call, conn, op, id, timeout_ms) < 0) {
-        r->call.conn = NULL;
-        return http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                               "could not reach the process manager");
-    }
-    return MHD_YES;
+    if (apibody_project_id(r->body, r->len, id, &why) < 0)
+        return http_send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return MHD_NO;
+    snprintf(w->op, sizeof(w->op), "%s", op);
+    snprintf(w->project, sizeof(w->project), "%s", id);
+    w->timeout_ms = timeout_ms;
+    http_set_work(r, w, wcall_free);
+    return http_defer_to_loop(c, r, call_on_loop);
 }
 
 enum MHD_Result api_workers_start(struct core *c, struct MHD_Connection *conn, struct http_req *r,
@@ -291,84 +472,27 @@ enum MHD_Result api_workers_restart(struct core *c, struct MHD_Connection *conn,
     return worker_call(c, conn, r, "restart", c->cfg->start_timeout_ms + CALL_MARGIN_MS);
 }
 
-static void add_time(cJSON *o, const char *key, int64_t wall_ms)
-{
-    char buf[JU_ISO_LEN];
-
-    if (wall_ms <= 0) {
-        cJSON_AddNullToObject(o, key);
-        return;
-    }
-    ju_format_iso(wall_ms, buf, sizeof(buf));
-    cJSON_AddStringToObject(o, key, buf);
-}
-
 enum MHD_Result api_workers_status(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                                    const char *const *args)
 {
     const char *arg = args[0];
-    enum MHD_Result ret = MHD_NO;
-    const struct core_view *v;
-    const char *params[1] = {arg};
-    PGresult *res;
+    struct wcall *w;
     cJSON *o;
-    int found;
 
     if (!ju_valid_id(arg))
         return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
                                "invalid projectId: must match ^[A-Za-z0-9_-]{1,64}$");
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "projectId", arg);
-    pthread_rwlock_rdlock(&c->view_lock);
-    v = idmap_get(&c->views, arg);
-    if (v != NULL) {
-        cJSON *loaded = v->loaded != NULL ? cJSON_Parse(v->loaded) : NULL;
-        cJSON_AddStringToObject(o, "status", v->status);
-        cJSON_AddBoolToObject(o, "isRunning", strcmp(v->status, "running") == 0);
-        cJSON_AddStringToObject(o, "workerId", v->worker_id);
-        if (v->pid > 0 && strcmp(v->status, "crashed") != 0 && strcmp(v->status, "failed") != 0)
-            cJSON_AddNumberToObject(o, "pid", v->pid);
-        else
-            cJSON_AddNullToObject(o, "pid");
-        cJSON_AddStringToObject(o, "host", c->cfg->host_id);
-        add_time(o, "startedAt", v->started_at);
-        add_time(o, "lastHeartbeat", v->last_heartbeat);
-        cJSON_AddNumberToObject(o, "restarts", v->restarts);
-        if (v->error != NULL)
-            cJSON_AddStringToObject(o, "error", v->error);
-        else
-            cJSON_AddNullToObject(o, "error");
-        if (loaded != NULL)
-            ju_set(o, "loaded", loaded);
-        else
-            cJSON_AddNullToObject(o, "loaded");
-        pthread_rwlock_unlock(&c->view_lock);
+    if (wview_status_json(c->view, arg, o))
         return http_send_json(conn, MHD_HTTP_OK, o);
-    }
-    pthread_rwlock_unlock(&c->view_lock);
-
+    cJSON_Delete(o);
     /* No worker here: the project must exist to say "stopped". */
-    res = http_query(c, conn, "look up the project", "SELECT 1 FROM projects WHERE id = $1", 1,
-                     params, &ret);
-    if (res == NULL) {
-        cJSON_Delete(o);
-        return ret;
-    }
-    found = PQntuples(res) == 1;
-    PQclear(res);
-    if (!found) {
-        cJSON_Delete(o);
-        return http_send_error(conn, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", arg);
-    }
-    cJSON_AddStringToObject(o, "status", "stopped");
-    cJSON_AddBoolToObject(o, "isRunning", 0);
-    cJSON_AddNullToObject(o, "workerId");
-    cJSON_AddNullToObject(o, "pid");
-    cJSON_AddStringToObject(o, "host", c->cfg->host_id);
-    cJSON_AddNullToObject(o, "startedAt");
-    cJSON_AddNullToObject(o, "lastHeartbeat");
-    cJSON_AddNumberToObject(o, "restarts", 0);
-    cJSON_AddNullToObject(o, "error");
-    cJSON_AddNullToObject(o, "loaded");
-    return http_send_json(conn, MHD_HTTP_OK, o);
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return MHD_NO;
+    snprintf(w->op, sizeof(w->op), "status");
+    snprintf(w->project, sizeof(w->project), "%s", arg);
+    http_set_work(r, w, wcall_free);
+    return http_defer_to_loop(c, r, call_on_loop);
 }

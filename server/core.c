@@ -1,13 +1,24 @@
 /*
- * core.c: start-up and shutdown of the core role.
+ * core.c: start-up, the glue between core's modules, and shutdown.
  *
- * Order (each step needs the previous): block the signals the dispatcher
+ * Start-up order (each step needs the previous): block the signals the loop
  * reads through its signalfd (before any thread exists, so every thread
- * inherits the mask); connect to PostgreSQL, retrying while it is not up
- * yet; apply migrations; greet the manager (which then hands over every live
- * worker); run the dispatcher, which starts the HTTP threads once the
- * manager's state is in. Shutdown reverses it.
+ * inherits the mask); connect a blocking connection, retrying while the
+ * database is not up yet (each attempt bounded by WF_DB_CONNECT_TIMEOUT_MS,
+ * so a database that accepts and never answers cannot hang the start), and
+ * apply migrations with it; create the loop and the modules; wait (bounded)
+ * for the database layer's connections, so the first /health tells the
+ * truth; greet the manager, whose hello fills the worker view and starts
+ * HTTP. Then the loop runs until SIGTERM or the manager is gone.
+ *
+ * Shutdown reverses it so that every suspended HTTP request is answered
+ * before libmicrohttpd stops: no new work is posted, waiting manager calls
+ * and control-plane jobs are answered 503, rows are marked stopped (waited
+ * for, bounded), then the modules are freed (the database layer answers
+ * whatever it still holds), then HTTP stops.
  */
+#include "core.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -16,22 +27,241 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "artfetch.h"
 #include "artifacts.h"
-#include "core.h"
+#include "ctlpool.h"
+#include "db.h"
+#include "dbq.h"
 #include "exitcodes.h"
+#include "http.h"
+#include "loadcode.h"
 #include "log.h"
+#include "mgrlink.h"
 #include "migrate.h"
 #include "msg.h"
+#include "wconn.h"
+#include "wview.h"
 
 #define CONNECT_RETRY_MS 1000
+#define TICK_MS 100                /* metrics and health are published this often */
+#define SHUTDOWN_ROWS_WAIT_MS 5000 /* at most this long for the rows marked stopped */
+#define MIGRATE_TIMEOUT_MS 600000  /* a migration may build an index on a big table */
+#define POOL_QUEUE_MAX 1024        /* control-plane requests waiting; more: 503 */
 
-static const char *view_key(const void *item)
+/* ---- any thread ---- */
+
+int core_post(struct core *c, loop_fn fn, void *arg)
 {
-    return ((const struct core_view *)item)->project;
+    int rc = -1;
+
+    pthread_mutex_lock(&c->post_mu);
+    if (!c->stopping)
+        rc = loop_post(c->loop, fn, arg);
+    pthread_mutex_unlock(&c->post_mu);
+    return rc;
 }
+
+int core_stopping(struct core *c)
+{
+    return __atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE);
+}
+
+void core_metrics(struct core *c, struct core_metrics *out)
+{
+    pthread_mutex_lock(&c->metrics_mu);
+    *out = c->metrics;
+    pthread_mutex_unlock(&c->metrics_mu);
+}
+
+/* ---- loop thread: publishing ---- */
+
+/* Copies the loop-owned counters where HTTP threads can read them. */
+static void publish(struct core *c)
+{
+    struct dbq_stats ds;
+    struct wconns_counts wcc;
+    struct core_metrics m;
+
+    memset(&m, 0, sizeof(m));
+    dbq_stats(c->dbq, &ds);
+    wconns_counts(c->wc, &wcc);
+    m.db_up = dbq_healthy(c->dbq);
+    m.db_batches = ds.batches;
+    m.db_statements = ds.statements;
+    m.db_rows_coalesced = ds.rows_coalesced;
+    m.db_reconnects = ds.reconnects;
+    m.db_queue_depth = ds.queue_depth;
+    for (int i = 0; i < CORE_HIST_BUCKETS && i < DBQ_HIST_BUCKETS; i++)
+        m.db_batch_hist[i] = ds.batch_hist[i];
+    m.worker_resets = wcc.resets;
+    m.worker_msgs_in = wcc.msgs_in;
+    m.worker_heartbeats_dropped = wcc.heartbeats_dropped;
+    m.http_pool_queued = (uint64_t)ctlpool_queued(c->pool);
+    pthread_mutex_lock(&c->metrics_mu);
+    c->metrics = m;
+    pthread_mutex_unlock(&c->metrics_mu);
+}
+
+static void on_tick(void *arg)
+{
+    struct core *c = arg;
+
+    loop_timer_set(c->loop, &c->tick, loop_now(c->loop) + TICK_MS, on_tick, c);
+    __atomic_store_n(&c->db_ok, dbq_healthy(c->dbq), __ATOMIC_RELAXED);
+    publish(c);
+}
+
+static void on_db_health(void *arg, int healthy)
+{
+    struct core *c = arg;
+
+    /* /health reflects it at once, not at the next tick. */
+    __atomic_store_n(&c->db_ok, healthy, __ATOMIC_RELAXED);
+    if (healthy)
+        log_info("database is reachable again");
+    else
+        log_warning("database is unreachable or not answering");
+}
+
+static void on_signal(void *arg, uint32_t events)
+{
+    struct core *c = arg;
+    struct signalfd_siginfo si;
+
+    while (read(c->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        log_info("received signal %d; stopping", (int)si.ssi_signo);
+        loop_stop(c->loop);
+    }
+}
+
+/* ---- loop thread: manager events ---- */
+
+static void on_autostart_rows(void *arg, const struct dbq_result *res)
+{
+    struct core *c = arg;
+    int n = 0;
+
+    if (res->outcome != DBQ_OK) {
+        log_error("could not list projects to autostart: %s", res->message);
+        return;
+    }
+    for (int i = 0; i < PQntuples(res->res); i++) {
+        /* req 0: the manager answers nobody; the slot's state events tell. */
+        if (mgrlink_project_op(c->ml, "start", PQgetvalue(res->res, i, 0), 0, NULL, NULL) < 0)
+            log_error("could not autostart project %s", PQgetvalue(res->res, i, 0));
+        else
+            n++;
+    }
+    log_info("autostart: %d projects", n);
+}
+
+/*
+ * The manager's hello is applied and the surviving workers' code read back
+ * from their rows: claims of surviving workers can be checked, and HTTP
+ * starts now, so no request sees a view without what they loaded.
+ */
+static void on_views_ready(void *arg)
+{
+    struct core *c = arg;
+
+    loadcode_view_ready(c->lc);
+    if (c->httpd == NULL) {
+        if (http_start(c, c->listen_fd) < 0) {
+            c->rc = WF_EXIT_SYSCALL;
+            loop_stop(c->loop);
+            return;
+        }
+        log_info("core ready (pid %d)", (int)getpid());
+    }
+    if (c->first_core && c->cfg->autostart &&
+        dbq_exec(c->dbq, DBQ_FAST, DBQ_RETRY_SAFE,
+                 "SELECT id FROM projects WHERE desired_state = 'running' ORDER BY id", 0, NULL,
+                 NULL, NULL, on_autostart_rows, c) < 0)
+        log_error("could not list projects to autostart: out of memory");
+}
+
+static void on_mgr_hello(void *arg, const cJSON *ev)
+{
+    struct core *c = arg;
+
+    c->first_core = ju_bool(ev, "first");
+    if (c->first_core) {
+        /* A new instance: no worker uses files an earlier one on this port
+         * left behind (it may have been killed before it could clean up). */
+        artfetch_gc_all(c->af);
+    }
+    wview_on_hello(c->view, ev, on_views_ready, c);
+}
+
+static void on_mgr_state(void *arg, const cJSON *ev)
+{
+    struct core *c = arg;
+    const char *loaded = NULL;
+    int64_t pid;
+
+    if (ju_int(ev, "pid", &pid) == 0) {
+        struct wconn *w = wconns_find_pid(c->wc, (pid_t)pid);
+        if (w != NULL)
+            loaded = loadcode_summary(c->lc, w);
+    }
+    wview_on_state(c->view, ev, loaded);
+}
+
+static void on_mgr_attach(void *arg, const cJSON *ev, int fd)
+{
+    struct core *c = arg;
+    struct wconn *w;
+    int64_t pid;
+
+    if (fd < 0 || !ju_valid_id(ju_str(ev, "project")) || ju_int(ev, "pid", &pid) < 0) {
+        log_warning("ignoring malformed attach from the manager");
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if (wconns_find_pid(c->wc, (pid_t)pid) != NULL) {
+        /* The manager never sends two; keep the first. */
+        log_warning("ignoring a second socket for worker %d", (int)pid);
+        close(fd);
+        return;
+    }
+    w = wconns_attach(c->wc, fd, ju_str(ev, "project"), (pid_t)pid, ju_bool(ev, "draining"));
+    /* A freshly spawned worker gets its code at once, while its program is
+     * still being exec'd and linked, rather than after its hello. */
+    if (w != NULL && ju_bool(ev, "fresh"))
+        loadcode_send(c->lc, w);
+}
+
+static void on_mgr_gone(void *arg)
+{
+    struct core *c = arg;
+
+    loop_stop(c->loop);
+}
+
+/* ---- loop thread: worker events ---- */
+
+static void on_worker_hello(void *arg, struct wconn *w, const cJSON *msg)
+{
+    struct core *c = arg;
+
+    loadcode_on_hello(c->lc, w, msg);
+}
+
+static void on_worker_gone(void *arg, struct wconn *w)
+{
+    struct core *c = arg;
+
+    /* Once runs exist, the worker's leases are freed here. */
+    loadcode_gone(c->lc, w);
+}
+
+/* ---- start-up ---- */
 
 /* Returns 1 if SIGTERM/SIGINT is pending or the manager is gone. */
 static int should_stop(int ctl_fd)
@@ -47,45 +277,24 @@ static int should_stop(int ctl_fd)
     return 0;
 }
 
-/* Connects the dispatcher's connection, retrying every second and logging
- * the first failure and every tenth after it. Returns 0, or -1 if told to
- * stop meanwhile. */
-static int connect_with_retry(struct core *c)
+/*
+ * Connects db, retrying every second and logging the first failure and
+ * every tenth after it. Returns 0, or -1 if told to stop meanwhile.
+ */
+static int connect_with_retry(struct db_conn *db, int ctl_fd)
 {
     for (int attempt = 0;; attempt++) {
-        if (db_connect(c->dconn) == 0) {
+        if (db_connect(db) == 0) {
             if (attempt > 0)
                 log_info("connected to the database after %d attempts", attempt + 1);
             return 0;
         }
         if (attempt % 10 == 0)
-            log_error("could not connect to the database: %s; retrying", db_error(c->dconn));
-        if (should_stop(c->ctl_fd))
+            log_error("could not connect to the database: %s; retrying", db_error(db));
+        if (should_stop(ctl_fd))
             return -1;
         usleep(CONNECT_RETRY_MS * 1000);
     }
-}
-
-static int say_hello(struct core *c)
-{
-    cJSON *o = cJSON_CreateObject();
-    int r;
-
-    cJSON_AddStringToObject(o, "op", "hello");
-    r = msg_send(c->ctl_fd, o, -1);
-    cJSON_Delete(o);
-    return r;
-}
-
-static void free_views(struct core *c)
-{
-    for (size_t i = 0; i < c->views.n; i++) {
-        struct core_view *v = c->views.items[i];
-        free(v->error);
-        free(v->loaded);
-        free(v);
-    }
-    idmap_free(&c->views);
 }
 
 /*
@@ -112,13 +321,167 @@ static int instance_dir(struct core *c, int listen_fd, char *err, size_t errlen)
     return art_init(c->rundir, err, errlen);
 }
 
+/* Connects, migrates and disconnects. Returns WF_EXIT_OK, WF_EXIT_DATABASE,
+ * or -1 when told to stop before the database was reachable. */
+static int migrate(struct core *c, int ctl_fd)
+{
+    struct db_options opt = {"wf-core", "migrate", c->cfg->db_connect_timeout_ms,
+                             MIGRATE_TIMEOUT_MS};
+    struct db_conn *db = db_conn_new_ex(c->cfg->database_url, &opt);
+    int rc = WF_EXIT_OK;
+
+    if (db == NULL) {
+        log_error("could not allocate a database connection: out of memory");
+        return WF_EXIT_FAILURE;
+    }
+    if (connect_with_retry(db, ctl_fd) < 0) {
+        log_info("stopping before the database was reachable");
+        rc = -1;
+    } else if (migrate_apply(db) < 0) {
+        rc = WF_EXIT_DATABASE;
+    }
+    db_conn_free(db);
+    return rc;
+}
+
+static int setup_signals(struct core *c)
+{
+    sigset_t mask;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    c->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (c->sigfd < 0)
+        return -1;
+    return loop_add(c->loop, &c->sig_watch, c->sigfd, EPOLLIN, on_signal, c);
+}
+
+/* Creates the loop and every module. Returns 0, or -1 (logged). */
+static int build(struct core *c, int ctl_fd)
+{
+    const struct wf_config *cfg = c->cfg;
+    struct db_options http_opt = {"wf-core", "http", cfg->db_connect_timeout_ms,
+                                  cfg->db_statement_timeout_ms};
+    struct db_options art_opt = {"wf-core", "artifacts", cfg->db_connect_timeout_ms,
+                                 cfg->db_statement_timeout_ms};
+    struct dbq_config qc = {cfg->database_url,
+                            "wf-core",
+                            cfg->db_connect_timeout_ms,
+                            cfg->db_statement_timeout_ms,
+                            1000,
+                            0,
+                            5000};
+    struct mgrlink_events mev = {on_mgr_hello, on_mgr_state, on_mgr_attach, on_mgr_gone, c};
+    struct wconns_events wev = {on_worker_hello, on_worker_gone, c};
+
+    c->loop = loop_new();
+    if (c->loop == NULL || setup_signals(c) < 0) {
+        log_error("could not set up core's loop: %s", strerror(errno));
+        close(ctl_fd);
+        return -1;
+    }
+    c->ml = mgrlink_new(c->loop, ctl_fd, &mev);
+    c->dbq = dbq_new(c->loop, &qc);
+    if (c->ml == NULL || c->dbq == NULL) {
+        log_error("could not set up core: out of memory");
+        return -1;
+    }
+    dbq_on_health(c->dbq, on_db_health, c);
+    (void)dbq_start(c->dbq);
+    c->pool = ctlpool_new(cfg->database_url, &http_opt, cfg->db_pool_size, POOL_QUEUE_MAX);
+    c->af = artfetch_new(cfg->database_url, &art_opt, c->rundir, c->loop);
+    c->view = wview_new(cfg, c->loop, c->dbq);
+    c->wc = c->view != NULL ? wconns_new(cfg, c->loop, c->view, c->ml, &wev) : NULL;
+    c->lc = c->wc != NULL && c->af != NULL ? loadcode_new(c->loop, c->dbq, c->view, c->wc, c->af)
+                                           : NULL;
+    if (c->pool == NULL || c->af == NULL || c->view == NULL || c->wc == NULL || c->lc == NULL) {
+        log_error("could not set up core's modules");
+        return -1;
+    }
+    loop_timer_set(c->loop, &c->tick, loop_now(c->loop) + TICK_MS, on_tick, c);
+    return 0;
+}
+
+/* Runs loop turns until the database layer is healthy or timeout_ms. */
+static void wait_healthy(struct core *c, int timeout_ms)
+{
+    int64_t until = ju_mono_ms() + timeout_ms;
+
+    while (!dbq_healthy(c->dbq) && ju_mono_ms() < until)
+        (void)loop_turn(c->loop, 50);
+    __atomic_store_n(&c->db_ok, dbq_healthy(c->dbq), __ATOMIC_RELAXED);
+}
+
+/* ---- shutdown ---- */
+
+static void rows_done(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+static void shutdown_core(struct core *c)
+{
+    int rows_marked = 0;
+    int64_t until;
+
+    if (c->loop == NULL)
+        return;
+    loop_timer_cancel(c->loop, &c->tick); /* it reads modules freed below */
+    /* 1. No HTTP thread posts to the loop from now on. */
+    pthread_mutex_lock(&c->post_mu);
+    __atomic_store_n(&c->stopping, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&c->post_mu);
+    http_quiesce(c);
+    /* 2. Tasks already posted run (and see core stopping); waiting manager
+     * calls and control-plane jobs are answered. */
+    (void)loop_turn(c->loop, 0);
+    if (c->ml != NULL)
+        mgrlink_cancel_all(c->ml);
+    if (c->pool != NULL)
+        ctlpool_stop(c->pool);
+    /* 3. This host's live rows become stopped, waited for (bounded). */
+    if (c->view != NULL && c->dbq != NULL) {
+        wview_mark_stopped(c->view, rows_done, &rows_marked);
+        until = ju_mono_ms() + SHUTDOWN_ROWS_WAIT_MS;
+        while (!rows_marked && ju_mono_ms() < until)
+            (void)loop_turn(c->loop, 50);
+        if (!rows_marked)
+            log_warning("could not mark the workers' rows stopped within %d ms",
+                        SHUTDOWN_ROWS_WAIT_MS);
+    }
+    /* 4. Worker sockets close; the artifact thread finishes and hands its
+     * last answers to the loop. */
+    wconns_free(c->wc);
+    c->wc = NULL;
+    artfetch_free(c->af);
+    c->af = NULL;
+    (void)loop_turn(c->loop, 0);
+    /* 5. The database layer answers what it still holds: every deferred
+     * request is finished once it returns. */
+    dbq_free(c->dbq);
+    c->dbq = NULL;
+    mgrlink_free(c->ml);
+    c->ml = NULL;
+    /* 6. Only now may libmicrohttpd stop: no connection is suspended. */
+    http_stop(c);
+    loadcode_free(c->lc);
+    wview_free(c->view);
+    ctlpool_free(c->pool);
+    art_gc_all(c->rundir); /* no worker of ours is left to use them */
+    if (c->sigfd >= 0)
+        close(c->sigfd);
+    loop_free(c->loop);
+}
+
 int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
 {
     static struct core core;
     struct core *c = &core;
     sigset_t mask;
     char err[256];
-    int rc = WF_EXIT_OK;
+    int rc;
 
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&mask);
@@ -128,12 +491,12 @@ int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
     c->cfg = cfg;
-    c->ctl_fd = ctl_fd;
-    c->views.key_of = view_key;
-    c->next_call_id = 1;
-    pthread_mutex_init(&c->ctl_mu, NULL);
-    pthread_mutex_init(&c->calls_mu, NULL);
-    pthread_rwlock_init(&c->view_lock, NULL);
+    c->listen_fd = listen_fd;
+    c->sigfd = -1;
+    c->rc = WF_EXIT_OK;
+    pthread_mutex_init(&c->post_mu, NULL);
+    pthread_mutex_init(&c->metrics_mu, NULL);
+    msg_set_max_bytes((size_t)cfg->max_message_bytes);
 
     if (db_check_url(cfg->database_url, err, sizeof(err)) < 0) {
         log_error("%s", err);
@@ -143,44 +506,28 @@ int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
         log_error("%s (WF_RUNTIME_DIR)", err);
         return WF_EXIT_USAGE;
     }
-    c->dconn = db_conn_new(cfg->database_url);
-    c->pool = db_pool_new(cfg->database_url, cfg->db_pool_size);
-    if (c->dconn == NULL || c->pool == NULL) {
-        log_error("could not allocate database connections: out of memory");
-        return WF_EXIT_FAILURE;
+    rc = migrate(c, ctl_fd);
+    if (rc != WF_EXIT_OK) {
+        close(listen_fd);
+        close(ctl_fd);
+        return rc < 0 ? WF_EXIT_OK : rc;
     }
-    if (connect_with_retry(c) < 0) {
-        log_info("stopping before the database was reachable");
+    if (build(c, ctl_fd) < 0) {
+        c->rc = WF_EXIT_FAILURE;
         goto out;
     }
-    if (migrate_apply(c->dconn) < 0) {
-        rc = WF_EXIT_DATABASE;
-        goto out;
-    }
-    /* From here on the dispatcher's connection writes only derived status
-     * (worker rows, heartbeats, desired states), which the manager's hello
-     * rebuilds after any loss: its commits need not wait for the WAL flush,
-     * which would otherwise sit twice on every start call's path. */
-    if (db_conn_set_session(c->dconn, "SET synchronous_commit = off") < 0) {
-        log_error("could not configure the dispatcher's connection: %s", db_error(c->dconn));
-        rc = WF_EXIT_DATABASE;
-        goto out;
-    }
-    __atomic_store_n(&c->db_ok, 1, __ATOMIC_RELAXED); /* before /health can be asked */
-    if (say_hello(c) < 0) {
+    wait_healthy(c, cfg->db_connect_timeout_ms);
+    if (mgrlink_hello(c->ml) < 0) {
         log_error("could not greet the manager: %s", strerror(errno));
-        rc = WF_EXIT_FAILURE;
+        c->rc = WF_EXIT_FAILURE;
         goto out;
     }
-    /* The dispatcher starts HTTP once the manager's hello has filled the
-     * worker view, so no request sees an empty view after a core restart. */
-    rc = dispatcher_run(c, listen_fd);
-    http_stop(c);
+    if (loop_run(c->loop) < 0) {
+        log_error("could not wait for events: %s", strerror(errno));
+        c->rc = WF_EXIT_SYSCALL;
+    }
 out:
-    free_views(c);
-    db_pool_free(c->pool);
-    db_conn_free(c->dconn);
+    shutdown_core(c);
     close(listen_fd);
-    close(ctl_fd);
-    return rc;
+    return c->rc;
 }

@@ -1,13 +1,20 @@
 /*
- * core.h: the core role's shared state: the HTTP API (libmicrohttpd thread
- * pool), the dispatcher (this process's main thread) and every PostgreSQL
- * connection of this host.
+ * core.h: the core role: the HTTP API (libmicrohttpd thread pool), core's
+ * event loop (this process's main thread) and every PostgreSQL connection
+ * of this host.
  *
- * Threads: the dispatcher alone reads the manager and worker sockets and
- * owns the worker connections; HTTP threads send requests to the manager
- * (serialized by ctl_mu) and read the worker view (view_lock). Calls that
- * wait for the manager suspend their HTTP connection and are resumed by the
- * dispatcher, so no HTTP thread blocks on a worker starting or draining.
+ * struct core only ties the modules together; each keeps its own state
+ * behind its functions (DESIGN §8):
+ *   loop      the event loop (loop.h)
+ *   dbq       asynchronous PostgreSQL with group commit (dbq.h), loop only
+ *   pool      the control-plane pool: blocking connections on threads
+ *   af        the artifact thread
+ *   ml        the control channel to the manager (mgrlink.h), loop only
+ *   view      the worker view and rows (wview.h): loop writes, HTTP reads
+ *   wc        the worker channels (wconn.h), loop only
+ *   lc        the code loader (loadcode.h), loop only
+ * Threads: the loop thread owns everything marked "loop only"; HTTP threads
+ * reach it only through core_post, never by touching its modules.
  */
 #ifndef WF_CORE_H
 #define WF_CORE_H
@@ -15,91 +22,85 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <sys/types.h>
-
-#include <cJSON.h>
 
 #include "config.h"
-#include "db.h"
 #include "jsonutil.h"
+#include "loop.h"
 
 struct MHD_Daemon;
-struct MHD_Connection;
+struct MHD_Response;
+struct dbq;
+struct ctlpool;
+struct artfetch;
+struct mgrlink;
+struct wview;
+struct wconns;
+struct loadcode;
 
-/* What core knows of one project's current worker (mirrors the manager). */
-struct core_view {
-    char project[WF_ID_MAX + 1];
-    char worker_id[WF_ID_MAX + 72];
-    char status[16];
-    pid_t pid;
-    int restarts;
-    int64_t started_at;     /* wall ms */
-    int64_t last_heartbeat; /* wall ms, 0 if none yet */
-    char *error;            /* malloc'ed or NULL */
-    char *loaded;           /* malloc'ed JSON text or NULL */
-};
+#define CORE_HIST_BUCKETS 12
 
-/* An HTTP request waiting for the manager's reply. */
-struct core_call {
-    uint64_t id;
-    char op[16]; /* start, stop, restart */
-    char project[WF_ID_MAX + 1];
-    struct MHD_Connection *conn;
-    int64_t deadline; /* monotonic ms */
-    int done;         /* set by the dispatcher before resuming */
-    int fail_status;  /* with reply NULL: 504 (timed out) or 503 (shutting down) */
-    cJSON *reply;     /* the manager's reply (owned), NULL on timeout/shutdown */
-    struct core_call *next;
+/* Database-layer figures for /metrics, published by the loop (any thread
+ * reads them through core_metrics). */
+struct core_metrics {
+    int db_up;
+    uint64_t db_batches;
+    uint64_t db_statements;
+    uint64_t db_rows_coalesced;
+    uint64_t db_reconnects;
+    uint64_t db_queue_depth;
+    uint64_t db_batch_hist[CORE_HIST_BUCKETS]; /* batches serving <=1, <=2, …, <=1024, more */
+    uint64_t worker_resets;
+    uint64_t worker_msgs_in;
+    uint64_t worker_heartbeats_dropped;
+    uint64_t http_pool_queued;
 };
 
 struct core {
     const struct wf_config *cfg;
     char rundir[PATH_MAX]; /* <WF_RUNTIME_DIR>/<port>: this instance's artifact files */
-    int ctl_fd;
-    pthread_mutex_t ctl_mu;
+    int listen_fd;
 
-    struct db_pool *pool;  /* for HTTP threads; commits are durable */
-    struct db_conn *dconn; /* the dispatcher's own: synchronous_commit = off, so
-                              only derived status may be written through it */
+    struct loop *loop;
+    struct dbq *dbq;
+    struct ctlpool *pool;
+    struct artfetch *af;
+    struct mgrlink *ml;
+    struct wview *view;
+    struct wconns *wc;
+    struct loadcode *lc;
+
     struct MHD_Daemon *httpd;
     struct MHD_Response *health[2]; /* /health replies: [0] database down, [1] ok */
-    int db_ok;                      /* last dispatcher ping succeeded; __atomic access */
+    int db_ok;                      /* __atomic: the database layer is healthy */
     struct {
-        uint64_t worker_starts;  /* "starting" events since this core started */
-        uint64_t worker_crashes; /* "crashed" or "failed" events */
-        uint64_t http_requests;  /* requests completed */
-    } stats;                     /* counters for /metrics; __atomic access */
+        uint64_t http_requests; /* requests completed */
+    } stats;                    /* __atomic access */
 
-    pthread_rwlock_t view_lock;
-    struct idmap views; /* struct core_view by project */
+    pthread_mutex_t post_mu; /* HTTP threads post to the loop under it */
+    int stopping;            /* under post_mu (and __atomic for readers) */
 
-    pthread_mutex_t calls_mu;
-    struct core_call *calls;
-    uint64_t next_call_id;
-    int stopping; /* under calls_mu: no new calls */
+    pthread_mutex_t metrics_mu;
+    struct core_metrics metrics; /* under metrics_mu */
+
+    struct loop_watch sig_watch;
+    int sigfd;
+    struct loop_timer tick;
+    int first_core; /* the manager's hello said this is its first core */
+    int rc;         /* exit status */
 };
 
 /* Runs the core role on the manager's control socket and the inherited
  * listening socket; returns the exit status. */
 int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd);
 
-/* dispatcher.c */
-/* Runs the dispatcher loop until SIGTERM or the manager is gone; starts the
- * HTTP server on listen_fd after the manager's hello. Returns the exit
- * status. */
-int dispatcher_run(struct core *c, int listen_fd);
-/*
- * Sends {"op": op, "project": project, "req": id} to the manager and
- * suspends conn until the reply (or timeout_ms) comes; call must stay valid
- * until the dispatcher resumes the connection (it lives in the request).
- * Returns 0, or -1 if the request could not be sent (nothing suspended).
- */
-int core_call_manager(struct core *c, struct core_call *call, struct MHD_Connection *conn,
-                      const char *op, const char *project, int timeout_ms)
-    __attribute__((warn_unused_result));
+/* Any thread: asks the loop to call fn(arg). Returns 0, or -1 when core is
+ * stopping or out of memory (fn is then not called). */
+int core_post(struct core *c, loop_fn fn, void *arg) __attribute__((warn_unused_result));
 
-/* http.c */
-int http_start(struct core *c, int listen_fd) __attribute__((warn_unused_result));
-void http_stop(struct core *c);
+/* Any thread: 1 once core has begun to stop. */
+int core_stopping(struct core *c);
+
+/* Any thread: a copy of the latest published metrics. */
+void core_metrics(struct core *c, struct core_metrics *out);
 
 #endif

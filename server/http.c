@@ -1,11 +1,19 @@
 /*
- * http.c: libmicrohttpd set-up, the access handler and the route table.
+ * http.c: libmicrohttpd set-up, the access handler, the route table and
+ * deferred replies.
  *
  * MHD runs a thread pool on the listening socket inherited from the manager,
- * with suspend/resume so calls that wait for a worker (start, stop,
- * restart) hold no thread. Bodies are capped at WF_MAX_BODY_BYTES: a
- * Content-Length over it, or a body growing past it, is answered 413 at
- * once. Connections time out after 30 s idle and are limited in number.
+ * with suspend/resume so that calls waiting on the loop (the manager, the
+ * run path) or on the control-plane pool (database I/O) hold no thread.
+ * Bodies are capped per route (WF_MAX_BODY_BYTES, or WF_MAX_ARTIFACT_BYTES
+ * for uploads): a Content-Length over it, or a body growing past it, is
+ * answered 413 at once. Connections time out after 30 s idle and are
+ * limited in number.
+ *
+ * A deferred request's reply crosses threads through the request itself:
+ * the finisher writes reply_status/reply_body, then sets ready with release
+ * order and resumes the connection; the MHD thread reads ready with acquire
+ * order in the resumed callback before it touches the reply.
  */
 #include "http.h"
 
@@ -18,6 +26,7 @@
 #include "api_projects.h"
 #include "api_workers.h"
 #include "config.h"
+#include "ctlpool.h"
 #include "log.h"
 
 #define HTTP_CONN_TIMEOUT_S 30
@@ -25,34 +34,39 @@
 
 typedef enum MHD_Result (*route_fn)(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                                     const char *const *args);
+/* A pool route: runs on a control-plane thread and finishes r. */
+typedef void (*pool_route_fn)(struct core *c, struct http_req *r, const char *const *args,
+                              struct db_conn *db);
 
 /* A route: the method and a path pattern whose "*" segments are captured
- * (at most HTTP_MAX_ARGS, each a single non-empty segment). */
+ * (at most HTTP_MAX_ARGS, each a single non-empty segment). Exactly one of
+ * fn (inline or loop route) and pool_fn is set. */
 struct route {
     const char *method;
     const char *pattern;
     int public_route; /* no token needed */
     int artifact;     /* body is an uploaded artifact: WF_MAX_ARTIFACT_BYTES */
     route_fn fn;
+    pool_route_fn pool_fn;
 };
 
 static const struct route routes[] = {
-    {"GET", "/health", 1, 0, api_health},
-    {"GET", "/metrics", 1, 0, api_metrics},
-    {"GET", "/workers", 0, 0, api_workers_list},
-    {"POST", "/workers/start", 0, 0, api_workers_start},
-    {"POST", "/workers/stop", 0, 0, api_workers_stop},
-    {"POST", "/workers/restart", 0, 0, api_workers_restart},
-    {"GET", "/workers/status/*", 0, 0, api_workers_status},
-    {"GET", "/projects", 0, 0, api_projects_list},
-    {"POST", "/projects", 0, 0, api_projects_create},
-    {"GET", "/projects/*", 0, 0, api_projects_get},
-    {"GET", "/projects/*/workflows", 0, 0, api_code_list_workflows},
-    {"GET", "/projects/*/activities", 0, 0, api_code_list_activities},
-    {"PUT", "/projects/*/workflows/*", 0, 1, api_code_put_workflow},
-    {"PUT", "/projects/*/activities/*", 0, 1, api_code_put_activity},
-    {"DELETE", "/projects/*/workflows/*", 0, 0, api_code_delete_workflow},
-    {"DELETE", "/projects/*/activities/*", 0, 0, api_code_delete_activity},
+    {"GET", "/health", 1, 0, api_health, NULL},
+    {"GET", "/metrics", 1, 0, api_metrics, NULL},
+    {"GET", "/workers", 0, 0, api_workers_list, NULL},
+    {"POST", "/workers/start", 0, 0, api_workers_start, NULL},
+    {"POST", "/workers/stop", 0, 0, api_workers_stop, NULL},
+    {"POST", "/workers/restart", 0, 0, api_workers_restart, NULL},
+    {"GET", "/workers/status/*", 0, 0, api_workers_status, NULL},
+    {"GET", "/projects", 0, 0, NULL, api_projects_list},
+    {"POST", "/projects", 0, 0, NULL, api_projects_create},
+    {"GET", "/projects/*", 0, 0, NULL, api_projects_get},
+    {"GET", "/projects/*/workflows", 0, 0, NULL, api_code_list_workflows},
+    {"GET", "/projects/*/activities", 0, 0, NULL, api_code_list_activities},
+    {"PUT", "/projects/*/workflows/*", 0, 1, api_code_put_workflow, NULL},
+    {"PUT", "/projects/*/activities/*", 0, 1, api_code_put_activity, NULL},
+    {"DELETE", "/projects/*/workflows/*", 0, 0, NULL, api_code_delete_workflow},
+    {"DELETE", "/projects/*/activities/*", 0, 0, NULL, api_code_delete_activity},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -108,63 +122,75 @@ enum MHD_Result http_send_error(struct MHD_Connection *conn, unsigned status, co
     return http_send_json(conn, status, o);
 }
 
-enum MHD_Result http_send_db_error(struct MHD_Connection *conn, struct db_conn *db,
-                                   const char *what)
+/* ---- deferred replies ---- */
+
+void http_defer(struct http_req *r)
+{
+    r->suspended = 1;
+    MHD_suspend_connection(r->conn);
+}
+
+void http_finish(struct http_req *r, unsigned status, cJSON *body)
+{
+    r->reply_status = status;
+    r->reply_body = body;
+    __atomic_store_n(&r->ready, 1, __ATOMIC_RELEASE);
+    MHD_resume_connection(r->conn);
+}
+
+void http_finish_error(struct http_req *r, unsigned status, const char *fmt, ...)
+{
+    va_list ap;
+    cJSON *o;
+
+    va_start(ap, fmt);
+    o = error_body(fmt, ap);
+    va_end(ap);
+    http_finish(r, status, o);
+}
+
+void http_finish_db_error(struct http_req *r, struct db_conn *db, const char *what)
 {
     log_error("could not %s: %s", what, db_error(db));
     if (db_unavailable(db))
-        return http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
-    return http_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error");
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+    else
+        http_finish_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error");
 }
 
-cJSON *http_body_object(struct MHD_Connection *conn, struct http_req *r, int allow_empty,
-                        enum MHD_Result *ret)
+void http_set_work(struct http_req *r, void *work, void (*free_fn)(void *work))
 {
-    cJSON *o;
-
-    if (r->len == 0 && allow_empty)
-        return cJSON_CreateObject();
-    o = r->len > 0 ? cJSON_ParseWithLength(r->body, r->len) : NULL;
-    if (o == NULL) {
-        *ret = http_send_error(conn, MHD_HTTP_BAD_REQUEST, "malformed JSON body");
-        return NULL;
-    }
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        *ret = http_send_error(conn, MHD_HTTP_BAD_REQUEST, "request body must be a JSON object");
-        return NULL;
-    }
-    return o;
+    r->work = work;
+    r->work_free = free_fn;
 }
 
-PGresult *http_query(struct core *c, struct MHD_Connection *conn, const char *what, const char *sql,
-                     int nparams, const char *const *params, enum MHD_Result *ret)
+enum MHD_Result http_defer_to_loop(struct core *c, struct http_req *r, void (*fn)(void *r))
 {
-    struct db_conn *db = http_db_get(c, conn, ret);
-    PGresult *res;
-
-    if (db == NULL)
-        return NULL;
-    res = db_exec(db, sql, nparams, params);
-    if (res == NULL)
-        *ret = http_send_db_error(conn, db, what);
-    db_pool_put(c->pool, db);
-    return res;
+    http_defer(r);
+    if (core_post(c, fn, r) < 0)
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+    return MHD_YES;
 }
 
-struct db_conn *http_db_get(struct core *c, struct MHD_Connection *conn, enum MHD_Result *ret)
+/* A pool job: the route's function, or 503 when the pool is stopping. */
+static void run_pool_route(void *arg, struct db_conn *db)
 {
-    struct db_conn *db = db_pool_get(c->pool, 5000);
+    struct http_req *r = arg;
+    const struct route *rt = r->route;
+    const char *args[HTTP_MAX_ARGS];
 
     if (db == NULL) {
-        log_warning("no database connection came free within 5 s");
-        *ret = http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+        return;
     }
-    return db;
+    for (int i = 0; i < HTTP_MAX_ARGS; i++)
+        args[i] = r->args[i];
+    rt->pool_fn(r->core, r, args, db);
 }
 
-static enum MHD_Result send_too_large(struct core *c, struct MHD_Connection *conn,
-                                      struct http_req *r)
+/* ---- routing ---- */
+
+static enum MHD_Result send_too_large(struct MHD_Connection *conn, struct http_req *r)
 {
     r->responded = 1;
     return http_send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
@@ -265,9 +291,29 @@ static enum MHD_Result dispatch(struct core *c, struct MHD_Connection *conn, con
     }
     if (c->cfg->api_token != NULL && !rt->public_route && !authorized(c, conn))
         return http_send_error(conn, MHD_HTTP_UNAUTHORIZED, "missing or invalid API token");
+    if (rt->pool_fn != NULL) {
+        http_defer(r);
+        if (ctlpool_submit(c->pool, run_pool_route, r) < 0) {
+            log_warning("control-plane queue full or stopping: %s %s answered 503", method, url);
+            http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server busy; try again");
+        }
+        return MHD_YES;
+    }
     for (int i = 0; i < HTTP_MAX_ARGS; i++)
         args[i] = r->args[i];
     return rt->fn(c, conn, r, args);
+}
+
+/* The resumed callback of a deferred request: queue its reply. */
+static enum MHD_Result send_deferred(struct MHD_Connection *conn, struct http_req *r)
+{
+    cJSON *body = r->reply_body;
+
+    r->reply_body = NULL;
+    r->responded = 1;
+    if (body == NULL)
+        body = cJSON_CreateObject();
+    return http_send_json(conn, r->reply_status, body);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -289,13 +335,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r == NULL)
             return MHD_NO;
         *req_cls = r;
+        r->conn = conn;
+        r->core = c;
         rt = route_find(url, method, r->args, &found, NULL, 0);
         r->route = rt;
         r->max_body =
             rt != NULL && rt->artifact ? c->cfg->max_artifact_bytes : c->cfg->max_body_bytes;
         if (cl != NULL && (config_parse_long(cl, 0, r->max_body, &v) < 0)) {
             r->too_large = 1;
-            return send_too_large(c, conn, r);
+            return send_too_large(conn, r);
         }
         return MHD_YES;
     }
@@ -304,9 +352,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0; /* a reply is queued: discard the rest */
         return MHD_YES;
     }
-    if (r->call.done) {
-        r->responded = 1;
-        return r->resume(c, conn, r);
+    if (r->suspended) {
+        if (!__atomic_load_n(&r->ready, __ATOMIC_ACQUIRE))
+            return MHD_YES; /* not for us yet */
+        return send_deferred(conn, r);
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
@@ -316,7 +365,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->body = NULL;
             r->len = r->cap = 0;
             r->too_large = 1;
-            return send_too_large(c, conn, r);
+            return send_too_large(conn, r);
         }
         if (r->len + n + 1 > r->cap) {
             size_t cap = r->cap ? r->cap : 1024;
@@ -340,7 +389,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     log_debug("%s %s", method, url);
     {
         enum MHD_Result ret = dispatch(c, conn, url, method, r);
-        if (r->call.conn == NULL)
+        if (!r->suspended)
             r->responded = 1;
         return ret;
     }
@@ -356,7 +405,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (r == NULL)
         return;
     free(r->body);
-    cJSON_Delete(r->call.reply);
+    cJSON_Delete(r->reply_body);
+    if (r->work != NULL) {
+        if (r->work_free != NULL)
+            r->work_free(r->work);
+        else
+            free(r->work);
+    }
     free(r);
     *req_cls = NULL;
 }
@@ -420,12 +475,18 @@ int http_start(struct core *c, int listen_fd)
     return 0;
 }
 
+void http_quiesce(struct core *c)
+{
+    /* MHD hands the listening socket back instead of closing it; core_main
+     * closes it. */
+    if (c->httpd != NULL)
+        (void)MHD_quiesce_daemon(c->httpd);
+}
+
 void http_stop(struct core *c)
 {
     if (c->httpd != NULL) {
-        /* Quiesce first so MHD hands the listening socket back instead of
-         * closing it; core_main closes it. */
-        (void)MHD_quiesce_daemon(c->httpd);
+        http_quiesce(c);
         MHD_stop_daemon(c->httpd);
         c->httpd = NULL;
     }

@@ -1,12 +1,23 @@
 /*
  * http.h: the HTTP layer of core (libmicrohttpd): per-request state, body
- * accumulation with a cap, routing, JSON replies, and the helpers the API
- * modules share.
+ * accumulation with a cap, routing, JSON replies, and deferred replies.
+ *
+ * Three kinds of route:
+ *   - inline: answered on the libmicrohttpd thread from memory (/health,
+ *     /metrics, the worker view);
+ *   - loop: the handler validates the request, suspends the connection with
+ *     http_defer and hands the work to core's loop (core_post), which
+ *     resumes it with http_finish once the answer is known (committed);
+ *   - pool: the body is handed to a control-plane pool thread with a
+ *     blocking database connection (ctlpool.h); it finishes the request.
+ * A libmicrohttpd thread never waits on the database or on another process.
  *
  * Lifetime: a struct http_req is allocated at a request's first callback,
  * lives on MHD's req_cls, and is freed only in the completion callback
- * (with its body and any manager reply). Every reply is JSON; every error is
- * {"success":false,"error":"…"}.
+ * (with its body, its deferred reply and its route state). A suspended
+ * request is resumed exactly once, by http_finish; until then nothing frees
+ * it (libmicrohttpd keeps a suspended connection). Every reply is JSON;
+ * every error is {"success":false,"error":"…"}.
  */
 #ifndef WF_HTTP_H
 #define WF_HTTP_H
@@ -18,26 +29,29 @@
 #include "core.h"
 #include "db.h"
 
-struct http_req;
-
-/* Builds the final reply of a call resumed by the dispatcher. */
-typedef enum MHD_Result (*http_resume_fn)(struct core *c, struct MHD_Connection *conn,
-                                          struct http_req *r);
-
 #define HTTP_MAX_ARGS 2
 #define HTTP_ARG_MAX 128
 
 struct http_req {
-    char *body; /* NUL-terminated, at most cfg->max_body_bytes */
+    char *body; /* NUL-terminated, at most max_body */
     size_t len;
     size_t cap;
     int too_large;
     int responded;
-    struct core_call call;                      /* a pending manager call, if any */
-    http_resume_fn resume;                      /* set with call */
     long max_body;                              /* this route's body cap */
     char args[HTTP_MAX_ARGS][HTTP_ARG_MAX + 1]; /* the route's "*" segments */
     const void *route; /* http.c's route for this method and path, or NULL */
+
+    /* A deferred reply: set by http_finish on whichever thread finishes. */
+    struct core *core;
+    struct MHD_Connection *conn;
+    int suspended;         /* http_defer was called */
+    int ready;             /* __atomic: reply below is set and the connection resumed */
+    unsigned reply_status; /* with reply_body (owned) */
+    cJSON *reply_body;
+    /* Route-specific state of a deferred request, freed with the request. */
+    void *work;
+    void (*work_free)(void *work);
 };
 
 /* Queues body (taken, deleted here) as the JSON reply. */
@@ -47,28 +61,40 @@ enum MHD_Result http_send_json(struct MHD_Connection *conn, unsigned status, cJS
 enum MHD_Result http_send_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Replies 503 "database unavailable" or 500 "database error" after a failed
- * statement on conn (logging the detail), and returns the queue result. */
-enum MHD_Result http_send_db_error(struct MHD_Connection *conn, struct db_conn *db,
-                                   const char *what);
+/*
+ * MHD thread, inside the route handler: suspends the connection; the
+ * request is then finished by http_finish on any thread. The handler
+ * returns MHD_YES after it.
+ */
+void http_defer(struct http_req *r);
+
+/* Any thread, once per deferred request: sets the reply (body taken; NULL
+ * for none) and resumes the connection, which then sends it. */
+void http_finish(struct http_req *r, unsigned status, cJSON *body);
+
+/* http_finish with {"success":false,"error":<formatted>}. */
+void http_finish_error(struct http_req *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* http_finish with 503 "database unavailable" or 500 "database error"
+ * after a failed statement on db (logged as "could not <what>: …"). */
+void http_finish_db_error(struct http_req *r, struct db_conn *db, const char *what);
 
 /*
- * Parses the request body as a JSON object. Returns the tree (caller
- * deletes), or NULL after queueing the 400 reply into *ret. An empty body
- * yields an empty object when allow_empty is set.
+ * MHD thread, inside a loop route's handler: defers the request and posts
+ * fn(r) to core's loop, which must finish it. When core is stopping the
+ * request is finished at once with 503. Returns MHD_YES.
  */
-cJSON *http_body_object(struct MHD_Connection *conn, struct http_req *r, int allow_empty,
-                        enum MHD_Result *ret);
+enum MHD_Result http_defer_to_loop(struct core *c, struct http_req *r, void (*fn)(void *r));
 
-/* Borrows a pool connection or queues a 503 into *ret and returns NULL. */
-struct db_conn *http_db_get(struct core *c, struct MHD_Connection *conn, enum MHD_Result *ret);
+/* The route-specific state of a deferred request (freed with it by free_fn,
+ * which may be NULL for plain free). */
+void http_set_work(struct http_req *r, void *work, void (*free_fn)(void *work));
 
-/*
- * Runs one statement on a borrowed pool connection and returns it to the
- * pool. Returns the result (caller PQclears), or NULL after queueing the
- * 503/500 reply into *ret (logged as "could not <what>").
- */
-PGresult *http_query(struct core *c, struct MHD_Connection *conn, const char *what, const char *sql,
-                     int nparams, const char *const *params, enum MHD_Result *ret);
+int http_start(struct core *c, int listen_fd) __attribute__((warn_unused_result));
+/* Stops accepting connections (the listening socket stays open for the
+ * manager); in-flight deferred requests must have been finished first. */
+void http_quiesce(struct core *c);
+void http_stop(struct core *c);
 
 #endif

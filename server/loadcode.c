@@ -1,177 +1,522 @@
 /*
- * loadcode.c: what a worker is told to load. Core reads the project's
- * active code rows, makes sure each artifact is a verified file under this
- * instance's runtime directory (artifacts.c), and sends the worker the
- * paths with the names each must provide; it removes the files no connected
- * worker of the project uses. Dispatcher thread only.
+ * loadcode.c: see loadcode.h.
+ *
+ * A load goes through three asynchronous steps, each resuming on the loop
+ * thread: the code rows (dbq), the files (artfetch), the message (wconn).
+ * Between steps only the worker's connection id is held, and looked up
+ * again, since the worker may be gone by then. The shas of a load are
+ * recorded as the worker's as soon as they are known, before the files are
+ * asked for, so a clean-up computed meanwhile keeps them.
  */
-#include <errno.h>
+#include "loadcode.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "artifacts.h"
-#include "dispatcher.h"
+#include "artfetch.h"
+#include "dbq.h"
+#include "jsonutil.h"
 #include "log.h"
-#include "msg.h"
+#include "wconn.h"
+#include "wview.h"
 
-/* Removes the project's artifact files no connected worker uses. */
-void disp_gc_project(struct dispatcher *d, const char *project)
+/* What the code loader keeps per worker connection (its user pointer). */
+struct lc_worker {
+    char (*shas)[65]; /* artifacts given or being prepared (kept by clean-ups) */
+    size_t nshas;
+    char *summary;    /* JSON text of the code sent or confirmed, or NULL */
+    int load_started; /* the load was asked for (once per socket) */
+    cJSON *claim;     /* a hello's claimed code, checked once the view is ready */
+};
+
+struct loadcode {
+    struct loop *loop;
+    struct dbq *dbq;
+    struct wview *view;
+    struct wconns *wc;
+    struct artfetch *af;
+    int view_ready;
+};
+
+/* One load between its steps. */
+struct lc_req {
+    struct loadcode *lc;
+    uint64_t wid;
+    char project[WF_ID_MAX + 1];
+    struct loadcode_row *rows; /* strings owned by strs */
+    size_t nrows;
+    char **strs;
+    size_t nstrs;
+};
+
+static void req_free(struct lc_req *q)
 {
-    const char **keep;
-    size_t n = 0, cap = 0;
-
-    for (struct wconn *w = d->wconns; w != NULL; w = w->next) {
-        if (strcmp(w->project, project) == 0)
-            cap += w->nshas;
-    }
-    keep = calloc(cap + 1, sizeof(*keep));
-    if (keep == NULL)
+    if (q == NULL)
         return;
-    for (struct wconn *w = d->wconns; w != NULL; w = w->next) {
-        if (strcmp(w->project, project) != 0)
-            continue;
-        for (size_t i = 0; i < w->nshas; i++)
-            keep[n++] = w->shas[i];
-    }
-    art_gc(d->c->rundir, project, keep, n);
-    free(keep);
+    for (size_t i = 0; i < q->nstrs; i++)
+        free(q->strs[i]);
+    free(q->strs);
+    free(q->rows);
+    free(q);
 }
 
-/*
- * Builds a worker's load message from its project's active code rows (kind,
- * name, sha256), writing each artifact file it needs. The summary kept for
- * status and the row's `loaded` column is {"workflows","activities",
- * "plugins":[{"name","sha256"}]}. On a failure the message carries "error".
- */
-static cJSON *build_load(struct dispatcher *d, struct wconn *w, const PGresult *r)
+static struct lc_worker *state_of(struct wconn *w)
+{
+    struct lc_worker *st = wconn_user(w);
+
+    if (st == NULL) {
+        st = calloc(1, sizeof(*st));
+        if (st != NULL)
+            wconn_set_user(w, st);
+    }
+    return st;
+}
+
+static void state_free(struct lc_worker *st)
+{
+    if (st == NULL)
+        return;
+    free(st->shas);
+    free(st->summary);
+    cJSON_Delete(st->claim);
+    free(st);
+}
+
+/* ---- the message (pure) ---- */
+
+cJSON *loadcode_error_message(const char *err)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (o == NULL || cJSON_AddStringToObject(o, "t", "load") == NULL ||
+        cJSON_AddStringToObject(o, "error", err) == NULL ||
+        cJSON_AddBoolToObject(o, "transient", 1) == NULL) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Appends a new string to arr; 0 or -1 (ENOMEM). */
+static int append_str(cJSON *arr, const char *s)
+{
+    return ju_append(arr, cJSON_CreateString(s));
+}
+
+/* Appends {k1:v1, k2:v2[, k3:v3]} to arr; 0 or -1 (ENOMEM). */
+static int append_pairs(cJSON *arr, const char *k1, const char *v1, const char *k2, const char *v2,
+                        const char *k3, const char *v3)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (o == NULL || cJSON_AddStringToObject(o, k1, v1) == NULL ||
+        cJSON_AddStringToObject(o, k2, v2) == NULL ||
+        (k3 != NULL && cJSON_AddStringToObject(o, k3, v3) == NULL)) {
+        cJSON_Delete(o);
+        return -1;
+    }
+    return ju_append(arr, o);
+}
+
+cJSON *loadcode_build(const struct loadcode_row *rows, size_t n, char **summary)
 {
     cJSON *load = cJSON_CreateObject();
-    cJSON *wf = cJSON_AddArrayToObject(load, "workflows");
-    cJSON *act = cJSON_AddArrayToObject(load, "activities");
-    cJSON *arts = cJSON_AddArrayToObject(load, "artifacts");
-    cJSON *provides = cJSON_AddArrayToObject(load, "provides");
-    cJSON *summary = cJSON_CreateObject();
-    cJSON *plugins;
-    char path[4200], err[600];
-    int n = PQntuples(r);
+    cJSON *sum = cJSON_CreateObject();
+    cJSON *wf, *act, *arts, *provides, *swf, *sact, *splug;
+    int ok = load != NULL && sum != NULL;
 
-    cJSON_AddStringToObject(load, "t", "load");
-    free(w->shas);
-    w->nshas = 0;
-    w->shas = calloc((size_t)n + 1, sizeof(*w->shas));
-    for (int i = 0; i < n && w->shas != NULL; i++) {
-        const char *kind = PQgetvalue(r, i, 0);
-        const char *name = PQgetvalue(r, i, 1);
-        const char *sha = PQgetvalue(r, i, 2);
+    *summary = NULL;
+    ok = ok && cJSON_AddStringToObject(load, "t", "load") != NULL;
+    wf = ok ? cJSON_AddArrayToObject(load, "workflows") : NULL;
+    act = ok ? cJSON_AddArrayToObject(load, "activities") : NULL;
+    arts = ok ? cJSON_AddArrayToObject(load, "artifacts") : NULL;
+    provides = ok ? cJSON_AddArrayToObject(load, "provides") : NULL;
+    swf = ok ? cJSON_AddArrayToObject(sum, "workflows") : NULL;
+    sact = ok ? cJSON_AddArrayToObject(sum, "activities") : NULL;
+    splug = ok ? cJSON_AddArrayToObject(sum, "plugins") : NULL;
+    ok = ok && wf != NULL && act != NULL && arts != NULL && provides != NULL && swf != NULL &&
+         sact != NULL && splug != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        const struct loadcode_row *r = &rows[i];
+        int workflow = strcmp(r->kind, "workflow") == 0;
         int seen = 0;
-        cJSON *a;
 
-        ju_append(strcmp(kind, "workflow") == 0 ? wf : act, cJSON_CreateString(name));
-        if (PQgetisnull(r, i, 2))
+        ok = append_str(workflow ? wf : act, r->name) == 0 &&
+             append_str(workflow ? swf : sact, r->name) == 0;
+        if (!ok || r->sha256 == NULL)
             continue; /* declared without code yet */
-        a = cJSON_CreateObject();
-        cJSON_AddStringToObject(a, "kind", kind);
-        cJSON_AddStringToObject(a, "name", name);
-        ju_append(provides, a);
-        for (size_t j = 0; j < w->nshas; j++)
-            seen |= strcmp(w->shas[j], sha) == 0;
-        if (seen)
+        ok = append_pairs(provides, "kind", r->kind, "name", r->name, NULL, NULL) == 0;
+        for (size_t j = 0; j < i; j++)
+            seen |= rows[j].sha256 != NULL && strcmp(rows[j].sha256, r->sha256) == 0;
+        if (!ok || seen)
             continue;
-        if (art_materialize(d->c->dconn, d->c->rundir, w->project, sha, path, sizeof(path), err,
-                            sizeof(err)) < 0) {
-            char msg[800];
-            snprintf(msg, sizeof(msg), "could not prepare plugin \"%s\": %s", name, err);
-            log_error("project %s: %s", w->project, msg);
-            cJSON_AddStringToObject(load, "error", msg);
-            break;
-        }
-        snprintf(w->shas[w->nshas++], 65, "%s", sha);
-        a = cJSON_CreateObject();
-        cJSON_AddStringToObject(a, "label", name);
-        cJSON_AddStringToObject(a, "path", path);
-        cJSON_AddStringToObject(a, "sha256", sha);
-        ju_append(arts, a);
+        ok = append_pairs(arts, "label", r->name, "path", r->path, "sha256", r->sha256) == 0 &&
+             append_pairs(splug, "name", r->name, "sha256", r->sha256, NULL, NULL) == 0;
     }
-    ju_set(summary, "workflows", cJSON_Duplicate(wf, 1));
-    ju_set(summary, "activities", cJSON_Duplicate(act, 1));
-    plugins = cJSON_AddArrayToObject(summary, "plugins");
-    for (cJSON *a = arts != NULL ? arts->child : NULL; a != NULL; a = a->next) {
-        cJSON *p = cJSON_CreateObject();
-        cJSON_AddStringToObject(p, "name", ju_str(a, "label"));
-        cJSON_AddStringToObject(p, "sha256", ju_str(a, "sha256"));
-        ju_append(plugins, p);
+    if (ok) {
+        *summary = cJSON_PrintUnformatted(sum);
+        ok = *summary != NULL;
     }
-    free(w->loaded);
-    w->loaded = cJSON_PrintUnformatted(summary);
-    /* The worker keeps the summary and shows it to the next core. */
-    ju_set(load, "summary", summary);
+    if (ok) {
+        /* The worker keeps the summary and shows it to the next core. */
+        ok = ju_set(load, "summary", sum) == 0;
+        sum = NULL; /* ju_set took it, even when it failed */
+    }
+    cJSON_Delete(sum);
+    if (!ok) {
+        free(*summary);
+        *summary = NULL;
+        cJSON_Delete(load);
+        return NULL;
+    }
     return load;
 }
 
-/* Sends a worker its project's code (or why it cannot have it), once. */
-void disp_send_load(struct dispatcher *d, struct wconn *w)
-{
-    const char *params[1] = {w->project};
-    cJSON *load;
-    PGresult *r;
+/* ---- the steps ---- */
 
-    r = db_exec(d->c->dconn,
-                "SELECT 'workflow', kebab_name, artifact_sha256 FROM workflows"
-                " WHERE project_id = $1 AND is_active"
-                " UNION ALL SELECT 'activity', name, artifact_sha256 FROM components"
-                " WHERE project_id = $1 AND is_active AND kind = 'activity'"
-                " ORDER BY 1 DESC, 2",
-                1, params);
-    if (r == NULL) {
-        char err[400];
-        snprintf(err, sizeof(err), "could not read the project's code: %s", db_error(d->c->dconn));
-        log_error("project %s: %s", w->project, err);
-        load = cJSON_CreateObject();
-        cJSON_AddStringToObject(load, "t", "load");
-        cJSON_AddStringToObject(load, "error", err);
-    } else {
-        load = build_load(d, w, r);
-        PQclear(r);
-    }
-    /* A failure here is core's (database, disk), not the plugin's. */
-    if (cJSON_GetObjectItemCaseSensitive(load, "error") != NULL)
-        cJSON_AddBoolToObject(load, "transient", 1);
-    w->load_sent = 1;
-    if (msg_send(w->fd, load, -1) < 0)
-        log_error("could not send code to worker %d: %s", (int)w->pid, strerror(errno));
-    cJSON_Delete(load);
-}
-
-/* A worker's greeting: send it its project's code unless it has it (it
- * survived a core restart) or was sent it already (at its attach). */
-void disp_on_worker_hello(struct dispatcher *d, struct wconn *w, const cJSON *msg)
+/* Sends err as a transient load error (core's failure, not the code's). */
+static void send_error(struct wconn *w, const char *err)
 {
-    if (ju_bool(msg, "loaded")) {
-        /* It survived a core restart with its code: learn what it has. */
-        cJSON *code = cJSON_GetObjectItemCaseSensitive(msg, "code");
-        if (cJSON_IsObject(code)) {
-            const cJSON *plugins = cJSON_GetObjectItemCaseSensitive(code, "plugins");
-            const cJSON *p;
-            struct core_view *v;
-            free(w->loaded);
-            w->loaded = cJSON_PrintUnformatted(code);
-            free(w->shas);
-            w->nshas = 0;
-            w->shas = calloc((size_t)cJSON_GetArraySize(plugins) + 1, sizeof(*w->shas));
-            cJSON_ArrayForEach(p, plugins)
-            {
-                if (w->shas != NULL && art_valid_sha(ju_str(p, "sha256")))
-                    snprintf(w->shas[w->nshas++], 65, "%s", ju_str(p, "sha256"));
-            }
-            pthread_rwlock_wrlock(&d->c->view_lock);
-            v = idmap_get(&d->c->views, w->project);
-            if (v != NULL && v->pid == w->pid)
-                disp_view_set_str(&v->loaded, w->loaded);
-            pthread_rwlock_unlock(&d->c->view_lock);
-        }
+    cJSON *m = loadcode_error_message(err);
+
+    log_error("project %s: %s", wconn_project(w), err);
+    if (m == NULL) {
+        wconn_reset(w, "could not tell it why its code is missing: out of memory");
         return;
     }
-    if (!w->load_sent)
-        disp_send_load(d, w);
+    (void)wconn_send(w, m);
+    cJSON_Delete(m);
+}
+
+/* Step 3: the files are ready (or not): send the message. */
+static void on_files(void *arg, const char *const *paths, const char *err)
+{
+    struct lc_req *q = arg;
+    struct wconn *w = wconns_find(q->lc->wc, q->wid);
+    struct lc_worker *st;
+    char *summary = NULL;
+    char msg[1000];
+    cJSON *load;
+    size_t k = 0;
+
+    if (w == NULL) {
+        req_free(q);
+        return;
+    }
+    if (paths == NULL) {
+        snprintf(msg, sizeof(msg), "could not prepare the project's code: %s", err);
+        send_error(w, msg);
+        req_free(q);
+        return;
+    }
+    /* paths come in the order of the distinct shas asked for */
+    for (size_t i = 0; i < q->nrows; i++) {
+        int seen = 0;
+        if (q->rows[i].sha256 == NULL)
+            continue;
+        for (size_t j = 0; j < i; j++)
+            seen |= q->rows[j].sha256 != NULL && strcmp(q->rows[j].sha256, q->rows[i].sha256) == 0;
+        if (seen) {
+            for (size_t j = 0; j < i; j++) {
+                if (q->rows[j].sha256 != NULL && strcmp(q->rows[j].sha256, q->rows[i].sha256) == 0)
+                    q->rows[i].path = q->rows[j].path;
+            }
+            continue;
+        }
+        q->rows[i].path = paths[k++];
+    }
+    load = loadcode_build(q->rows, q->nrows, &summary);
+    if (load == NULL) {
+        send_error(w, "could not build the load message: out of memory");
+        req_free(q);
+        return;
+    }
+    st = state_of(w);
+    if (st != NULL) {
+        free(st->summary);
+        st->summary = summary;
+        summary = NULL;
+    }
+    free(summary);
+    (void)wconn_send(w, load); /* on failure w was reset */
+    cJSON_Delete(load);
+    req_free(q);
+}
+
+/* Keeps a copy of s in the request; NULL on ENOMEM. */
+static const char *keep_str(struct lc_req *q, const char *s)
+{
+    char *c = strdup(s);
+
+    if (c == NULL)
+        return NULL;
+    q->strs[q->nstrs++] = c;
+    return c;
+}
+
+/* Step 2: the project's code rows are in: record the shas, ask for files. */
+static void on_rows(void *arg, const struct dbq_result *r)
+{
+    struct lc_req *q = arg;
+    struct wconn *w = wconns_find(q->lc->wc, q->wid);
+    struct lc_worker *st;
+    const char **shas = NULL;
+    size_t nshas = 0;
+    char msg[700];
+    int n, ok = 1;
+
+    if (w == NULL) {
+        req_free(q);
+        return;
+    }
+    if (r->outcome != DBQ_OK) {
+        snprintf(msg, sizeof(msg), "could not read the project's code: %s", r->message);
+        send_error(w, msg);
+        req_free(q);
+        return;
+    }
+    n = PQntuples(r->res);
+    q->rows = calloc((size_t)n + 1, sizeof(*q->rows));
+    q->strs = calloc(3 * (size_t)n + 1, sizeof(*q->strs));
+    shas = calloc((size_t)n + 1, sizeof(*shas));
+    st = state_of(w);
+    ok = q->rows != NULL && q->strs != NULL && shas != NULL && st != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        struct loadcode_row *row = &q->rows[i];
+        int seen = 0;
+        row->kind = keep_str(q, PQgetvalue(r->res, i, 0));
+        row->name = keep_str(q, PQgetvalue(r->res, i, 1));
+        ok = row->kind != NULL && row->name != NULL;
+        if (!ok || PQgetisnull(r->res, i, 2))
+            continue;
+        row->sha256 = keep_str(q, PQgetvalue(r->res, i, 2));
+        ok = row->sha256 != NULL;
+        for (size_t j = 0; ok && j < nshas; j++)
+            seen |= strcmp(shas[j], row->sha256) == 0;
+        if (ok && !seen)
+            shas[nshas++] = row->sha256;
+    }
+    q->nrows = (size_t)n;
+    if (ok) {
+        /* Kept by clean-ups from now on (see the file header). */
+        char(*copy)[65] = calloc(nshas + 1, sizeof(*copy));
+        ok = copy != NULL;
+        for (size_t i = 0; ok && i < nshas; i++)
+            snprintf(copy[i], sizeof(copy[i]), "%s", shas[i]);
+        if (ok) {
+            free(st->shas);
+            st->shas = copy;
+            st->nshas = nshas;
+        }
+    }
+    if (!ok || artfetch_materialize(q->lc->af, q->project, shas, nshas, on_files, q) < 0) {
+        free(shas);
+        send_error(w, "could not prepare the project's code: out of memory");
+        req_free(q);
+        return;
+    }
+    free(shas);
+}
+
+void loadcode_send(struct loadcode *lc, struct wconn *w)
+{
+    struct lc_worker *st = state_of(w);
+    struct lc_req *q;
+    const char *params[1];
+
+    if (st == NULL) {
+        send_error(w, "could not prepare the project's code: out of memory");
+        return;
+    }
+    if (st->load_started)
+        return;
+    st->load_started = 1;
+    q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        send_error(w, "could not prepare the project's code: out of memory");
+        return;
+    }
+    q->lc = lc;
+    q->wid = wconn_id(w);
+    snprintf(q->project, sizeof(q->project), "%s", wconn_project(w));
+    params[0] = q->project;
+    if (dbq_exec(lc->dbq, DBQ_FAST, DBQ_RETRY_SAFE,
+                 "SELECT 'workflow', kebab_name, artifact_sha256 FROM workflows"
+                 " WHERE project_id = $1 AND is_active"
+                 " UNION ALL SELECT 'activity', name, artifact_sha256 FROM components"
+                 " WHERE project_id = $1 AND is_active AND kind = 'activity'"
+                 " ORDER BY 1 DESC, 2",
+                 1, params, NULL, NULL, on_rows, q) < 0) {
+        req_free(q);
+        send_error(w, "could not read the project's code: out of memory");
+    }
+}
+
+/* ---- claims of workers that survived a core restart ---- */
+
+/* Checks w's claimed code against what the previous core recorded. */
+static void check_claim(struct loadcode *lc, struct wconn *w, struct lc_worker *st)
+{
+    cJSON *claim = st->claim;
+    const cJSON *plugins = cJSON_GetObjectItemCaseSensitive(claim, "plugins");
+    char *recorded = wview_loaded(lc->view, wconn_project(w));
+    cJSON *expect = recorded != NULL ? cJSON_Parse(recorded) : NULL;
+    const cJSON *p;
+
+    free(recorded);
+    st->claim = NULL;
+    if (!wconn_draining(w) && (expect == NULL || !cJSON_Compare(expect, claim, 1))) {
+        cJSON_Delete(expect);
+        cJSON_Delete(claim);
+        wconn_reset(w, "it claims code that core's record does not show it was given");
+        return;
+    }
+    cJSON_Delete(expect);
+    free(st->summary);
+    st->summary = cJSON_PrintUnformatted(claim);
+    free(st->shas);
+    st->nshas = 0;
+    st->shas = calloc((size_t)cJSON_GetArraySize(plugins) + 1, sizeof(*st->shas));
+    cJSON_ArrayForEach(p, plugins)
+    {
+        const char *sha = ju_str(p, "sha256");
+        if (st->shas != NULL && sha != NULL && strlen(sha) == 64)
+            snprintf(st->shas[st->nshas++], 65, "%s", sha);
+    }
+    cJSON_Delete(claim);
+}
+
+void loadcode_on_hello(struct loadcode *lc, struct wconn *w, const cJSON *hello)
+{
+    struct lc_worker *st;
+    const cJSON *code;
+
+    if (!ju_bool(hello, "loaded")) {
+        loadcode_send(lc, w);
+        return;
+    }
+    code = cJSON_GetObjectItemCaseSensitive(hello, "code");
+    st = state_of(w);
+    if (!cJSON_IsObject(code)) {
+        wconn_reset(w, "malformed hello: loaded without a code summary");
+        return;
+    }
+    if (st == NULL) {
+        wconn_reset(w, "could not check its code: out of memory");
+        return;
+    }
+    cJSON_Delete(st->claim);
+    st->claim = cJSON_Duplicate(code, 1);
+    if (st->claim == NULL) {
+        wconn_reset(w, "could not check its code: out of memory");
+        return;
+    }
+    if (lc->view_ready)
+        check_claim(lc, w, st);
+}
+
+struct claim_sweep {
+    struct loadcode *lc;
+    uint64_t ids[256];
+    size_t n;
+};
+
+static void collect_claims(void *arg, struct wconn *w)
+{
+    struct claim_sweep *cs = arg;
+    struct lc_worker *st = wconn_user(w);
+
+    if (st != NULL && st->claim != NULL && cs->n < sizeof(cs->ids) / sizeof(cs->ids[0]))
+        cs->ids[cs->n++] = wconn_id(w);
+}
+
+void loadcode_view_ready(struct loadcode *lc)
+{
+    struct claim_sweep cs;
+
+    lc->view_ready = 1;
+    /* check_claim may reset (free) connections: collect first, then look
+     * each up again. More than 256 pending claims take several rounds. */
+    do {
+        cs.lc = lc;
+        cs.n = 0;
+        wconns_each(lc->wc, NULL, collect_claims, &cs);
+        for (size_t i = 0; i < cs.n; i++) {
+            struct wconn *w = wconns_find(lc->wc, cs.ids[i]);
+            if (w != NULL && wconn_user(w) != NULL)
+                check_claim(lc, w, wconn_user(w));
+        }
+    } while (cs.n == sizeof(cs.ids) / sizeof(cs.ids[0]));
+}
+
+/* ---- clean-up ---- */
+
+struct keep_set {
+    const struct wconn *gone;
+    const char **shas;
+    size_t n, cap;
+    int failed; /* out of memory: the set is incomplete */
+};
+
+static void collect_keep(void *arg, struct wconn *w)
+{
+    struct keep_set *k = arg;
+    struct lc_worker *st = wconn_user(w);
+
+    if (w == k->gone || st == NULL)
+        return;
+    for (size_t i = 0; i < st->nshas; i++) {
+        if (k->n == k->cap) {
+            size_t cap = k->cap ? 2 * k->cap : 16;
+            const char **s = realloc(k->shas, cap * sizeof(*s));
+            if (s == NULL) {
+                k->failed = 1; /* the clean-up is skipped: it would delete used files */
+                return;
+            }
+            k->shas = s;
+            k->cap = cap;
+        }
+        k->shas[k->n++] = st->shas[i];
+    }
+}
+
+void loadcode_gone(struct loadcode *lc, struct wconn *w)
+{
+    struct lc_worker *st = wconn_user(w);
+    struct keep_set k = {w, NULL, 0, 0, 0};
+
+    state_free(st);
+    wconn_set_user(w, NULL);
+    wconns_each(lc->wc, wconn_project(w), collect_keep, &k);
+    if (!k.failed)
+        artfetch_gc(lc->af, wconn_project(w), k.shas, k.n);
+    free(k.shas);
+}
+
+const char *loadcode_summary(struct loadcode *lc, const struct wconn *w)
+{
+    const struct lc_worker *st = wconn_user(w);
+
+    return st != NULL ? st->summary : NULL;
+}
+
+struct loadcode *loadcode_new(struct loop *l, struct dbq *q, struct wview *v, struct wconns *wc,
+                              struct artfetch *af)
+{
+    struct loadcode *lc = calloc(1, sizeof(*lc));
+
+    if (lc == NULL)
+        return NULL;
+    lc->loop = l;
+    lc->dbq = q;
+    lc->view = v;
+    lc->wc = wc;
+    lc->af = af;
+    return lc;
+}
+
+void loadcode_free(struct loadcode *lc)
+{
+    free(lc);
 }

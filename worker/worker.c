@@ -11,12 +11,18 @@
  *   to manager once loaded:             {"t":"ready"} or {"t":"load_error","error",
  *                                        "transient"} (transient: core's failure)
  *   to core every heartbeat interval:   {"t":"hb"}
+ *   from core:                          {"t":"ping","n"}, answered {"t":"pong","n"}
  *   from manager:                       {"t":"core"} + a new work socket (core restarted)
  *   to manager on SIGTERM:              {"t":"draining"}, then exit 0
  *
  * Invariants: the loaded code survives a core restart (the worker only swaps
  * its work socket); the manager's death (control socket EOF or SIGTERM from
- * PR_SET_PDEATHSIG) ends the worker after a drain.
+ * PR_SET_PDEATHSIG) ends the worker after a drain. Both sockets are
+ * non-blocking channels (common/chan.h): nothing the worker sends can block
+ * it, and a heartbeat is skipped while core has not read the previous
+ * messages, so a stalled core never grows the worker's queue. A malformed
+ * message from core or the manager is a protocol error: the worker exits
+ * with WF_EXIT_PROTOCOL and is restarted like a crashed one.
  */
 #include <errno.h>
 #include <signal.h>
@@ -30,6 +36,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "config.h"
 #include "exitcodes.h"
 #include "jsonutil.h"
@@ -45,8 +52,9 @@ struct worker {
     const char *project;
     const char *worker_id;
     int heartbeat_ms;
-    int ctl_fd;
-    int work_fd; /* -1 while core is away */
+    struct chan *ctl;  /* to the manager (fd 3) */
+    struct chan *work; /* to core; NULL while core is away */
+    int work_fd;       /* work's socket, -1 while core is away */
     int epfd;
     int sigfd;
     int timerfd;
@@ -63,7 +71,31 @@ static struct worker *wlog_worker;
 #define wlog_info(fmt, ...) log_info("project=%s " fmt, wlog_worker->project, ##__VA_ARGS__)
 #define wlog_debug(fmt, ...) log_debug("project=%s " fmt, wlog_worker->project, ##__VA_ARGS__)
 
-static int send_simple(int fd, const char *type, const char *key, const char *value)
+/* Watches ch's socket for EPOLLOUT too while it has a queue. */
+static void watch_out(struct worker *w, struct chan *ch)
+{
+    struct epoll_event ev = {.events = EPOLLIN | (chan_wants_write(ch) ? EPOLLOUT : 0),
+                             .data.fd = chan_fd(ch)};
+
+    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, chan_fd(ch), &ev) < 0)
+        wlog_warning("could not watch a socket: %s", strerror(errno));
+}
+
+/* Sends o on ch (NULL: the peer is away) and watches for room if needed. */
+static int send_on(struct worker *w, struct chan *ch, const cJSON *o)
+{
+    if (ch == NULL) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    if (chan_send(ch, o, -1) < 0)
+        return -1;
+    watch_out(w, ch);
+    return 0;
+}
+
+static int send_simple(struct worker *w, struct chan *ch, const char *type, const char *key,
+                       const char *value)
 {
     cJSON *o = cJSON_CreateObject();
     int r;
@@ -71,7 +103,7 @@ static int send_simple(int fd, const char *type, const char *key, const char *va
     cJSON_AddStringToObject(o, "t", type);
     if (key != NULL)
         cJSON_AddStringToObject(o, key, value);
-    r = msg_send(fd, o, -1);
+    r = send_on(w, ch, o);
     cJSON_Delete(o);
     return r;
 }
@@ -86,26 +118,36 @@ static void send_hello(struct worker *w)
     cJSON_AddBoolToObject(o, "loaded", w->loaded);
     if (w->code != NULL)
         ju_set(o, "code", cJSON_Duplicate(w->code, 1));
-    if (msg_send(w->work_fd, o, -1) < 0)
+    if (send_on(w, w->work, o) < 0)
         wlog_warning("could not greet core: %s", strerror(errno));
     cJSON_Delete(o);
 }
 
+/* Replaces the work socket (fd -1: core is away). */
 static void set_work_fd(struct worker *w, int fd)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
 
-    if (w->work_fd >= 0)
-        close(w->work_fd);
-    w->work_fd = fd;
+    if (w->work != NULL) {
+        chan_free(w->work); /* closes the socket: also removes it from epoll */
+        w->work = NULL;
+        w->work_fd = -1;
+    }
     if (fd < 0)
         return;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        wlog_error("could not watch core socket: %s", strerror(errno));
+    w->work = chan_new(fd, NULL);
+    if (w->work == NULL) {
+        wlog_error("could not set up the core socket: %s", strerror(errno));
         close(fd);
-        w->work_fd = -1;
         return;
     }
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        wlog_error("could not watch core socket: %s", strerror(errno));
+        chan_free(w->work);
+        w->work = NULL;
+        return;
+    }
+    w->work_fd = fd;
     send_hello(w);
 }
 
@@ -180,7 +222,7 @@ static void load_code(struct worker *w, cJSON *msg)
         cJSON_AddStringToObject(o, "error", error);
         /* Core could not provide the code (database down): worth a retry. */
         cJSON_AddBoolToObject(o, "transient", ju_bool(msg, "transient"));
-        if (msg_send(w->ctl_fd, o, -1) < 0)
+        if (send_on(w, w->ctl, o) < 0)
             wlog_error("could not report load error: %s", strerror(errno));
         cJSON_Delete(o);
         w->stop = WF_EXIT_FAILURE;
@@ -188,7 +230,7 @@ static void load_code(struct worker *w, cJSON *msg)
     }
     w->code = cJSON_IsObject(summary) ? cJSON_Duplicate(summary, 1) : cJSON_CreateObject();
     w->loaded = 1;
-    if (send_simple(w->ctl_fd, "ready", NULL, NULL) < 0) {
+    if (send_simple(w, w->ctl, "ready", NULL, NULL) < 0) {
         wlog_error("could not report ready: %s", strerror(errno));
         w->stop = WF_EXIT_FAILURE;
         return;
@@ -197,18 +239,34 @@ static void load_code(struct worker *w, cJSON *msg)
               cJSON_GetArraySize(act), n);
 }
 
+/* Core checks we are alive and reading: answer at once. */
+static void pong(struct worker *w, const cJSON *ping)
+{
+    cJSON *o = cJSON_CreateObject();
+    int64_t n = 0;
+
+    (void)ju_int(ping, "n", &n);
+    cJSON_AddStringToObject(o, "t", "pong");
+    cJSON_AddNumberToObject(o, "n", (double)n);
+    if (send_on(w, w->work, o) < 0)
+        wlog_warning("could not answer core's ping: %s", strerror(errno));
+    cJSON_Delete(o);
+}
+
+/* Messages from core: at most a budget per readiness event. */
 static void process_work(struct worker *w)
 {
-    while (w->work_fd >= 0) {
+    for (int i = 0; i < 64 && w->work != NULL && w->stop < 0; i++) {
         cJSON *msg = NULL;
-        int r = msg_recv(w->work_fd, &msg, NULL);
+        int r = chan_recv(w->work, &msg, NULL);
         const char *t;
 
         if (r < 0 && errno == EAGAIN)
             return;
         if (r < 0 && (errno == EBADMSG || errno == EMSGSIZE)) {
-            wlog_warning("ignoring malformed message from core: %s", strerror(errno));
-            continue;
+            wlog_error("protocol error on the core socket: %s", strerror(errno));
+            w->stop = WF_EXIT_PROTOCOL;
+            return;
         }
         if (r <= 0) {
             /* Core is gone; keep the code loaded and wait for the next one. */
@@ -219,6 +277,8 @@ static void process_work(struct worker *w)
         t = ju_str(msg, "t");
         if (t != NULL && strcmp(t, "load") == 0)
             load_code(w, msg);
+        else if (t != NULL && strcmp(t, "ping") == 0)
+            pong(w, msg);
         else
             wlog_debug("ignoring message %s from core", t != NULL ? t : "(untyped)");
         cJSON_Delete(msg);
@@ -227,17 +287,18 @@ static void process_work(struct worker *w)
 
 static void process_ctl(struct worker *w)
 {
-    for (;;) {
+    for (int i = 0; i < 64 && w->stop < 0; i++) {
         cJSON *msg = NULL;
         int fd = -1;
-        int r = msg_recv(w->ctl_fd, &msg, &fd);
+        int r = chan_recv(w->ctl, &msg, &fd);
         const char *t;
 
         if (r < 0 && errno == EAGAIN)
             return;
         if (r < 0 && (errno == EBADMSG || errno == EMSGSIZE)) {
-            wlog_warning("ignoring malformed message from the manager: %s", strerror(errno));
-            continue;
+            wlog_error("protocol error on the manager socket: %s", strerror(errno));
+            w->stop = WF_EXIT_PROTOCOL;
+            return;
         }
         if (r <= 0) {
             wlog_info("manager is gone; stopping");
@@ -256,13 +317,31 @@ static void process_ctl(struct worker *w)
     }
 }
 
+/* A socket has room again: send what waits. */
+static void flush(struct worker *w, struct chan *ch)
+{
+    if (ch == NULL)
+        return;
+    if (chan_flush(ch, ju_mono_ms()) < 0) {
+        if (ch == w->work) {
+            wlog_info("lost core connection; waiting for a new core");
+            set_work_fd(w, -1);
+        }
+        return; /* the manager's socket: its end of file comes next */
+    }
+    watch_out(w, ch);
+}
+
 static void heartbeat(struct worker *w)
 {
     uint64_t ticks;
 
     if (read(w->timerfd, &ticks, sizeof(ticks)) < 0)
         return;
-    if (w->work_fd >= 0 && w->loaded && send_simple(w->work_fd, "hb", NULL, NULL) < 0)
+    /* Core has not read what we sent: a heartbeat would only queue up. */
+    if (w->work == NULL || !w->loaded || chan_wants_write(w->work))
+        return;
+    if (send_simple(w, w->work, "hb", NULL, NULL) < 0)
         wlog_warning("could not send heartbeat: %s", strerror(errno));
 }
 
@@ -295,8 +374,11 @@ static int setup(struct worker *w)
     ev.data.fd = w->timerfd;
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->timerfd, &ev) < 0)
         return -1;
-    ev.data.fd = w->ctl_fd;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->ctl_fd, &ev) < 0)
+    w->ctl = chan_new(CTL_FD, NULL);
+    if (w->ctl == NULL)
+        return -1;
+    ev.data.fd = CTL_FD;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, CTL_FD, &ev) < 0)
         return -1;
     return 0;
 }
@@ -309,12 +391,16 @@ int worker_main(int argc, char **argv)
     const char *s;
     long hb;
     long parent = 0;
+    long max_msg = 0;
 
     s = getenv("LOG_LEVEL");
     if (s != NULL)
         (void)log_parse_level(s, &level);
     s = getenv("LOG_FORMAT");
     log_init("worker", level, s == NULL || strcmp(s, "text") != 0);
+    s = getenv("WF_MAX_MESSAGE_BYTES");
+    if (s != NULL && config_parse_long(s, 1, INT32_MAX, &max_msg) == 0)
+        msg_set_max_bytes((size_t)max_msg);
     if ((argc != 5 && argc != 6) || !ju_valid_id(argv[2]) ||
         config_parse_long(argv[4], 10, 3600000, &hb) < 0 ||
         (argc == 6 && config_parse_long(argv[5], 1, INT32_MAX, &parent) < 0)) {
@@ -329,7 +415,6 @@ int worker_main(int argc, char **argv)
     w->project = argv[2];
     w->worker_id = argv[3];
     w->heartbeat_ms = (int)hb;
-    w->ctl_fd = CTL_FD;
     w->work_fd = -1;
     w->stop = -1;
     wlog_worker = w;
@@ -353,23 +438,33 @@ int worker_main(int argc, char **argv)
                 struct signalfd_siginfo si;
                 while (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
                     wlog_info("received signal %d; draining", (int)si.ssi_signo);
-                    (void)send_simple(w->ctl_fd, "draining", NULL, NULL);
+                    (void)send_simple(w, w->ctl, "draining", NULL, NULL);
                     w->stop = WF_EXIT_OK;
                 }
             } else if (fd == w->timerfd) {
                 heartbeat(w);
-            } else if (fd == w->ctl_fd) {
+            } else if (fd == CTL_FD) {
+                if (evs[i].events & EPOLLOUT)
+                    flush(w, w->ctl);
                 process_ctl(w);
             } else if (fd == w->work_fd) {
-                process_work(w);
+                if (evs[i].events & EPOLLOUT)
+                    flush(w, w->work);
+                if (fd == w->work_fd)
+                    process_work(w);
             }
         }
     }
     /* Drain: nothing runs yet in a worker, so there is nothing to finish. */
     cJSON_Delete(w->code);
     plg_unload(w->reg);
-    if (w->work_fd >= 0)
-        close(w->work_fd);
+    /* What is still queued for core or the manager goes out if it can. */
+    if (w->work != NULL && chan_flush(w->work, ju_mono_ms()) < 0)
+        wlog_debug("could not flush the core socket: %s", strerror(errno));
+    if (chan_flush(w->ctl, ju_mono_ms()) < 0)
+        wlog_debug("could not flush the manager socket: %s", strerror(errno));
+    chan_free(w->work);
+    chan_free(w->ctl);
     wlog_info("stopped");
     return w->stop;
 }

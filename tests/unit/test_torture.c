@@ -19,6 +19,7 @@
 
 #include "chan.h"
 #include "jsonutil.h"
+#include "loadcode.h"
 #include "loader.h"
 #include "log.h"
 #include "msg.h"
@@ -253,6 +254,31 @@ static int scenario_loader(void)
     return 1;
 }
 
+/* The load message a worker gets: complete, or NULL with no summary
+ * (a partial message would load part of the project's code silently). */
+static const struct loadcode_row load_rows[] = {
+    {"workflow", "order-flow", "aa", "/run/p/a.so"},
+    {"activity", "charge", "aa", "/run/p/a.so"},
+    {"activity", "notify", "bb", "/run/p/b.so"},
+    {"activity", "planned", NULL, NULL},
+};
+static cJSON *load_reference;
+
+static int scenario_loadcode(void)
+{
+    static char sentinel;
+    char *summary = &sentinel; /* must be NULL after a failure */
+    cJSON *m = loadcode_build(load_rows, 4, &summary);
+    int ok;
+
+    if (m == NULL)
+        return summary == NULL ? 0 : -1;
+    ok = summary != NULL && cJSON_Compare(m, load_reference, 1) ? 1 : -1;
+    cJSON_Delete(m);
+    free(summary);
+    return ok;
+}
+
 static void torture(const char *name, int (*fn)(void))
 {
     long total;
@@ -290,6 +316,14 @@ int main(void)
     torture("codec", scenario_codec);
     torture("chan", scenario_chan);
     torture("loader", scenario_loader);
+    {
+        char *summary = NULL;
+        load_reference = loadcode_build(load_rows, 4, &summary);
+        free(summary);
+        CHECK(load_reference != NULL);
+        torture("loadcode", scenario_loadcode);
+        cJSON_Delete(load_reference);
+    }
     cJSON_InitHooks(NULL);
     TEST_REPORT("test_torture");
 }

@@ -1,0 +1,82 @@
+/*
+ * loadcode.h: what a worker is told to load, and what core believes it
+ * loaded.
+ *
+ * For a worker that needs code, core reads the project's active code rows
+ * (through the database layer), has the artifact thread prepare a verified
+ * file per artifact (artfetch.h), and sends the worker one load message:
+ *
+ *   {"t":"load","workflows":[names],"activities":[names],
+ *    "artifacts":[{"label","path","sha256"}],"provides":[{"kind","name"}],
+ *    "summary":{"workflows","activities","plugins":[{"name","sha256"}]}}
+ *   or {"t":"load","error":"…","transient":true} when core could not
+ *   provide the code (database or disk): not the code's fault.
+ *
+ * The summary is what status and the row's `loaded` column show. A worker
+ * that survived a core restart claims its summary in its hello; the claim
+ * must equal what the previous core recorded in its row, else the worker
+ * is reset (a draining worker, which takes no new work, is believed).
+ * Files no connected worker of a project uses are removed.
+ *
+ * Loop thread only, except loadcode_build (pure).
+ */
+#ifndef WF_LOADCODE_H
+#define WF_LOADCODE_H
+
+#include <stddef.h>
+
+#include <cJSON.h>
+
+struct loop;
+struct dbq;
+struct wview;
+struct wconns;
+struct wconn;
+struct artfetch;
+struct loadcode;
+
+struct loadcode *loadcode_new(struct loop *l, struct dbq *q, struct wview *v, struct wconns *wc,
+                              struct artfetch *af);
+void loadcode_free(struct loadcode *lc);
+
+/* Sends w its project's code (or why it cannot have it), once per socket. */
+void loadcode_send(struct loadcode *lc, struct wconn *w);
+
+/* The worker's hello: loads it when it has no code, else checks its claim
+ * (now, or once loadcode_view_ready was called). May reset w. */
+void loadcode_on_hello(struct loadcode *lc, struct wconn *w, const cJSON *hello);
+
+/* The manager's hello was applied and the rows' code read back: claims
+ * held until now are checked. */
+void loadcode_view_ready(struct loadcode *lc);
+
+/* w is going away: forget it, and clean up the files its project no
+ * longer uses. */
+void loadcode_gone(struct loadcode *lc, struct wconn *w);
+
+/* The summary (JSON text) of what w was given or confirmed to hold, or NULL
+ * (borrowed: valid until w goes). */
+const char *loadcode_summary(struct loadcode *lc, const struct wconn *w);
+
+/* One active code row of a project and, when it has code, the path of its
+ * prepared file. */
+struct loadcode_row {
+    const char *kind; /* "workflow" or "activity" */
+    const char *name;
+    const char *sha256; /* NULL: declared without code */
+    const char *path;   /* with sha256 */
+};
+
+/*
+ * Builds the load message for rows[0..n) (each distinct sha listed once in
+ * "artifacts", labelled with the first name that uses it) and its summary
+ * as JSON text in *summary (malloc'ed; caller frees). Returns the message
+ * (caller deletes), or NULL when out of memory, with *summary NULL: never a
+ * partial message.
+ */
+cJSON *loadcode_build(const struct loadcode_row *rows, size_t n, char **summary);
+
+/* {"t":"load","error":err,"transient":true}; NULL when out of memory. */
+cJSON *loadcode_error_message(const char *err);
+
+#endif

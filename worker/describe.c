@@ -1,0 +1,116 @@
+/*
+ * describe.c: the worker program's describe mode, the deploy-time check of
+ * an uploaded plugin (`wf-worker describe <label> <manager pid>`).
+ *
+ * The manager execs it with the upload's bytes as a sealed memfd on fd 3
+ * and a pipe on fd 4, and the same minimal environment as a worker (no
+ * database, no credentials). It loads the plugin exactly as a worker would
+ * (plugins/loader.c on /proc/self/fd/3: the ELF checks, dlopen, the magic,
+ * size and ABI version) and writes one JSON object to fd 4:
+ *   {"ok":true,"plugin":{"name","version"},"workflows":[…],"activities":[…]}
+ *   {"ok":false,"error":"could not load plugin \"x\": …"}
+ * and exits 0 or 1. A plugin that crashes or hangs while loading takes only
+ * this process with it; the manager reports the signal, or kills it after
+ * 5 s. No core dump is written (RLIMIT_CORE 0).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "exitcodes.h"
+#include "jsonutil.h"
+#include "loader.h"
+#include "log.h"
+#include "worker.h"
+
+#define PLUGIN_FD_PATH "/proc/self/fd/3"
+#define OUT_FD 4
+
+/* Writes all of text to fd; 0 or -1. */
+static int write_all(int fd, const char *text, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        off += (size_t)n;
+    }
+    return 0;
+}
+
+/* The description of a loaded registry: plg_describe's lists, with the
+ * single plugin's name and version as "plugin". */
+static cJSON *describe(const struct plg_registry *reg)
+{
+    cJSON *o = cJSON_CreateObject();
+    const cJSON *plugins;
+
+    cJSON_AddBoolToObject(o, "ok", 1);
+    plg_describe(reg, o);
+    plugins = cJSON_GetObjectItemCaseSensitive(o, "plugins");
+    ju_set(o, "plugin", cJSON_Duplicate(cJSON_GetArrayItem(plugins, 0), 1));
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "plugins");
+    return o;
+}
+
+int describe_main(int argc, char **argv)
+{
+    enum log_level level = LOG_LVL_INFO;
+    struct rlimit no_core = {0, 0};
+    struct plg_registry *reg;
+    struct plg_source src;
+    char err[1024];
+    const char *s;
+    long parent = 0;
+    cJSON *out;
+    char *text;
+    int rc;
+
+    s = getenv("LOG_LEVEL");
+    if (s != NULL)
+        (void)log_parse_level(s, &level);
+    s = getenv("LOG_FORMAT");
+    log_init("describer", level, s == NULL || strcmp(s, "text") != 0);
+    if (argc != 4 || config_parse_long(argv[3], 1, INT32_MAX, &parent) < 0) {
+        log_error("usage: wf-worker describe <label> <manager pid>");
+        return WF_EXIT_USAGE;
+    }
+    /* Die with the manager; if it is already gone, stop at once. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != (pid_t)parent)
+        return WF_EXIT_OK;
+    prctl(PR_SET_NAME, "wf-describer");
+    (void)setrlimit(RLIMIT_CORE, &no_core);
+    src.label = argv[2];
+    src.path = PLUGIN_FD_PATH;
+    reg = plg_load(&src, 1, err, sizeof(err));
+    if (reg == NULL) {
+        out = cJSON_CreateObject();
+        cJSON_AddBoolToObject(out, "ok", 0);
+        cJSON_AddStringToObject(out, "error", err);
+        rc = WF_EXIT_FAILURE;
+    } else {
+        out = describe(reg);
+        rc = WF_EXIT_OK;
+    }
+    text = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+    if (text == NULL || write_all(OUT_FD, text, strlen(text)) < 0) {
+        log_error("could not write the description: %s",
+                  text == NULL ? "out of memory" : strerror(errno));
+        rc = WF_EXIT_FAILURE;
+    }
+    free(text);
+    close(OUT_FD);
+    plg_unload(reg);
+    return rc;
+}
