@@ -16,39 +16,15 @@
  * Exits 77 (skipped) without WF_TEST_DATABASE_URL.
  */
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "db.h"
 #include "harness.h"
 #include "log.h"
-
-/* A TCP listener on 127.0.0.1 that never accepts: the kernel completes the
- * handshake, nobody ever answers. Returns the fd and its port in *port. */
-static int silent_server(int *port)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-        close(fd);
-        return -1;
-    }
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
 
 /* The pid of the backend of db whose application_name is app, or -1. */
 static long long backend_pid(PGconn *admin, const struct th_db *db, const char *app)
@@ -140,7 +116,7 @@ static void test_statement_timeout(const struct th_db *db)
 static void test_silent_server(void)
 {
     int port = 0;
-    int fd = silent_server(&port);
+    int fd = th_loopback_listener(&port, 0);
     char url[128];
     struct db_options opt = {.role = "silent", .connect_timeout_ms = 2000};
     struct db_conn *c;

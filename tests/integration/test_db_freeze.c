@@ -15,14 +15,11 @@
  * and writes work. Needs permission to signal the cluster's processes
  * (root, or the cluster's own user); skipped otherwise.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -43,28 +40,6 @@ static int log_says_unreachable(void *arg)
     return th_server_log_contains(&srv, "could not connect to the database");
 }
 
-/* A listening socket on a free loopback port that never answers. Returns
- * the fd and the port in *port, or -1. */
-static int black_hole(int *port)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-        close(fd);
-        return -1;
-    }
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
-
 /* Part A: the start never hangs on a database that never answers. */
 static void never_answers(void)
 {
@@ -72,7 +47,7 @@ static void never_answers(void)
     const char *overrides[3];
     long long t0;
     int port = 0;
-    int hole = black_hole(&port);
+    int hole = th_loopback_listener(&port, 0);
 
     if (!CHECK(hole >= 0))
         return;

@@ -951,8 +951,7 @@ static void test_silent_server(void)
     static struct rec r[3];
     struct span all = {r, 0, 3};
     struct silent s;
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
+    int port = 0;
     char url[128];
     struct dbq_config cfg = {.connect_timeout_ms = 300, .wait_ms = 800};
     struct ticker k;
@@ -962,14 +961,10 @@ static void test_silent_server(void)
     printf("-- a server that never answers\n");
     memset(&s, 0, sizeof(s));
     memset(&e, 0, sizeof(e));
-    s.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (!CHECK(s.fd >= 0 && bind(s.fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-               listen(s.fd, 64) == 0 && getsockname(s.fd, (struct sockaddr *)&sa, &len) == 0))
+    s.fd = th_loopback_listener(&port, 1);
+    if (!CHECK(s.fd >= 0))
         goto out;
-    snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%d/none", ntohs(sa.sin_port));
+    snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%d/none", port);
     cfg.url = url;
     if (env_open(&e, &cfg) != 0 || !CHECK(loop_add(e.l, &s.w, s.fd, EPOLLIN, on_silent, &s) == 0))
         goto out;

@@ -24,7 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1261,6 +1264,31 @@ int th_db_now_ms(PGconn *conn, long long *out)
                      "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
                      "::bigint",
                      NULL, out);
+}
+
+/* ---- sockets ------------------------------------------------------------- */
+
+int th_loopback_listener(int *port, int nonblock)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+
+    if (fd < 0) {
+        fprintf(stderr, "could not create a socket: %s\n", strerror(errno));
+        return -1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+        fprintf(stderr, "could not listen on 127.0.0.1: %s\n", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
 }
 
 /* ---- /proc --------------------------------------------------------------- */

@@ -322,6 +322,16 @@ int th_wait_heartbeat_after(PGconn *conn, const char *worker_id, long long after
 /* the database clock (clock_timestamp()) in epoch ms; returns 0 or -1 (*out untouched) */
 int th_db_now_ms(PGconn *conn, long long *out);
 
+/* ---- sockets ------------------------------------------------------------- */
+
+/*
+ * A TCP listener on a free 127.0.0.1 port (close-on-exec; non-blocking when
+ * nonblock), for tests of a peer that accepts and never answers: the kernel
+ * completes every handshake, nobody reads. Returns the fd with its port in
+ * *port, or -1 (printed).
+ */
+int th_loopback_listener(int *port, int nonblock);
+
 /* ---- /proc --------------------------------------------------------------- */
 
 /* 1 when pid exists and is not a zombie, else 0 */
