@@ -6,9 +6,10 @@
  * the worker view when it has a worker, else one read through the database
  * layer), asks the manager, and on success records the project's desired
  * state durably (it is what the user set) before it answers: the reply
- * comes once that commit did, and once the worker's row writes submitted
- * before it did (a statement on the fast class after them serves as the
- * barrier), so the row says what the reply says. If the database cannot take the write within
+ * comes once that commit did. Every reply, success or failure, also waits
+ * for the worker's row writes submitted before it (a statement on the fast
+ * class after them serves as the barrier), so the row says what the reply
+ * says. If the database cannot take the write within
  * its wait, the call is answered all the same (the worker did start or
  * stop) and the write stays queued until it lands.
  *
@@ -284,16 +285,23 @@ static unsigned error_status(const char *code)
     return MHD_HTTP_INTERNAL_SERVER_ERROR;
 }
 
-/* Finishes r with the manager's (successful) reply. */
+/* Finishes r with the manager's reply: the success message, or its error. */
 static void finish_with_reply(struct http_req *r)
 {
     struct wcall *w = r->work;
     const cJSON *rep = w->reply;
     const char *code = ju_str(rep, "code") != NULL ? ju_str(rep, "code") : "done";
-    cJSON *o = cJSON_CreateObject();
+    cJSON *o;
     char msg[160];
     int64_t pid;
 
+    if (!ju_bool(rep, "ok")) {
+        const char *err = ju_str(rep, "error");
+        http_finish_error(r, error_status(ju_str(rep, "code") != NULL ? code : "failed"), "%s",
+                          err != NULL ? err : "the manager refused the request");
+        return;
+    }
+    o = cJSON_CreateObject();
     success_message(code, w->project, msg, sizeof(msg));
     cJSON_AddBoolToObject(o, "success", 1);
     cJSON_AddStringToObject(o, "message", msg);
@@ -372,7 +380,6 @@ static void on_manager_reply(void *arg, const cJSON *reply)
     struct http_req *r = arg;
     struct wcall *w = r->work;
     const char *params[2] = {w->project, strcmp(w->op, "stop") == 0 ? "stopped" : "running"};
-    const char *code;
 
     if (reply == NULL) {
         if (core_stopping(r->core)) {
@@ -384,26 +391,22 @@ static void on_manager_reply(void *arg, const cJSON *reply)
                           "timed out waiting for the worker of project \"%s\"", w->project);
         return;
     }
-    code = ju_str(reply, "code") != NULL ? ju_str(reply, "code") : "failed";
-    if (!ju_bool(reply, "ok")) {
-        const char *err = ju_str(reply, "error");
-        http_finish_error(r, error_status(code), "%s",
-                          err != NULL ? err : "the manager refused the request");
-        return;
-    }
     w->reply = cJSON_Duplicate(reply, 1);
     if (w->reply == NULL) {
         http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
         return;
     }
-    /* What the user set is durable, and the worker's row says what the
-     * reply says, before they hear it took effect. */
+    /* The worker's row says what the reply says, and (on success) what the
+     * user set is durable, before they hear it. */
     w->pending = 1;
-    if (dbq_exec(r->core->dbq, DBQ_DURABLE, DBQ_RETRY_SAFE, DESIRED_SQL, 2, params, NULL, NULL,
-                 on_desired, r) == 0)
-        w->pending++;
-    else
-        log_error("could not record the desired state of project %s: out of memory", w->project);
+    if (ju_bool(reply, "ok")) {
+        if (dbq_exec(r->core->dbq, DBQ_DURABLE, DBQ_RETRY_SAFE, DESIRED_SQL, 2, params, NULL,
+                     NULL, on_desired, r) == 0)
+            w->pending++;
+        else
+            log_error("could not record the desired state of project %s: out of memory",
+                      w->project);
+    }
     if (dbq_exec(r->core->dbq, DBQ_FAST, DBQ_RETRY_SAFE, "SELECT 1", 0, NULL, NULL, NULL,
                  on_rows_barrier, r) == 0)
         w->pending++;
