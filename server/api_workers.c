@@ -400,8 +400,8 @@ static void on_manager_reply(void *arg, const cJSON *reply)
      * user set is durable, before they hear it. */
     w->pending = 1;
     if (ju_bool(reply, "ok")) {
-        if (dbq_exec(r->core->dbq, DBQ_DURABLE, DBQ_RETRY_SAFE, DESIRED_SQL, 2, params, NULL,
-                     NULL, on_desired, r) == 0)
+        if (dbq_exec(r->core->dbq, DBQ_DURABLE, DBQ_RETRY_SAFE, DESIRED_SQL, 2, params, NULL, NULL,
+                     on_desired, r) == 0)
             w->pending++;
         else
             log_error("could not record the desired state of project %s: out of memory",
