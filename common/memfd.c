@@ -31,7 +31,7 @@ int memfd_sealed(const char *name, const void *data, size_t len)
         }
         off += (size_t)n;
     }
-    if (fcntl(fd, F_ADD_SEALS, NEEDED_SEALS | F_SEAL_SEAL) < 0)
+    if (memfd_seal(fd) < 0)
         goto fail;
     return fd;
 fail:
@@ -39,6 +39,11 @@ fail:
     close(fd);
     errno = saved;
     return -1;
+}
+
+int memfd_seal(int fd)
+{
+    return fcntl(fd, F_ADD_SEALS, NEEDED_SEALS | F_SEAL_SEAL);
 }
 
 int memfd_is_sealed(int fd)

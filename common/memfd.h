@@ -16,7 +16,14 @@
  */
 int memfd_sealed(const char *name, const void *data, size_t len);
 
-/* 1 if fd carries at least F_SEAL_WRITE|F_SEAL_SHRINK|F_SEAL_GROW. */
+/* Seals fd (made with MFD_ALLOW_SEALING, no writable mapping left) with
+ * F_SEAL_WRITE|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_SEAL: F_SEAL_SEAL too, so
+ * the receiver is never asked to trust seals anyone could still change.
+ * Returns 0, or -1 with errno. */
+int memfd_seal(int fd) __attribute__((warn_unused_result));
+
+/* 1 if fd carries at least F_SEAL_WRITE|F_SEAL_SHRINK|F_SEAL_GROW: not a
+ * memfd, or one its sender could still change, gives 0. */
 int memfd_is_sealed(int fd);
 
 #endif

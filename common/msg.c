@@ -26,6 +26,8 @@
  */
 #include "msg.h"
 
+#include "memfd.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -42,7 +44,6 @@
 #define MSG_MAX_FDS 8
 
 /* The seals a memfd payload must carry before the receiver maps it. */
-#define MSG_SEALS_REQUIRED (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
 
 static size_t max_bytes = MSG_DEFAULT_MAX_BYTES;
 
@@ -129,9 +130,7 @@ static int print_memfd(const cJSON *msg, size_t max, size_t *len)
     }
     if (ftruncate(fd, (off_t)*len) < 0)
         goto fail;
-    /* F_SEAL_SEAL too: the receiver cannot be asked to trust seals that
-     * anyone could still change. */
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+    if (memfd_seal(fd) < 0)
         goto fail;
     return fd;
 fail:
@@ -266,11 +265,10 @@ static cJSON *parse_memfd(int fd, size_t len)
     long page = sysconf(_SC_PAGESIZE);
     size_t span;
     struct stat st;
-    int seals = fcntl(fd, F_GET_SEALS);
     void *area, *map;
     cJSON *json;
 
-    if (seals < 0 || (seals & MSG_SEALS_REQUIRED) != MSG_SEALS_REQUIRED)
+    if (!memfd_is_sealed(fd))
         goto bad; /* not a memfd, or one its sender could still change */
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 0 || (size_t)st.st_size != len)
         goto bad;

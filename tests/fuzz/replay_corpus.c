@@ -1,11 +1,13 @@
 /*
  * replay_corpus.c: runs a fuzz target under ctest without a fuzzing engine:
- * every seed of the corpus directory (WF_FUZZ_CORPUS, a directory under
- * tests/fuzz/corpus/), then 4,000 deterministic mutations of each (bit
- * flips, byte stores of 0x00/0xff/random, truncations, insertions of JSON
- * punctuation), then every file named on the command line. With
- * WF_FUZZ_MSG_HEADER (the message decoder), the mutations also aim at the
- * record header: its length and flags overwritten with extreme values.
+ * every seed of the corpus (WF_FUZZ_CORPUS: a directory under
+ * tests/fuzz/corpus/, or one seed file), then WF_FUZZ_MUTATIONS (4,000)
+ * deterministic mutations of each (bit flips, byte stores of 0x00/0xff/
+ * random, truncations, insertions of JSON punctuation; half of the edits in
+ * the first WF_FUZZ_HEAD_BYTES, where a format's header is), then every file
+ * named on the command line. With WF_FUZZ_MSG_HEADER (the message decoder),
+ * the mutations also aim at the record header: its length and flags
+ * overwritten with extreme values.
  * Fixed seed, so a failure repeats. Exit 0 when every input was handled (a
  * crash, an abort or a sanitizer report ends the process otherwise), 1 when
  * the corpus cannot be read. WF_FUZZ_NAME names the target in messages.
@@ -18,7 +20,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MUTATIONS 4000
+#ifndef WF_FUZZ_MUTATIONS
+#define WF_FUZZ_MUTATIONS 4000 /* per seed */
+#endif
+#ifndef WF_FUZZ_HEAD_BYTES
+#define WF_FUZZ_HEAD_BYTES 8 /* half the edits land here, where the format's rules are */
+#endif
+#define MUTATIONS WF_FUZZ_MUTATIONS
 #define SLACK 64 /* room for insertions */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
@@ -141,36 +149,53 @@ static long mutate(const unsigned char *seed, size_t len)
     return runs;
 }
 
+/* Runs one seed and its mutants; returns the runs, or -1 if unreadable. */
+static long run_seed(const char *path)
+{
+    size_t len;
+    unsigned char *seed = read_all(path, &len);
+    long runs;
+
+    if (seed == NULL) {
+        fprintf(stderr, "%s: could not read seed %s\n", WF_FUZZ_NAME, path);
+        return -1;
+    }
+    LLVMFuzzerTestOneInput(seed, len);
+    runs = 1 + mutate(seed, len);
+    free(seed);
+    return runs;
+}
+
 int main(int argc, char **argv)
 {
     DIR *d = opendir(WF_FUZZ_CORPUS);
     struct dirent *e;
-    long runs = 0, seeds = 0;
+    long runs = 0, seeds = 0, r;
 
+    /* The corpus is a directory of seeds, or one seed file. */
     if (d == NULL) {
-        fprintf(stderr, "%s: could not open corpus %s\n", WF_FUZZ_NAME, WF_FUZZ_CORPUS);
-        return 1;
+        r = run_seed(WF_FUZZ_CORPUS);
+        if (r < 0)
+            return 1;
+        runs += r;
+        seeds++;
     }
-    while ((e = readdir(d)) != NULL) {
+    while (d != NULL && (e = readdir(d)) != NULL) {
         char path[4096];
-        unsigned char *seed;
-        size_t len;
 
         if (e->d_name[0] == '.')
             continue;
         snprintf(path, sizeof(path), "%s/%s", WF_FUZZ_CORPUS, e->d_name);
-        seed = read_all(path, &len);
-        if (seed == NULL) {
-            fprintf(stderr, "%s: could not read seed %s\n", WF_FUZZ_NAME, path);
+        r = run_seed(path);
+        if (r < 0) {
             closedir(d);
             return 1;
         }
-        LLVMFuzzerTestOneInput(seed, len);
-        runs += 1 + mutate(seed, len);
+        runs += r;
         seeds++;
-        free(seed);
     }
-    closedir(d);
+    if (d != NULL)
+        closedir(d);
     if (seeds == 0) {
         fprintf(stderr, "%s: no seeds in %s\n", WF_FUZZ_NAME, WF_FUZZ_CORPUS);
         return 1;

@@ -6,7 +6,6 @@
  * queued descriptors, one message per chan_recv (the read budget), limits
  * and counters.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -25,21 +24,6 @@ static int64_t fake_now;
 static int64_t fake_clock(void)
 {
     return fake_now;
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
 }
 
 static void pair(int sv[2])

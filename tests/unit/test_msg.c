@@ -5,7 +5,6 @@
  * hand-forged bad records (each refused as a protocol error, never read as
  * end of file, and without leaking a descriptor), then EOF.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -18,22 +17,6 @@
 #include "jsonutil.h"
 #include "msg.h"
 #include "testhelp.h"
-
-/* Open descriptors of this process. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own descriptor */
-}
 
 /* {"s":"<filler>"} whose compact text is exactly size bytes (size >= 8). */
 static cJSON *obj_of_size(size_t size)

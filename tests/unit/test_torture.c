@@ -8,7 +8,6 @@
  * Failures are injected in two places: cJSON's allocator (cJSON_InitHooks)
  * and our own modules' malloc/calloc/realloc (linked with -Wl,--wrap).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -117,22 +116,6 @@ static int scenario_msg(void)
     close(sv[0]);
     close(sv[1]);
     return ok;
-}
-
-/* Open descriptors (opendir's own allocation is libc's, not wrapped). */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
 }
 
 /* {"t":"x","s":"<len filler bytes>"}, or NULL when out of memory. */

@@ -7,6 +7,7 @@
 #ifndef WF_TESTHELP_H
 #define WF_TESTHELP_H
 
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +47,24 @@ static int test_passed;
                     sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");                                   \
         }                                                                                          \
     } while (0)
+
+/* The number of open descriptors of this process (opendir's own one not
+ * counted), or -1: tests compare it before and after to catch fd leaks. */
+static inline int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.')
+            n++;
+    }
+    closedir(d);
+    return n - 1;
+}
 
 /* A test that ran no check at all fails: it proves nothing. */
 #define TEST_REPORT(name)                                                                          \
