@@ -187,8 +187,9 @@ static int backend_pids(const char *role, pid_t *out, int max)
     return n;
 }
 
-/* pg_terminate_backend for dbq's backend of role; returns how many. */
-static int terminate(const char *role)
+/* pg_terminate_backend for dbq's backend of role (only while it runs
+ * pg_sleep when sleeping); returns how many. */
+static int terminate_if(const char *role, int sleeping)
 {
     char app[64];
     const char *p[2] = {db.name, app};
@@ -197,13 +198,21 @@ static int terminate(const char *role)
 
     snprintf(app, sizeof(app), "wf-test:%s", role);
     r = th_sql(admin,
-               "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND "
-               "application_name = $2",
+               sleeping ? "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = $1 AND application_name = $2"
+                          " AND state = 'active' AND query LIKE '%pg_sleep%'"
+                        : "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = $1 AND application_name = $2",
                2, p);
     if (r != NULL)
         n = PQntuples(r);
     PQclear(r);
     return n;
+}
+
+static int terminate(const char *role)
+{
+    return terminate_if(role, 0);
 }
 
 /* Runs sql on the cluster's admin database (ALTER DATABASE cannot change
@@ -224,20 +233,7 @@ static int cluster_exec(const char *sql)
 /* terminate() for a backend that is running pg_sleep right now */
 static int terminate_sleeping(const char *role)
 {
-    char app[64];
-    const char *p[2] = {db.name, app};
-    PGresult *r;
-    int n = 0;
-
-    snprintf(app, sizeof(app), "wf-test:%s", role);
-    r = th_sql(admin,
-               "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND "
-               "application_name = $2 AND state = 'active' AND query LIKE '%pg_sleep%'",
-               2, p);
-    if (r != NULL)
-        n = PQntuples(r);
-    PQclear(r);
-    return n;
+    return terminate_if(role, 1);
 }
 
 /* ---- pipeline group ------------------------------------------------------ */
