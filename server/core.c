@@ -52,6 +52,10 @@
 #define SHUTDOWN_ROWS_WAIT_MS 5000 /* at most this long for the rows marked stopped */
 #define MIGRATE_TIMEOUT_MS 600000  /* a migration may build an index on a big table */
 #define POOL_QUEUE_MAX 1024        /* control-plane requests waiting; more: 503 */
+/* A database request unanswered this long makes /health 503; idle
+ * connections are probed every half of it, so a frozen database shows
+ * within about 0.9 s. */
+#define HEALTH_MS 600
 
 /* ---- any thread ---- */
 
@@ -366,13 +370,12 @@ static int build(struct core *c, int ctl_fd)
                                   cfg->db_statement_timeout_ms};
     struct db_options art_opt = {"wf-core", "artifacts", cfg->db_connect_timeout_ms,
                                  cfg->db_statement_timeout_ms};
-    struct dbq_config qc = {cfg->database_url,
-                            "wf-core",
-                            cfg->db_connect_timeout_ms,
-                            cfg->db_statement_timeout_ms,
-                            1000,
-                            0,
-                            5000};
+    struct dbq_config qc = {.url = cfg->database_url,
+                            .app_name = "wf-core",
+                            .connect_timeout_ms = cfg->db_connect_timeout_ms,
+                            .statement_timeout_ms = cfg->db_statement_timeout_ms,
+                            .health_ms = HEALTH_MS,
+                            .wait_ms = 5000};
     struct mgrlink_events mev = {on_mgr_hello, on_mgr_state, on_mgr_attach, on_mgr_gone, c};
     struct wconns_events wev = {on_worker_hello, on_worker_gone, c};
 
