@@ -174,6 +174,8 @@ static void on_views_ready(void *arg)
     struct core *c = arg;
 
     loadcode_view_ready(c->lc);
+    if (core_stopping(c))
+        return; /* the read was answered by the database layer going away */
     if (c->httpd == NULL) {
         if (http_start(c, c->listen_fd) < 0) {
             c->rc = WF_EXIT_SYSCALL;
@@ -454,17 +456,26 @@ static void shutdown_core(struct core *c)
             log_warning("could not mark the workers' rows stopped within %d ms",
                         SHUTDOWN_ROWS_WAIT_MS);
     }
-    /* 4. Worker sockets close; the artifact thread finishes and hands its
-     * last answers to the loop. */
+    /* 4. The database layer answers what it still holds (its callbacks may
+     * still use the worker channels, the view and the artifact thread, so
+     * they go after it); nothing may submit to it afterwards: the view's
+     * timers stop first. */
+    if (c->view != NULL)
+        wview_stop(c->view);
+    dbq_free(c->dbq);
+    c->dbq = NULL;
+    /* 5. Worker sockets close (their clean-ups go to the artifact thread);
+     * the code loader lets go of them; the artifact thread finishes and
+     * hands its last answers to the loop, which drops them. */
     wconns_free(c->wc);
     c->wc = NULL;
+    if (c->lc != NULL)
+        loadcode_detach(c->lc);
     artfetch_free(c->af);
     c->af = NULL;
     (void)loop_turn(c->loop, 0);
-    /* 5. The database layer answers what it still holds: every deferred
-     * request is finished once it returns. */
-    dbq_free(c->dbq);
-    c->dbq = NULL;
+    /* Every deferred request is finished once the manager link is gone
+     * (it answers what still waits). */
     mgrlink_free(c->ml);
     c->ml = NULL;
     /* 6. Only now may libmicrohttpd stop: no connection is suspended. */

@@ -189,11 +189,18 @@ static void send_error(struct wconn *w, const char *err)
     cJSON_Delete(m);
 }
 
+/* The worker a request is for, or NULL when it is gone (or the channels
+ * are, at shutdown). */
+static struct wconn *req_worker(const struct lc_req *q)
+{
+    return q->lc->wc != NULL ? wconns_find(q->lc->wc, q->wid) : NULL;
+}
+
 /* Step 3: the files are ready (or not): send the message. */
 static void on_files(void *arg, const char *const *paths, const char *err)
 {
     struct lc_req *q = arg;
-    struct wconn *w = wconns_find(q->lc->wc, q->wid);
+    struct wconn *w = req_worker(q);
     struct lc_worker *st;
     char *summary = NULL;
     char msg[1000];
@@ -259,7 +266,7 @@ static const char *keep_str(struct lc_req *q, const char *s)
 static void on_rows(void *arg, const struct dbq_result *r)
 {
     struct lc_req *q = arg;
-    struct wconn *w = wconns_find(q->lc->wc, q->wid);
+    struct wconn *w = req_worker(q);
     struct lc_worker *st;
     const char **shas = NULL;
     size_t nshas = 0;
@@ -514,6 +521,11 @@ struct loadcode *loadcode_new(struct loop *l, struct dbq *q, struct wview *v, st
     lc->wc = wc;
     lc->af = af;
     return lc;
+}
+
+void loadcode_detach(struct loadcode *lc)
+{
+    lc->wc = NULL;
 }
 
 void loadcode_free(struct loadcode *lc)

@@ -37,6 +37,9 @@ struct loadcode;
 
 struct loadcode *loadcode_new(struct loop *l, struct dbq *q, struct wview *v, struct wconns *wc,
                               struct artfetch *af);
+/* The worker channels are going away (shutdown): answers still to come
+ * from the database or the artifact thread are dropped. */
+void loadcode_detach(struct loadcode *lc);
 void loadcode_free(struct loadcode *lc);
 
 /* Sends w its project's code (or why it cannot have it), once per socket. */

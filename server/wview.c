@@ -597,12 +597,17 @@ struct wview *wview_new(const struct wf_config *cfg, struct loop *l, struct dbq 
     return v;
 }
 
+void wview_stop(struct wview *v)
+{
+    loop_timer_cancel(v->loop, &v->flush_timer);
+    loop_timer_cancel(v->loop, &v->reap_timer);
+}
+
 void wview_free(struct wview *v)
 {
     if (v == NULL)
         return;
-    loop_timer_cancel(v->loop, &v->flush_timer);
-    loop_timer_cancel(v->loop, &v->reap_timer);
+    wview_stop(v);
     while (v->entries.n > 0)
         entry_free(idmap_del(&v->entries, entry_key(v->entries.items[0])));
     idmap_free(&v->entries);

@@ -34,6 +34,9 @@ struct wview_counts {
 };
 
 struct wview *wview_new(const struct wf_config *cfg, struct loop *l, struct dbq *q);
+/* loop: stops the heartbeat flush and the stale-row check (before the
+ * database layer goes away at shutdown). */
+void wview_stop(struct wview *v);
 void wview_free(struct wview *v);
 
 /* loop: a slot snapshot from the manager; loaded (JSON text or NULL) is
