@@ -2,16 +2,18 @@
  * api_workers.c: see api_workers.h.
  *
  * Start/stop/restart are loop routes: the MHD thread validates the body and
- * defers the request to core's loop, which checks the project exists (from
- * the worker view when it has a worker, else one read through the database
- * layer), asks the manager, and on success records the project's desired
- * state durably (it is what the user set) before it answers: the reply
- * comes once that commit did. Every reply, success or failure, also waits
- * for the worker's row writes submitted before it (a statement on the fast
- * class after them serves as the barrier), so the row says what the reply
- * says. If the database cannot take the write within
- * its wait, the call is answered all the same (the worker did start or
- * stop) and the write stays queued until it lands.
+ * defers the request to core's loop, which records the project's desired
+ * state durably (what the user asked for, read by WF_AUTOSTART; the commit
+ * overlaps the worker's spawn), checks the project exists (from the worker
+ * view when it has a worker, else one read through the database layer) and
+ * asks the manager. The answer goes out once all of it is done: the desired
+ * state committed, and the worker's row writes submitted before the
+ * manager's reply committed too (a statement on the fast class after them
+ * serves as the barrier), so the row says what the answer says. If the
+ * database cannot take the desired state within its wait, the call is
+ * answered all the same and the write stays queued until it lands. If the database cannot take the
+ * write within its wait, the call is answered all the same (the worker did start or stop) and the
+ * write stays queued until it lands.
  *
  * Status, list, metrics and health read memory on the MHD thread; a status
  * for a project without a worker needs one read, deferred to the loop.
@@ -166,13 +168,24 @@ enum MHD_Result api_workers_list(struct core *c, struct MHD_Connection *conn, st
     return http_send_json(conn, MHD_HTTP_OK, o);
 }
 
-/* A worker call or a status read between its steps (the request's work). */
+/*
+ * A worker call or a status read between its steps (the request's work).
+ * A call finishes once every step it started is done (pending reaches 0),
+ * whatever the outcome, because each step's callback holds the request:
+ *   - the main chain: the project's existence (when it has no worker
+ *     here), the manager's reply, then a barrier on the fast class;
+ *   - the desired-state write (start, stop, restart), submitted at once so
+ *     that its commit overlaps the worker's spawn.
+ */
 struct wcall {
     char op[16]; /* start, stop, restart; "status" for a status read */
     char project[WF_ID_MAX + 1];
     int timeout_ms;
-    cJSON *reply; /* the manager's reply, once in */
-    int pending;  /* writes still to commit before the reply goes out */
+    int pending;          /* steps still running */
+    cJSON *reply;         /* the manager's reply, once in */
+    unsigned fail_status; /* with fail_msg: the call's answer is this error */
+    char fail_msg[512];
+    cJSON *status_body; /* a status read's answer */
 };
 
 static void wcall_free(void *arg)
@@ -180,7 +193,25 @@ static void wcall_free(void *arg)
     struct wcall *w = arg;
 
     cJSON_Delete(w->reply);
+    cJSON_Delete(w->status_body);
     free(w);
+}
+
+/* Records the call's answer as an error (the first one recorded wins). */
+static void wcall_fail(struct http_req *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void wcall_fail(struct http_req *r, unsigned status, const char *fmt, ...)
+{
+    struct wcall *w = r->work;
+    va_list ap;
+
+    if (w->fail_status != 0)
+        return;
+    w->fail_status = status;
+    va_start(ap, fmt);
+    vsnprintf(w->fail_msg, sizeof(w->fail_msg), fmt, ap);
+    va_end(ap);
 }
 
 /* The "stopped" status of a project with no worker here. */
@@ -200,59 +231,6 @@ static cJSON *stopped_status(struct core *c, const char *project)
     cJSON_AddNullToObject(o, "error");
     cJSON_AddNullToObject(o, "loaded");
     return o;
-}
-
-/* Finishes r after a failed database read. */
-static void finish_db_failure(struct http_req *r, const struct dbq_result *res, const char *what)
-{
-    log_error("could not %s: %s", what, res->message);
-    if (res->outcome == DBQ_FAILED)
-        http_finish_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error");
-    else
-        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
-}
-
-static void send_manager_call(struct http_req *r);
-
-/* Loop: the project's existence is known. */
-static void on_project_read(void *arg, const struct dbq_result *res)
-{
-    struct http_req *r = arg;
-    struct wcall *w = r->work;
-    struct core *c = r->core;
-
-    if (res->outcome != DBQ_OK) {
-        finish_db_failure(r, res, "look up the project");
-        return;
-    }
-    if (PQntuples(res->res) == 0) {
-        http_finish_error(r, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", w->project);
-        return;
-    }
-    if (strcmp(w->op, "status") == 0) {
-        /* It may have got a worker meanwhile. */
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "projectId", w->project);
-        if (wview_status_json(c->view, w->project, o)) {
-            http_finish(r, MHD_HTTP_OK, o);
-            return;
-        }
-        cJSON_Delete(o);
-        http_finish(r, MHD_HTTP_OK, stopped_status(c, w->project));
-        return;
-    }
-    send_manager_call(r);
-}
-
-/* Loop: reads whether the project exists, then goes on. */
-static void read_project(struct http_req *r)
-{
-    struct wcall *w = r->work;
-    const char *params[1] = {w->project};
-
-    if (dbq_exec(r->core->dbq, DBQ_FAST, DBQ_RETRY_SAFE, "SELECT 1 FROM projects WHERE id = $1", 1,
-                 params, NULL, NULL, on_project_read, r) < 0)
-        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
 }
 
 /* Writes the success message of a manager reply code. */
@@ -285,19 +263,30 @@ static unsigned error_status(const char *code)
     return MHD_HTTP_INTERNAL_SERVER_ERROR;
 }
 
-/* Finishes r with the manager's reply: the success message, or its error. */
-static void finish_with_reply(struct http_req *r)
+/* Every step is done: the answer goes out. */
+static void finish(struct http_req *r)
 {
     struct wcall *w = r->work;
     const cJSON *rep = w->reply;
-    const char *code = ju_str(rep, "code") != NULL ? ju_str(rep, "code") : "done";
+    const char *code;
     cJSON *o;
     char msg[160];
     int64_t pid;
 
+    if (w->fail_status != 0) {
+        http_finish_error(r, w->fail_status, "%s", w->fail_msg);
+        return;
+    }
+    if (w->status_body != NULL) {
+        o = w->status_body;
+        w->status_body = NULL;
+        http_finish(r, MHD_HTTP_OK, o);
+        return;
+    }
+    code = ju_str(rep, "code") != NULL ? ju_str(rep, "code") : "failed";
     if (!ju_bool(rep, "ok")) {
         const char *err = ju_str(rep, "error");
-        http_finish_error(r, error_status(ju_str(rep, "code") != NULL ? code : "failed"), "%s",
+        http_finish_error(r, error_status(code), "%s",
                           err != NULL ? err : "the manager refused the request");
         return;
     }
@@ -313,6 +302,30 @@ static void finish_with_reply(struct http_req *r)
     http_finish(r, MHD_HTTP_OK, o);
 }
 
+/* One step is done: the last one sends the answer. */
+static void step_done(struct http_req *r)
+{
+    struct wcall *w = r->work;
+
+    if (--w->pending == 0)
+        finish(r);
+}
+
+/* Records why a database read failed as the call's answer. */
+static void fail_db(struct http_req *r, const struct dbq_result *res, const char *what)
+{
+    log_error("could not %s: %s", what, res->message);
+    if (res->outcome == DBQ_FAILED)
+        wcall_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error");
+    else
+        wcall_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+}
+
+/* ---- the desired state ---- */
+
+static const char *const DESIRED_SQL = "UPDATE projects SET desired_state = $2, updated_at = now()"
+                                       " WHERE id = $1 AND desired_state <> $2";
+
 /* A desired-state write that outlived its call: log how it ended. arg is
  * the project id (malloc'ed). */
 static void on_late_desired(void *arg, const struct dbq_result *res)
@@ -323,31 +336,6 @@ static void on_late_desired(void *arg, const struct dbq_result *res)
         log_error("could not record the desired state of project %s: %s", (char *)arg,
                   res->message);
     free(arg);
-}
-
-static const char *const DESIRED_SQL = "UPDATE projects SET desired_state = $2, updated_at = now()"
-                                       " WHERE id = $1 AND desired_state <> $2";
-
-/* One of the writes the reply waits for is done: the last one sends it. */
-static void write_done(struct http_req *r)
-{
-    struct wcall *w = r->work;
-
-    if (--w->pending == 0)
-        finish_with_reply(r);
-}
-
-/* Loop: every worker-row write submitted before it is committed (the
- * fast class's batches commit in order): a caller who reads the row after
- * the reply sees the state the reply reports. */
-static void on_rows_barrier(void *arg, const struct dbq_result *res)
-{
-    struct http_req *r = arg;
-
-    if (res->outcome != DBQ_OK)
-        log_warning("could not confirm the worker rows of project %s are written: %s",
-                    ((struct wcall *)r->work)->project, res->message);
-    write_done(r);
 }
 
 /* Loop: the desired state is committed (or could not be yet). */
@@ -371,7 +359,37 @@ static void on_desired(void *arg, const struct dbq_result *res)
             free(project);
         }
     }
-    write_done(r);
+    step_done(r);
+}
+
+/* Loop: records what the user asked for, durably; the answer waits for it
+ * (it is what WF_AUTOSTART reads). */
+static void write_desired(struct http_req *r)
+{
+    struct wcall *w = r->work;
+    const char *params[2] = {w->project, strcmp(w->op, "stop") == 0 ? "stopped" : "running"};
+
+    w->pending++;
+    if (dbq_exec(r->core->dbq, DBQ_DURABLE, DBQ_RETRY_SAFE, DESIRED_SQL, 2, params, NULL, NULL,
+                 on_desired, r) < 0) {
+        log_error("could not record the desired state of project %s: out of memory", w->project);
+        w->pending--;
+    }
+}
+
+/* ---- the main chain ---- */
+
+/* Loop: every worker-row write submitted before it is committed (the fast
+ * class's batches commit in order): whoever reads the row after the answer
+ * sees the state the answer reports. */
+static void on_rows_barrier(void *arg, const struct dbq_result *res)
+{
+    struct http_req *r = arg;
+
+    if (res->outcome != DBQ_OK)
+        log_warning("could not confirm the worker rows of project %s are written: %s",
+                    ((struct wcall *)r->work)->project, res->message);
+    step_done(r);
 }
 
 /* Loop: the manager answered (reply NULL: it did not in time). */
@@ -379,46 +397,63 @@ static void on_manager_reply(void *arg, const cJSON *reply)
 {
     struct http_req *r = arg;
     struct wcall *w = r->work;
-    const char *params[2] = {w->project, strcmp(w->op, "stop") == 0 ? "stopped" : "running"};
 
     if (reply == NULL) {
         if (core_stopping(r->core)) {
-            http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
-            return;
+            wcall_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+        } else {
+            log_error("%s of project %s: no answer from the manager in time", w->op, w->project);
+            wcall_fail(r, MHD_HTTP_GATEWAY_TIMEOUT,
+                       "timed out waiting for the worker of project \"%s\"", w->project);
         }
-        log_error("%s of project %s: no answer from the manager in time", w->op, w->project);
-        http_finish_error(r, MHD_HTTP_GATEWAY_TIMEOUT,
-                          "timed out waiting for the worker of project \"%s\"", w->project);
+        step_done(r);
         return;
     }
     w->reply = cJSON_Duplicate(reply, 1);
-    if (w->reply == NULL) {
-        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
-        return;
-    }
-    /* The worker's row says what the reply says, and (on success) what the
-     * user set is durable, before they hear it. */
-    w->pending = 1;
-    if (ju_bool(reply, "ok")) {
-        if (dbq_exec(r->core->dbq, DBQ_DURABLE, DBQ_RETRY_SAFE, DESIRED_SQL, 2, params, NULL, NULL,
-                     on_desired, r) == 0)
-            w->pending++;
-        else
-            log_error("could not record the desired state of project %s: out of memory",
-                      w->project);
-    }
-    if (dbq_exec(r->core->dbq, DBQ_FAST, DBQ_RETRY_SAFE, "SELECT 1", 0, NULL, NULL, NULL,
-                 on_rows_barrier, r) == 0)
+    if (w->reply == NULL)
+        wcall_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    else if (dbq_exec(r->core->dbq, DBQ_FAST, DBQ_RETRY_SAFE, "SELECT 1", 0, NULL, NULL, NULL,
+                      on_rows_barrier, r) == 0)
         w->pending++;
-    write_done(r);
+    step_done(r);
 }
 
 static void send_manager_call(struct http_req *r)
 {
     struct wcall *w = r->work;
 
-    if (mgrlink_project_op(r->core->ml, w->op, w->project, w->timeout_ms, on_manager_reply, r) < 0)
-        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "could not reach the process manager");
+    if (mgrlink_project_op(r->core->ml, w->op, w->project, w->timeout_ms, on_manager_reply, r) <
+        0) {
+        wcall_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "could not reach the process manager");
+        step_done(r);
+    }
+}
+
+/* Loop: the project's existence is known. */
+static void on_project_read(void *arg, const struct dbq_result *res)
+{
+    struct http_req *r = arg;
+    struct wcall *w = r->work;
+
+    if (res->outcome != DBQ_OK) {
+        fail_db(r, res, "look up the project");
+    } else if (PQntuples(res->res) == 0) {
+        wcall_fail(r, MHD_HTTP_NOT_FOUND, "project \"%s\" not found", w->project);
+    } else if (strcmp(w->op, "status") == 0) {
+        /* It may have got a worker meanwhile. */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "projectId", w->project);
+        if (wview_status_json(r->core->view, w->project, o)) {
+            w->status_body = o;
+        } else {
+            cJSON_Delete(o);
+            w->status_body = stopped_status(r->core, w->project);
+        }
+    } else {
+        send_manager_call(r);
+        return;
+    }
+    step_done(r);
 }
 
 /* Loop: the first step of a worker call or a status read. */
@@ -426,15 +461,25 @@ static void call_on_loop(void *arg)
 {
     struct http_req *r = arg;
     struct wcall *w = r->work;
+    const char *params[1] = {w->project};
 
+    w->pending = 1; /* the main chain */
     if (core_stopping(r->core)) {
-        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+        wcall_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+        step_done(r);
         return;
     }
-    if (strcmp(w->op, "status") != 0 && wview_has(r->core->view, w->project))
+    if (strcmp(w->op, "status") != 0)
+        write_desired(r);
+    if (strcmp(w->op, "status") != 0 && wview_has(r->core->view, w->project)) {
         send_manager_call(r);
-    else
-        read_project(r);
+        return;
+    }
+    if (dbq_exec(r->core->dbq, DBQ_FAST, DBQ_RETRY_SAFE, "SELECT 1 FROM projects WHERE id = $1", 1,
+                 params, NULL, NULL, on_project_read, r) < 0) {
+        wcall_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        step_done(r);
+    }
 }
 
 /* MHD thread: validates {"projectId": …} and defers the call to the loop. */
