@@ -11,11 +11,9 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "jsonutil.h"
 #include "log.h"
@@ -27,7 +25,6 @@
 
 struct db_conn {
     const char *url;
-    const char *session_sql; /* run after every connect, or NULL */
     char app[64];
     char role[32];
     int connect_timeout_ms;
@@ -36,15 +33,6 @@ struct db_conn {
     char error[256];
     char sqlstate[6];
     int unavailable;
-};
-
-struct db_pool {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct db_conn **free_conns;
-    int nfree;
-    int size;
-    struct db_conn **all;
 };
 
 void db_conninfo_build(struct db_conninfo *ci, const char *url, const char *app, const char *role,
@@ -314,23 +302,7 @@ int db_connect(struct db_conn *c)
         return -1;
     }
     PQclear(r);
-    if (c->session_sql != NULL) {
-        r = run(c, c->session_sql, 0, NULL, NULL, NULL, 0);
-        if (r == NULL) {
-            drop(c);
-            return -1;
-        }
-        PQclear(r);
-    }
     return 0;
-}
-
-int db_conn_set_session(struct db_conn *c, const char *sql)
-{
-    c->session_sql = sql;
-    if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK)
-        return 0;
-    return db_command(c, sql, 0, NULL);
 }
 
 PGresult *db_exec(struct db_conn *c, const char *sql, int nparams, const char *const *params)
@@ -369,84 +341,4 @@ const char *db_sqlstate(const struct db_conn *c)
 int db_unavailable(const struct db_conn *c)
 {
     return c->unavailable;
-}
-
-struct db_pool *db_pool_new(const char *url, int size)
-{
-    return db_pool_new_ex(url, size, NULL);
-}
-
-struct db_pool *db_pool_new_ex(const char *url, int size, const struct db_options *opt)
-{
-    struct db_pool *p = calloc(1, sizeof(*p));
-
-    pthread_condattr_t ca;
-
-    if (p == NULL)
-        return NULL;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    p->free_conns = calloc((size_t)size, sizeof(*p->free_conns));
-    p->all = calloc((size_t)size, sizeof(*p->all));
-    if (p->free_conns == NULL || p->all == NULL) {
-        db_pool_free(p);
-        return NULL;
-    }
-    for (int i = 0; i < size; i++) {
-        p->all[i] = db_conn_new_ex(url, opt);
-        if (p->all[i] == NULL) {
-            db_pool_free(p);
-            return NULL;
-        }
-        p->size++;
-        p->free_conns[p->nfree++] = p->all[i];
-    }
-    return p;
-}
-
-void db_pool_free(struct db_pool *p)
-{
-    if (p == NULL)
-        return;
-    for (int i = 0; i < p->size; i++)
-        db_conn_free(p->all[i]);
-    free(p->all);
-    free(p->free_conns);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p);
-}
-
-struct db_conn *db_pool_get(struct db_pool *p, int timeout_ms)
-{
-    struct timespec until;
-    struct db_conn *c = NULL;
-
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
-    pthread_mutex_lock(&p->mu);
-    while (p->nfree == 0) {
-        if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT)
-            break;
-    }
-    if (p->nfree > 0)
-        c = p->free_conns[--p->nfree];
-    pthread_mutex_unlock(&p->mu);
-    return c;
-}
-
-void db_pool_put(struct db_pool *p, struct db_conn *c)
-{
-    pthread_mutex_lock(&p->mu);
-    p->free_conns[p->nfree++] = c;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
 }

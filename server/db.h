@@ -1,11 +1,10 @@
 /*
  * db.h: PostgreSQL connections for core, the only process that talks to the
- * database: single blocking connections that reconnect on demand, and a
- * small pool shared by the HTTP threads (control plane, migrations). The
- * run path uses dbq.h instead.
+ * database: single blocking connections that reconnect on demand, for the
+ * threads that may wait (migrations at start, the control-plane pool of
+ * ctlpool.h, the artifact thread). The event loop uses dbq.h instead.
  *
- * A connection is used by one thread at a time (the dispatcher owns one;
- * HTTP threads borrow from the pool). A lost connection is reset before the
+ * A connection is used by one thread at a time. A lost connection is reset before the
  * next statement, never in the middle of one, so a statement is never sent
  * twice.
  *
@@ -24,7 +23,6 @@
 #include <libpq-fe.h>
 
 struct db_conn;
-struct db_pool;
 
 /* How long past statement_timeout a client waits before it decides that the
  * server will not answer at all (db.c and dbq.c). */
@@ -81,12 +79,8 @@ struct db_conn *db_conn_new(const char *url);
 struct db_conn *db_conn_new_ex(const char *url, const struct db_options *opt);
 void db_conn_free(struct db_conn *c);
 
-/* Statements run after every (re)connect, e.g. "SET synchronous_commit =
- * off" (sql must outlive c), and now if connected. Returns 0 or -1. */
-int db_conn_set_session(struct db_conn *c, const char *sql) __attribute__((warn_unused_result));
-
 /* Connects (or reconnects) now: libpq's connect with connect_timeout, then
- * SET statement_timeout and the session statement, each checked. Returns 0,
+ * SET statement_timeout, checked. Returns 0,
  * or -1 with db_error() set (and no connection kept). */
 int db_connect(struct db_conn *c) __attribute__((warn_unused_result));
 
@@ -115,14 +109,5 @@ int db_command(struct db_conn *c, const char *sql, int nparams, const char *cons
 const char *db_error(const struct db_conn *c);
 const char *db_sqlstate(const struct db_conn *c); /* "" when none */
 int db_unavailable(const struct db_conn *c);
-
-/* A pool of size lazily connected connections (default options). */
-struct db_pool *db_pool_new(const char *url, int size);
-/* The same with options for every connection (opt NULL: defaults). */
-struct db_pool *db_pool_new_ex(const char *url, int size, const struct db_options *opt);
-void db_pool_free(struct db_pool *p);
-/* Borrows a connection, waiting up to timeout_ms; NULL if none came free. */
-struct db_conn *db_pool_get(struct db_pool *p, int timeout_ms);
-void db_pool_put(struct db_pool *p, struct db_conn *c);
 
 #endif
