@@ -1,11 +1,12 @@
 /*
  * artfetch.c: see artfetch.h.
  *
- * A job is one of three kinds; the FIFO is guarded by a mutex and a
- * condition variable. A materialize job carries copies of its inputs and
- * gets its outputs filled by the thread, then travels back to the loop in
- * a loop_post, where done is called and the job freed. Invariant: every
- * materialize job reaches its done exactly once, on the loop thread.
+ * The FIFO of jobs is guarded by a mutex and a condition variable. A job
+ * carries copies of its shas and gets its descriptors filled by the thread,
+ * then travels back to the loop in a loop_post, where done is called and
+ * the job freed. Invariant: every job reaches its done exactly once, on the
+ * loop thread, and every descriptor it made is either handed to done or
+ * closed.
  */
 #include "artfetch.h"
 
@@ -13,26 +14,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "artifacts.h"
 #include "db.h"
-#include "jsonutil.h"
 #include "log.h"
 #include "loop.h"
 
-enum job_kind {
-    JOB_MATERIALIZE, /* write the files of some shas of a project */
-    JOB_GC,          /* remove a project's files but some */
-    JOB_GC_ALL       /* remove every file of the instance */
-};
-
 struct job {
-    enum job_kind kind;
-    char project[WF_ID_MAX + 1];
-    char (*shas)[65]; /* inputs: shas to make, or to keep */
+    char (*shas)[65]; /* inputs */
     size_t n;
-    char **paths;  /* materialize output, n paths */
-    char err[800]; /* materialize output, "" when fine */
+    int *fds;      /* output, n descriptors (-1 until made) */
+    char err[800]; /* output, "" when fine */
     artfetch_done_fn done;
     void *arg;
     struct artfetch *af;
@@ -40,7 +33,6 @@ struct job {
 };
 
 struct artfetch {
-    const char *rundir;
     struct loop *loop;
     struct db_conn *db;
     pthread_t tid;
@@ -51,82 +43,53 @@ struct artfetch {
     int stopping;
 };
 
+static void close_fds(struct job *j)
+{
+    for (size_t i = 0; j->fds != NULL && i < j->n; i++) {
+        if (j->fds[i] >= 0)
+            close(j->fds[i]);
+        j->fds[i] = -1;
+    }
+}
+
 static void job_free(struct job *j)
 {
-    if (j->paths != NULL) {
-        for (size_t i = 0; i < j->n; i++)
-            free(j->paths[i]);
-    }
-    free(j->paths);
+    close_fds(j);
+    free(j->fds);
     free(j->shas);
     free(j);
 }
 
-/* Loop thread: the end of a materialize job. */
+/* Loop thread: the end of a job. The descriptors go to done. */
 static void deliver(void *arg)
 {
     struct job *j = arg;
 
-    if (j->err[0] != '\0')
+    if (j->err[0] != '\0') {
+        close_fds(j);
         j->done(j->arg, NULL, j->err);
-    else
-        j->done(j->arg, (const char *const *)j->paths, NULL);
+    } else {
+        j->done(j->arg, j->fds, NULL);
+        for (size_t i = 0; i < j->n; i++)
+            j->fds[i] = -1; /* done took them */
+    }
     job_free(j);
-}
-
-static void run_materialize(struct artfetch *af, struct job *j)
-{
-    char path[4200];
-
-    j->paths = calloc(j->n + 1, sizeof(*j->paths));
-    if (j->paths == NULL) {
-        snprintf(j->err, sizeof(j->err), "out of memory");
-        return;
-    }
-    for (size_t i = 0; i < j->n; i++) {
-        char err[600];
-        if (art_materialize(af->db, af->rundir, j->project, j->shas[i], path, sizeof(path), err,
-                            sizeof(err)) < 0) {
-            snprintf(j->err, sizeof(j->err), "%s", err);
-            return;
-        }
-        j->paths[i] = strdup(path);
-        if (j->paths[i] == NULL) {
-            snprintf(j->err, sizeof(j->err), "out of memory");
-            return;
-        }
-    }
 }
 
 static void run_job(struct artfetch *af, struct job *j)
 {
-    switch (j->kind) {
-    case JOB_MATERIALIZE:
-        run_materialize(af, j);
-        break;
-    case JOB_GC: {
-        const char **keep = calloc(j->n + 1, sizeof(*keep));
-        if (keep == NULL) {
-            log_error("could not clean up artifact files: out of memory");
-            break;
+    for (size_t i = 0; i < j->n; i++) {
+        char err[600];
+        j->fds[i] = art_fetch_memfd(af->db, j->shas[i], err, sizeof(err));
+        if (j->fds[i] < 0) {
+            snprintf(j->err, sizeof(j->err), "%s", err);
+            close_fds(j);
+            return;
         }
-        for (size_t i = 0; i < j->n; i++)
-            keep[i] = j->shas[i];
-        art_gc(af->rundir, j->project, keep, j->n);
-        free(keep);
-        break;
-    }
-    case JOB_GC_ALL: {
-        char err[256];
-        art_gc_all(af->rundir);
-        if (art_init(af->rundir, err, sizeof(err)) < 0)
-            log_error("%s", err);
-        break;
-    }
     }
 }
 
-/* Hands a finished (or abandoned) materialize job back to the loop. */
+/* Hands a finished (or abandoned) job back to the loop. */
 static void post_back(struct artfetch *af, struct job *j)
 {
     if (loop_post(af->loop, deliver, j) < 0) {
@@ -156,15 +119,11 @@ static void *thread_main(void *arg)
         if (af->head == NULL)
             af->tail = NULL;
         pthread_mutex_unlock(&af->mu);
-        if (af->stopping && j->kind == JOB_MATERIALIZE) {
+        if (af->stopping)
             snprintf(j->err, sizeof(j->err), "shutting down");
-        } else {
-            run_job(af, j);
-        }
-        if (j->kind == JOB_MATERIALIZE)
-            post_back(af, j);
         else
-            job_free(j);
+            run_job(af, j);
+        post_back(af, j);
     }
 }
 
@@ -186,34 +145,26 @@ static int push(struct artfetch *af, struct job *j)
     return 0;
 }
 
-/* A job with copies of project and shas. NULL on ENOMEM. */
-static struct job *job_new(enum job_kind kind, const char *project, const char *const *shas,
-                           size_t n)
+int artfetch_fetch(struct artfetch *af, const char *const *shas, size_t n, artfetch_done_fn done,
+                   void *arg)
 {
     struct job *j = calloc(1, sizeof(*j));
 
     if (j == NULL)
-        return NULL;
-    j->kind = kind;
-    snprintf(j->project, sizeof(j->project), "%s", project != NULL ? project : "");
-    j->shas = calloc(n + 1, sizeof(*j->shas));
-    if (j->shas == NULL) {
-        free(j);
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++)
-        snprintf(j->shas[i], sizeof(j->shas[i]), "%s", shas[i]);
-    j->n = n;
-    return j;
-}
-
-int artfetch_materialize(struct artfetch *af, const char *project, const char *const *shas,
-                         size_t n, artfetch_done_fn done, void *arg)
-{
-    struct job *j = job_new(JOB_MATERIALIZE, project, shas, n);
-
-    if (j == NULL)
         return -1;
+    j->shas = calloc(n + 1, sizeof(*j->shas));
+    j->fds = calloc(n + 1, sizeof(*j->fds));
+    if (j->shas == NULL || j->fds == NULL) {
+        free(j->shas);
+        free(j->fds);
+        free(j);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(j->shas[i], sizeof(j->shas[i]), "%s", shas[i]);
+        j->fds[i] = -1;
+    }
+    j->n = n;
     j->done = done;
     j->arg = arg;
     j->af = af;
@@ -225,30 +176,7 @@ int artfetch_materialize(struct artfetch *af, const char *project, const char *c
     return 0;
 }
 
-void artfetch_gc(struct artfetch *af, const char *project, const char *const *keep, size_t n)
-{
-    struct job *j = job_new(JOB_GC, project, keep, n);
-
-    if (j == NULL || push(af, j) < 0) {
-        if (j != NULL)
-            job_free(j);
-        log_warning("could not queue the clean-up of project %s's artifact files", project);
-    }
-}
-
-void artfetch_gc_all(struct artfetch *af)
-{
-    struct job *j = job_new(JOB_GC_ALL, NULL, NULL, 0);
-
-    if (j == NULL || push(af, j) < 0) {
-        if (j != NULL)
-            job_free(j);
-        log_warning("could not queue the clean-up of artifact files");
-    }
-}
-
-struct artfetch *artfetch_new(const char *url, const struct db_options *opt, const char *rundir,
-                              struct loop *l)
+struct artfetch *artfetch_new(const char *url, const struct db_options *opt, struct loop *l)
 {
     struct artfetch *af = calloc(1, sizeof(*af));
 
@@ -256,7 +184,6 @@ struct artfetch *artfetch_new(const char *url, const struct db_options *opt, con
         log_error("could not start the artifact thread: out of memory");
         return NULL;
     }
-    af->rundir = rundir;
     af->loop = l;
     pthread_mutex_init(&af->mu, NULL);
     pthread_cond_init(&af->cv, NULL);

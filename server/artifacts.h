@@ -1,16 +1,17 @@
 /*
- * artifacts.h: turning artifacts stored in PostgreSQL into files a worker can
- * dlopen (DESIGN §4).
+ * artifacts.h: turning an artifact stored in PostgreSQL into code a worker
+ * can load, and that nobody can change (DESIGN §4).
  *
- * Layout, under an instance directory (core passes <WF_RUNTIME_DIR>/<port>):
- * .objects/<sha256>.so holds each content once, written to a temporary name
- * and renamed, then verified by hashing; <projectId>/<sha256>.so is a hard
- * link to it, the path a worker is given. Directories are 0700 and files
- * 0600, owned by the server's user. An object is re-hashed only when its
- * file changed since it was verified. Links no live worker of the project
- * uses are removed by art_gc, and an object with no link left goes with
- * them. Only core calls these (it alone reads the database); workers only
- * receive paths.
+ * An artifact's bytes are fetched, checked against the SHA-256 they are
+ * stored under, and written into a memfd that is then sealed against
+ * writing, shrinking, growing and further sealing. Core hands the memfd to
+ * each worker that loads the artifact (SCM_RIGHTS); the worker dlopen()s
+ * /proc/self/fd/N. No plugin file exists on disk, so no process, a
+ * hostile plugin of another project included, can rewrite the code a worker
+ * will load: the bytes were verified when the memfd was made, and the seals
+ * guarantee they stay what was verified. Core keeps one memfd per artifact,
+ * shared by every worker that loads it (loadcode.c). Only the artifact
+ * thread calls art_fetch_memfd (it blocks on the database).
  */
 #ifndef WF_ARTIFACTS_H
 #define WF_ARTIFACTS_H
@@ -19,29 +20,18 @@
 
 #include "db.h"
 
-/* Creates the runtime directory if needed and checks it is ours and 0700
- * (not a symlink). Returns 0, or -1 with err set. */
-int art_init(const char *dir, char *err, size_t errlen) __attribute__((warn_unused_result));
-
 /* 1 if sha is 64 lower-case hex digits. */
 int art_valid_sha(const char *sha);
 
 /*
- * Makes sure the project's file for sha exists and verifies, fetching the
- * bytes through db when it does not. Writes the file's path into path.
- * Returns 0, or -1 with err set (nothing left behind but the verified files
- * of earlier calls).
+ * Fetches the bytes of artifact sha through db, checks their SHA-256 and
+ * returns a sealed memfd holding them (named "wf-plugin-<first 12 hex>",
+ * close-on-exec; caller closes). Returns the descriptor, or -1 with err set
+ * ("artifact 3ada5b75f65d is missing from the database", "… does not match
+ * its hash", or the database's or the system's error); nothing is left open
+ * then.
  */
-int art_materialize(struct db_conn *db, const char *dir, const char *project, const char *sha,
-                    char *path, size_t pathlen, char *err, size_t errlen)
+int art_fetch_memfd(struct db_conn *db, const char *sha, char *err, size_t errlen)
     __attribute__((warn_unused_result));
-
-/* Removes the project's .so files whose hash is not in keep[0..n); removes
- * the project directory if it ends up empty. */
-void art_gc(const char *dir, const char *project, const char *const *keep, size_t n);
-
-/* Removes every project's files and directory, then dir itself if empty
- * (at shutdown, when no worker is left). */
-void art_gc_all(const char *dir);
 
 #endif

@@ -33,7 +33,6 @@
 #include <unistd.h>
 
 #include "artfetch.h"
-#include "artifacts.h"
 #include "ctlpool.h"
 #include "db.h"
 #include "dbq.h"
@@ -196,11 +195,6 @@ static void on_mgr_hello(void *arg, const cJSON *ev)
     struct core *c = arg;
 
     c->first_core = ju_bool(ev, "first");
-    if (c->first_core) {
-        /* A new instance: no worker uses files an earlier one on this port
-         * left behind (it may have been killed before it could clean up). */
-        artfetch_gc_all(c->af);
-    }
     wview_on_hello(c->view, ev, on_views_ready, c);
 }
 
@@ -303,30 +297,6 @@ static int connect_with_retry(struct db_conn *db, int ctl_fd)
     }
 }
 
-/*
- * The artifact directory of this instance: <WF_RUNTIME_DIR>/<port>. The port
- * tells instances on one host apart (so one's clean-up never removes
- * another's files) and stays the same across restarts, so files are reused.
- */
-static int instance_dir(struct core *c, int listen_fd, char *err, size_t errlen)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-
-    if (getsockname(listen_fd, (struct sockaddr *)&sa, &len) < 0) {
-        snprintf(err, errlen, "could not read the listening port: %s", strerror(errno));
-        return -1;
-    }
-    if (art_init(c->cfg->runtime_dir, err, errlen) < 0)
-        return -1;
-    if ((size_t)snprintf(c->rundir, sizeof(c->rundir), "%s/%u", c->cfg->runtime_dir,
-                         (unsigned)ntohs(sa.sin_port)) >= sizeof(c->rundir)) {
-        snprintf(err, errlen, "runtime directory path too long");
-        return -1;
-    }
-    return art_init(c->rundir, err, errlen);
-}
-
 /* Connects, migrates and disconnects. Returns WF_EXIT_OK, WF_EXIT_DATABASE,
  * or -1 when told to stop before the database was reachable. */
 static int migrate(struct core *c, int ctl_fd)
@@ -396,7 +366,7 @@ static int build(struct core *c, int ctl_fd)
     dbq_on_health(c->dbq, on_db_health, c);
     (void)dbq_start(c->dbq);
     c->pool = ctlpool_new(cfg->database_url, &http_opt, cfg->db_pool_size, POOL_QUEUE_MAX);
-    c->af = artfetch_new(cfg->database_url, &art_opt, c->rundir, c->loop);
+    c->af = artfetch_new(cfg->database_url, &art_opt, c->loop);
     c->view = wview_new(cfg, c->loop, c->dbq);
     c->wc = c->view != NULL ? wconns_new(cfg, c->loop, c->view, c->ml, &wev) : NULL;
     c->lc = c->wc != NULL && c->af != NULL ? loadcode_new(c->loop, c->dbq, c->view, c->wc, c->af)
@@ -483,7 +453,6 @@ static void shutdown_core(struct core *c)
     loadcode_free(c->lc);
     wview_free(c->view);
     ctlpool_free(c->pool);
-    art_gc_all(c->rundir); /* no worker of ours is left to use them */
     if (c->sigfd >= 0)
         close(c->sigfd);
     loop_free(c->loop);
@@ -514,10 +483,6 @@ int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
 
     if (db_check_url(cfg->database_url, err, sizeof(err)) < 0) {
         log_error("%s", err);
-        return WF_EXIT_USAGE;
-    }
-    if (instance_dir(c, listen_fd, err, sizeof(err)) < 0) {
-        log_error("%s (WF_RUNTIME_DIR)", err);
         return WF_EXIT_USAGE;
     }
     rc = migrate(c, ctl_fd);

@@ -57,7 +57,6 @@ struct core_metrics {
 
 struct core {
     const struct wf_config *cfg;
-    char rundir[PATH_MAX]; /* <WF_RUNTIME_DIR>/<port>: this instance's artifact files */
     int listen_fd;
 
     struct loop *loop;

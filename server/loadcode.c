@@ -2,17 +2,24 @@
  * loadcode.c: see loadcode.h.
  *
  * A load goes through three asynchronous steps, each resuming on the loop
- * thread: the code rows (dbq), the files (artfetch), the message (wconn).
- * Between steps only the worker's connection id is held, and looked up
- * again, since the worker may be gone by then. The shas of a load are
- * recorded as the worker's as soon as they are known, before the files are
- * asked for, so a clean-up computed meanwhile keeps them.
+ * thread: the code rows (dbq), the memfds of the artifacts not cached yet
+ * (artfetch), the messages (wconn). Between steps only the worker's
+ * connection id is held, and looked up again, since the worker may be gone
+ * by then.
+ *
+ * The cache holds one sealed memfd per artifact, shared by every worker
+ * that loads it (each gets its own duplicate through SCM_RIGHTS). An entry
+ * lives while a connected worker's load names it: the shas of a load are
+ * recorded as the worker's as soon as they are known, before the memfds are
+ * asked for, and when a worker goes, every entry no remaining worker names
+ * is closed.
  */
 #include "loadcode.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "artfetch.h"
 #include "dbq.h"
@@ -30,6 +37,12 @@ struct lc_worker {
     cJSON *claim;     /* a hello's claimed code, checked once the view is ready */
 };
 
+/* One cached artifact. */
+struct lc_art {
+    char sha[65];
+    int fd; /* sealed memfd */
+};
+
 struct loadcode {
     struct loop *loop;
     struct dbq *dbq;
@@ -37,6 +50,8 @@ struct loadcode {
     struct wconns *wc;
     struct artfetch *af;
     int view_ready;
+    struct lc_art *arts; /* the cache */
+    size_t narts, caparts;
 };
 
 /* One load between its steps. */
@@ -48,6 +63,8 @@ struct lc_req {
     size_t nrows;
     char **strs;
     size_t nstrs;
+    const char **missing; /* the shas not cached when the rows came (in strs) */
+    size_t nmissing;
 };
 
 static void req_free(struct lc_req *q)
@@ -58,6 +75,7 @@ static void req_free(struct lc_req *q)
         free(q->strs[i]);
     free(q->strs);
     free(q->rows);
+    free(q->missing);
     free(q);
 }
 
@@ -151,7 +169,7 @@ cJSON *loadcode_build(const struct loadcode_row *rows, size_t n, char **summary)
             seen |= rows[j].sha256 != NULL && strcmp(rows[j].sha256, r->sha256) == 0;
         if (!ok || seen)
             continue;
-        ok = append_pairs(arts, "label", r->name, "path", r->path, "sha256", r->sha256) == 0 &&
+        ok = append_pairs(arts, "label", r->name, "sha256", r->sha256, NULL, NULL) == 0 &&
              append_pairs(splug, "name", r->name, "sha256", r->sha256, NULL, NULL) == 0;
     }
     if (ok) {
@@ -189,6 +207,75 @@ static void send_error(struct wconn *w, const char *err)
     cJSON_Delete(m);
 }
 
+/* ---- the cache of sealed memfds ---- */
+
+static int cache_fd(const struct loadcode *lc, const char *sha)
+{
+    for (size_t i = 0; i < lc->narts; i++) {
+        if (strcmp(lc->arts[i].sha, sha) == 0)
+            return lc->arts[i].fd;
+    }
+    return -1;
+}
+
+/* Keeps fd as sha's memfd (taken; closed if sha is cached already or on
+ * ENOMEM). */
+static void cache_put(struct loadcode *lc, const char *sha, int fd)
+{
+    if (cache_fd(lc, sha) >= 0) {
+        close(fd);
+        return;
+    }
+    if (lc->narts == lc->caparts) {
+        size_t cap = lc->caparts ? 2 * lc->caparts : 16;
+        struct lc_art *a = realloc(lc->arts, cap * sizeof(*a));
+        if (a == NULL) {
+            close(fd); /* the next load fetches it again */
+            return;
+        }
+        lc->arts = a;
+        lc->caparts = cap;
+    }
+    snprintf(lc->arts[lc->narts].sha, sizeof(lc->arts[lc->narts].sha), "%s", sha);
+    lc->arts[lc->narts].fd = fd;
+    lc->narts++;
+}
+
+struct name_search {
+    const struct wconn *skip;
+    const char *sha;
+    int found;
+};
+
+static void find_user(void *arg, struct wconn *w)
+{
+    struct name_search *ns = arg;
+    const struct lc_worker *st = wconn_user(w);
+
+    if (w == ns->skip || st == NULL)
+        return;
+    for (size_t i = 0; i < st->nshas; i++)
+        ns->found |= strcmp(st->shas[i], ns->sha) == 0;
+}
+
+/* Closes every cached memfd no connected worker (but skip) names. */
+static void cache_gc(struct loadcode *lc, const struct wconn *skip)
+{
+    size_t i = 0;
+
+    while (i < lc->narts) {
+        struct name_search ns = {skip, lc->arts[i].sha, 0};
+        if (lc->wc != NULL)
+            wconns_each(lc->wc, NULL, find_user, &ns);
+        if (ns.found) {
+            i++;
+            continue;
+        }
+        close(lc->arts[i].fd);
+        lc->arts[i] = lc->arts[--lc->narts];
+    }
+}
+
 /* The worker a request is for, or NULL when it is gone (or the channels
  * are, at shutdown). */
 static struct wconn *req_worker(const struct lc_req *q)
@@ -196,47 +283,55 @@ static struct wconn *req_worker(const struct lc_req *q)
     return q->lc->wc != NULL ? wconns_find(q->lc->wc, q->wid) : NULL;
 }
 
-/* Step 3: the files are ready (or not): send the message. */
-static void on_files(void *arg, const char *const *paths, const char *err)
+/* Sends w each distinct artifact of q as {"t":"artifact","sha256"} with
+ * its memfd. Returns 0, or -1 if w was reset or a memfd is missing (then an
+ * error was sent instead). */
+static int send_artifacts(struct loadcode *lc, struct wconn *w, const struct lc_req *q)
 {
-    struct lc_req *q = arg;
-    struct wconn *w = req_worker(q);
-    struct lc_worker *st;
-    char *summary = NULL;
-    char msg[1000];
-    cJSON *load;
-    size_t k = 0;
-
-    if (w == NULL) {
-        req_free(q);
-        return;
-    }
-    if (paths == NULL) {
-        snprintf(msg, sizeof(msg), "could not prepare the project's code: %s", err);
-        send_error(w, msg);
-        req_free(q);
-        return;
-    }
-    /* paths come in the order of the distinct shas asked for */
     for (size_t i = 0; i < q->nrows; i++) {
-        int seen = 0;
-        if (q->rows[i].sha256 == NULL)
+        const char *sha = q->rows[i].sha256;
+        int seen = 0, fd;
+        cJSON *m;
+
+        if (sha == NULL)
             continue;
         for (size_t j = 0; j < i; j++)
-            seen |= q->rows[j].sha256 != NULL && strcmp(q->rows[j].sha256, q->rows[i].sha256) == 0;
-        if (seen) {
-            for (size_t j = 0; j < i; j++) {
-                if (q->rows[j].sha256 != NULL && strcmp(q->rows[j].sha256, q->rows[i].sha256) == 0)
-                    q->rows[i].path = q->rows[j].path;
-            }
+            seen |= q->rows[j].sha256 != NULL && strcmp(q->rows[j].sha256, sha) == 0;
+        if (seen)
             continue;
+        fd = cache_fd(lc, sha);
+        if (fd < 0) {
+            send_error(w, "could not prepare the project's code: out of memory");
+            return -1;
         }
-        q->rows[i].path = paths[k++];
+        m = cJSON_CreateObject();
+        if (m == NULL || cJSON_AddStringToObject(m, "t", "artifact") == NULL ||
+            cJSON_AddStringToObject(m, "sha256", sha) == NULL) {
+            cJSON_Delete(m);
+            send_error(w, "could not prepare the project's code: out of memory");
+            return -1;
+        }
+        if (wconn_send_fd(w, m, fd) < 0) {
+            cJSON_Delete(m);
+            return -1; /* w was reset */
+        }
+        cJSON_Delete(m);
     }
+    return 0;
+}
+
+/* Step 3: every artifact is cached: send the memfds, then the load. */
+static void send_load(struct loadcode *lc, struct wconn *w, struct lc_req *q)
+{
+    struct lc_worker *st;
+    char *summary = NULL;
+    cJSON *load;
+
+    if (send_artifacts(lc, w, q) < 0)
+        return;
     load = loadcode_build(q->rows, q->nrows, &summary);
     if (load == NULL) {
         send_error(w, "could not build the load message: out of memory");
-        req_free(q);
         return;
     }
     st = state_of(w);
@@ -248,6 +343,31 @@ static void on_files(void *arg, const char *const *paths, const char *err)
     free(summary);
     (void)wconn_send(w, load); /* on failure w was reset */
     cJSON_Delete(load);
+}
+
+/* The memfds of a request's missing artifacts are made (or not). */
+static void on_fetched(void *arg, const int *fds, const char *err)
+{
+    struct lc_req *q = arg;
+    struct loadcode *lc = q->lc;
+    struct wconn *w;
+    char msg[1000];
+
+    for (size_t i = 0; fds != NULL && i < q->nmissing; i++)
+        cache_put(lc, q->missing[i], fds[i]);
+    w = req_worker(q);
+    if (w == NULL) {
+        if (lc->wc != NULL)
+            cache_gc(lc, NULL); /* what it alone asked for */
+        req_free(q);
+        return;
+    }
+    if (fds == NULL) {
+        snprintf(msg, sizeof(msg), "could not prepare the project's code: %s", err);
+        send_error(w, msg);
+    } else {
+        send_load(lc, w, q);
+    }
     req_free(q);
 }
 
@@ -306,24 +426,38 @@ static void on_rows(void *arg, const struct dbq_result *r)
     }
     q->nrows = (size_t)n;
     if (ok) {
-        /* Kept by clean-ups from now on (see the file header). */
+        /* Named by this worker from now on: the cache keeps them. */
         char(*copy)[65] = calloc(nshas + 1, sizeof(*copy));
-        ok = copy != NULL;
-        for (size_t i = 0; ok && i < nshas; i++)
+        q->missing = calloc(nshas + 1, sizeof(*q->missing));
+        ok = copy != NULL && q->missing != NULL;
+        for (size_t i = 0; ok && i < nshas; i++) {
             snprintf(copy[i], sizeof(copy[i]), "%s", shas[i]);
+            if (cache_fd(q->lc, shas[i]) < 0)
+                q->missing[q->nmissing++] = shas[i];
+        }
         if (ok) {
             free(st->shas);
             st->shas = copy;
             st->nshas = nshas;
+        } else {
+            free(copy);
         }
     }
-    if (!ok || artfetch_materialize(q->lc->af, q->project, shas, nshas, on_files, q) < 0) {
-        free(shas);
+    free(shas);
+    if (!ok) {
         send_error(w, "could not prepare the project's code: out of memory");
         req_free(q);
         return;
     }
-    free(shas);
+    if (q->nmissing == 0) {
+        send_load(q->lc, w, q);
+        req_free(q);
+        return;
+    }
+    if (artfetch_fetch(q->lc->af, q->missing, q->nmissing, on_fetched, q) < 0) {
+        send_error(w, "could not prepare the project's code: out of memory");
+        req_free(q);
+    }
 }
 
 void loadcode_send(struct loadcode *lc, struct wconn *w)
@@ -459,46 +593,11 @@ void loadcode_view_ready(struct loadcode *lc)
 
 /* ---- clean-up ---- */
 
-struct keep_set {
-    const struct wconn *gone;
-    const char **shas;
-    size_t n, cap;
-    int failed; /* out of memory: the set is incomplete */
-};
-
-static void collect_keep(void *arg, struct wconn *w)
-{
-    struct keep_set *k = arg;
-    struct lc_worker *st = wconn_user(w);
-
-    if (w == k->gone || st == NULL)
-        return;
-    for (size_t i = 0; i < st->nshas; i++) {
-        if (k->n == k->cap) {
-            size_t cap = k->cap ? 2 * k->cap : 16;
-            const char **s = realloc(k->shas, cap * sizeof(*s));
-            if (s == NULL) {
-                k->failed = 1; /* the clean-up is skipped: it would delete used files */
-                return;
-            }
-            k->shas = s;
-            k->cap = cap;
-        }
-        k->shas[k->n++] = st->shas[i];
-    }
-}
-
 void loadcode_gone(struct loadcode *lc, struct wconn *w)
 {
-    struct lc_worker *st = wconn_user(w);
-    struct keep_set k = {w, NULL, 0, 0, 0};
-
-    state_free(st);
+    state_free(wconn_user(w));
     wconn_set_user(w, NULL);
-    wconns_each(lc->wc, wconn_project(w), collect_keep, &k);
-    if (!k.failed)
-        artfetch_gc(lc->af, wconn_project(w), k.shas, k.n);
-    free(k.shas);
+    cache_gc(lc, w);
 }
 
 const char *loadcode_summary(struct loadcode *lc, const struct wconn *w)
@@ -530,5 +629,10 @@ void loadcode_detach(struct loadcode *lc)
 
 void loadcode_free(struct loadcode *lc)
 {
+    if (lc == NULL)
+        return;
+    for (size_t i = 0; i < lc->narts; i++)
+        close(lc->arts[i].fd);
+    free(lc->arts);
     free(lc);
 }

@@ -3,20 +3,23 @@
  * loaded.
  *
  * For a worker that needs code, core reads the project's active code rows
- * (through the database layer), has the artifact thread prepare a verified
- * file per artifact (artfetch.h), and sends the worker one load message:
+ * (through the database layer), has the artifact thread make a sealed,
+ * verified memfd of each artifact not cached yet (artfetch.h,
+ * artifacts.h), and sends the worker each memfd, then one load message:
  *
+ *   {"t":"artifact","sha256"} + the artifact's sealed memfd, once per
+ *   artifact; then
  *   {"t":"load","workflows":[names],"activities":[names],
- *    "artifacts":[{"label","path","sha256"}],"provides":[{"kind","name"}],
+ *    "artifacts":[{"label","sha256"}],"provides":[{"kind","name"}],
  *    "summary":{"workflows","activities","plugins":[{"name","sha256"}]}}
  *   or {"t":"load","error":"…","transient":true} when core could not
- *   provide the code (database or disk): not the code's fault.
+ *   provide the code (database): not the code's fault.
  *
  * The summary is what status and the row's `loaded` column show. A worker
  * that survived a core restart claims its summary in its hello; the claim
  * must equal what the previous core recorded in its row, else the worker
  * is reset (a draining worker, which takes no new work, is believed).
- * Files no connected worker of a project uses are removed.
+ * Core keeps one memfd per artifact while a connected worker uses it.
  *
  * Loop thread only, except loadcode_build (pure).
  */
@@ -53,21 +56,19 @@ void loadcode_on_hello(struct loadcode *lc, struct wconn *w, const cJSON *hello)
  * held until now are checked. */
 void loadcode_view_ready(struct loadcode *lc);
 
-/* w is going away: forget it, and clean up the files its project no
- * longer uses. */
+/* w is going away: forget it, and close the memfds no connected worker
+ * uses any more. */
 void loadcode_gone(struct loadcode *lc, struct wconn *w);
 
 /* The summary (JSON text) of what w was given or confirmed to hold, or NULL
  * (borrowed: valid until w goes). */
 const char *loadcode_summary(struct loadcode *lc, const struct wconn *w);
 
-/* One active code row of a project and, when it has code, the path of its
- * prepared file. */
+/* One active code row of a project. */
 struct loadcode_row {
     const char *kind; /* "workflow" or "activity" */
     const char *name;
     const char *sha256; /* NULL: declared without code */
-    const char *path;   /* with sha256 */
 };
 
 /*

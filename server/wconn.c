@@ -117,7 +117,12 @@ static void update_interest(struct wconn *w)
 
 int wconn_send(struct wconn *w, const cJSON *msg)
 {
-    if (chan_send(w->ch, msg, -1) < 0) {
+    return wconn_send_fd(w, msg, -1);
+}
+
+int wconn_send_fd(struct wconn *w, const cJSON *msg, int pass_fd)
+{
+    if (chan_send(w->ch, msg, pass_fd) < 0) {
         int e = errno;
         if (e == ENOBUFS)
             wconn_reset(w, "its output queue passed %zu bytes (it stopped reading)",

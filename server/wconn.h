@@ -65,6 +65,9 @@ void wconns_each(struct wconns *wc, const char *project, void (*fn)(void *arg, s
 /* Queues msg for the worker. Returns 0, or -1 after resetting the worker
  * (its queue overflowed or it is gone): w is freed then. */
 int wconn_send(struct wconn *w, const cJSON *msg);
+/* wconn_send with a descriptor (the caller keeps its own; the channel
+ * holds a duplicate while the message waits). */
+int wconn_send_fd(struct wconn *w, const cJSON *msg, int pass_fd);
 
 /* Protocol error or give-up: logs, closes the socket, asks the manager to
  * kill the worker with the reason, frees w. */

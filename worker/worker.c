@@ -4,8 +4,9 @@
  * Protocol (framed JSON, common/msg.h):
  *   to core, on every new work socket:  {"t":"hello","pid","project","loaded",
  *                                        "code":{"workflows","activities"} once loaded}
- *   from core (at spawn, or after hello): {"t":"load","workflows":[…],"activities":[…],
- *                                        "artifacts":[{"label","path","sha256"}],
+ *   from core (at spawn, or after hello): {"t":"artifact","sha256"} + a sealed memfd, per
+ *                                        plugin, then {"t":"load","workflows":[…],
+ *                                        "activities":[…],"artifacts":[{"label","sha256"}],
  *                                        "provides":[{"kind","name"}],"summary"}
  *                                       or {"t":"load","error":"…"}
  *   to manager once loaded:             {"t":"ready"} or {"t":"load_error","error",
@@ -47,6 +48,7 @@
 
 #define CTL_FD 3
 #define WORK_FD 4
+#define WORKER_MAX_ARTIFACTS 256 /* memfds held before a load; more is a protocol error */
 
 struct worker {
     const char *project;
@@ -61,6 +63,11 @@ struct worker {
     int loaded;
     cJSON *code;              /* core's summary of what we loaded, shown to the next core */
     struct plg_registry *reg; /* the project's plugins, once loaded */
+    struct artifact {
+        char sha[65];
+        int fd; /* the sealed memfd core sent, until the load */
+    } arts[WORKER_MAX_ARTIFACTS];
+    size_t narts;
     int stop;
 };
 
@@ -175,9 +182,47 @@ static int check_provided(const struct plg_registry *reg, const cJSON *provides,
     return 0;
 }
 
+/* Closes every memfd core sent (after the load: the mappings stay). */
+static void drop_artifacts(struct worker *w)
+{
+    for (size_t i = 0; i < w->narts; i++)
+        close(w->arts[i].fd);
+    w->narts = 0;
+}
+
+/* {"t":"artifact","sha256"} with its sealed memfd, ahead of the load.
+ * Returns 0, or -1 on a protocol error (fd closed either way when not
+ * kept). */
+static int keep_artifact(struct worker *w, const cJSON *msg, int fd)
+{
+    const char *sha = ju_str(msg, "sha256");
+
+    if (fd < 0 || sha == NULL || strlen(sha) != 64 || w->narts == WORKER_MAX_ARTIFACTS ||
+        w->loaded) {
+        if (fd >= 0)
+            close(fd);
+        wlog_error("protocol error: a malformed or unexpected artifact message from core");
+        return -1;
+    }
+    snprintf(w->arts[w->narts].sha, sizeof(w->arts[w->narts].sha), "%s", sha);
+    w->arts[w->narts].fd = fd;
+    w->narts++;
+    return 0;
+}
+
+static int artifact_fd(const struct worker *w, const char *sha)
+{
+    for (size_t i = 0; sha != NULL && i < w->narts; i++) {
+        if (strcmp(w->arts[i].sha, sha) == 0)
+            return w->arts[i].fd;
+    }
+    return -1;
+}
+
 /*
- * Loads the plugins core wrote for us and reports the outcome to the
- * manager: {"t":"ready"} once everything is loaded and checked, else
+ * Loads the plugins core sent us (sealed memfds, dlopen'ed through
+ * /proc/self/fd/N) and reports the outcome to the manager: {"t":"ready"} once everything is loaded
+ * and checked, else
  * {"t":"load_error","error"} and the worker exits 1.
  */
 static void load_code(struct worker *w, cJSON *msg)
@@ -188,6 +233,7 @@ static void load_code(struct worker *w, cJSON *msg)
     cJSON *arts = cJSON_GetObjectItemCaseSensitive(msg, "artifacts");
     cJSON *summary = cJSON_GetObjectItemCaseSensitive(msg, "summary");
     struct plg_source *sources = NULL;
+    char(*paths)[32] = NULL;
     char err[1024];
     size_t n = 0;
     const cJSON *a;
@@ -199,22 +245,38 @@ static void load_code(struct worker *w, cJSON *msg)
     if (error == NULL && (!cJSON_IsArray(wf) || !cJSON_IsArray(act) || !cJSON_IsArray(arts)))
         error = "malformed load message from core";
     if (error == NULL) {
-        sources = calloc((size_t)cJSON_GetArraySize(arts) + 1, sizeof(*sources));
+        size_t cap = (size_t)cJSON_GetArraySize(arts) + 1;
+        sources = calloc(cap, sizeof(*sources));
+        paths = calloc(cap, sizeof(*paths));
+        if (sources == NULL || paths == NULL)
+            error = "could not load the project's code: out of memory";
         cJSON_ArrayForEach(a, arts)
         {
-            if (sources == NULL || ju_str(a, "label") == NULL || ju_str(a, "path") == NULL)
-                continue;
+            int fd = artifact_fd(w, ju_str(a, "sha256"));
+            if (error != NULL)
+                break;
+            if (ju_str(a, "label") == NULL || fd < 0) {
+                snprintf(err, sizeof(err), "core did not send the code of plugin \"%s\"",
+                         ju_str(a, "label") != NULL ? ju_str(a, "label") : "?");
+                error = err;
+                break;
+            }
+            snprintf(paths[n], sizeof(paths[n]), "/proc/self/fd/%d", fd);
             sources[n].label = ju_str(a, "label");
-            sources[n].path = ju_str(a, "path");
+            sources[n].path = paths[n];
             n++;
         }
+    }
+    if (error == NULL) {
         w->reg = plg_load(sources, n, err, sizeof(err));
-        free(sources);
         if (w->reg == NULL ||
             check_provided(w->reg, cJSON_GetObjectItemCaseSensitive(msg, "provides"), err,
                            sizeof(err)) < 0)
             error = err;
     }
+    free(sources);
+    free(paths);
+    drop_artifacts(w); /* what is loaded stays mapped */
     if (error != NULL) {
         wlog_error("%s", error);
         cJSON *o = cJSON_CreateObject();
@@ -258,7 +320,8 @@ static void process_work(struct worker *w)
 {
     for (int i = 0; i < 64 && w->work != NULL && w->stop < 0; i++) {
         cJSON *msg = NULL;
-        int r = chan_recv(w->work, &msg, NULL);
+        int fd = -1;
+        int r = chan_recv(w->work, &msg, &fd);
         const char *t;
 
         if (r < 0 && errno == EAGAIN)
@@ -275,12 +338,22 @@ static void process_work(struct worker *w)
             return;
         }
         t = ju_str(msg, "t");
-        if (t != NULL && strcmp(t, "load") == 0)
+        if (t != NULL && strcmp(t, "artifact") == 0) {
+            int rc = keep_artifact(w, msg, fd);
+            fd = -1;
+            if (rc < 0) {
+                cJSON_Delete(msg);
+                w->stop = WF_EXIT_PROTOCOL;
+                return;
+            }
+        } else if (t != NULL && strcmp(t, "load") == 0)
             load_code(w, msg);
         else if (t != NULL && strcmp(t, "ping") == 0)
             pong(w, msg);
         else
             wlog_debug("ignoring message %s from core", t != NULL ? t : "(untyped)");
+        if (fd >= 0)
+            close(fd);
         cJSON_Delete(msg);
     }
 }
@@ -456,6 +529,7 @@ int worker_main(int argc, char **argv)
         }
     }
     /* Drain: nothing runs yet in a worker, so there is nothing to finish. */
+    drop_artifacts(w);
     cJSON_Delete(w->code);
     plg_unload(w->reg);
     /* What is still queued for core or the manager goes out if it can. */

@@ -30,10 +30,10 @@ static int array_has(const cJSON *arr, const char *s)
 int main(void)
 {
     const struct loadcode_row rows[] = {
-        {"workflow", "order-flow", SHA_A, "/run/p/a.so"},
-        {"activity", "charge", SHA_A, "/run/p/a.so"},
-        {"activity", "notify", SHA_B, "/run/p/b.so"},
-        {"activity", "planned", NULL, NULL},
+        {"workflow", "order-flow", SHA_A},
+        {"activity", "charge", SHA_A},
+        {"activity", "notify", SHA_B},
+        {"activity", "planned", NULL},
     };
     char *summary = NULL;
     cJSON *m = loadcode_build(rows, 4, &summary);
@@ -49,7 +49,8 @@ int main(void)
     arts = cJSON_GetObjectItem(m, "artifacts");
     CHECK_INT(cJSON_GetArraySize(arts), 2);
     CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(arts, 0), "label")->valuestring, "order-flow");
-    CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(arts, 0), "path")->valuestring, "/run/p/a.so");
+    CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(arts, 0), "sha256")->valuestring, SHA_A);
+    CHECK(cJSON_GetObjectItem(cJSON_GetArrayItem(arts, 0), "path") == NULL); /* memfds, no files */
     CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(arts, 1), "sha256")->valuestring, SHA_B);
     prov = cJSON_GetObjectItem(m, "provides");
     CHECK_INT(cJSON_GetArraySize(prov), 3); /* not "planned": it has no code */
@@ -57,7 +58,7 @@ int main(void)
     parsed = cJSON_Parse(summary);
     CHECK(parsed != NULL && cJSON_Compare(parsed, sum, 1));
     CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(sum, "plugins")), 2);
-    CHECK(cJSON_GetObjectItem(sum, "artifacts") == NULL); /* no paths in what users see */
+    CHECK(cJSON_GetObjectItem(sum, "artifacts") == NULL);
     cJSON_Delete(parsed);
     cJSON_Delete(m);
     free(summary);

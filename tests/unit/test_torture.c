@@ -240,10 +240,10 @@ static int scenario_loader(void)
 /* The load message a worker gets: complete, or NULL with no summary
  * (a partial message would load part of the project's code silently). */
 static const struct loadcode_row load_rows[] = {
-    {"workflow", "order-flow", "aa", "/run/p/a.so"},
-    {"activity", "charge", "aa", "/run/p/a.so"},
-    {"activity", "notify", "bb", "/run/p/b.so"},
-    {"activity", "planned", NULL, NULL},
+    {"workflow", "order-flow", "aa"},
+    {"activity", "charge", "aa"},
+    {"activity", "notify", "bb"},
+    {"activity", "planned", NULL},
 };
 static cJSON *load_reference;
 
