@@ -44,6 +44,31 @@ static int env_long(const char *name, long def, long min, long max, long *out, c
     return 0;
 }
 
+/* A colon-separated list of absolute paths (empty elements ignored) from
+ * the environment variable name into out; "" when unset. */
+static int path_list(const char *name, char *out, size_t len, char *err, size_t errlen)
+{
+    const char *s = getenv(name);
+    const char *p;
+
+    out[0] = '\0';
+    if (s == NULL)
+        return 0;
+    if (strlen(s) >= len) {
+        snprintf(err, errlen, "%s must be under %zu bytes", name, len);
+        return -1;
+    }
+    for (p = s; *p != '\0'; p++) {
+        if ((p == s || p[-1] == ':') && *p != ':' && *p != '/') {
+            snprintf(err, errlen, "%s must list absolute paths separated by ':', not \"%.64s\"",
+                     name, s);
+            return -1;
+        }
+    }
+    snprintf(out, len, "%s", s);
+    return 0;
+}
+
 int config_load(struct wf_config *cfg, char *err, size_t errlen)
 {
     const char *s;
@@ -150,6 +175,43 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
                  (unsigned)geteuid());
     }
 
+    s = getenv("WF_WORKER_USER");
+    if (s == NULL || *s == '\0')
+        s = "wf-worker";
+    if (strlen(s) >= sizeof(cfg->worker_user) || strchr(s, ':') != NULL) {
+        snprintf(err, errlen, "WF_WORKER_USER must be a user name, not \"%.64s\"", s);
+        return -1;
+    }
+    snprintf(cfg->worker_user, sizeof(cfg->worker_user), "%s", s);
+
+    if (env_long("WF_WORKER_MAX_AS_MB", 0, 0, 4194304, &v, err, errlen) < 0)
+        return -1;
+    if (v > 0 && v < 64) {
+        snprintf(err, errlen, "WF_WORKER_MAX_AS_MB must be 0 (no limit) or at least 64");
+        return -1;
+    }
+    cfg->worker_max_as_mb = v;
+    if (env_long("WF_WORKER_MAX_FILES", 1024, 16, 1048576, &v, err, errlen) < 0)
+        return -1;
+    cfg->worker_max_files = v;
+    if (env_long("WF_WORKER_MAX_PROCS", 4096, 0, 4194304, &v, err, errlen) < 0)
+        return -1;
+    cfg->worker_max_procs = v;
+    if (path_list("WF_SANDBOX_RW_PATHS", cfg->sandbox_rw_paths, sizeof(cfg->sandbox_rw_paths), err,
+                  errlen) < 0 ||
+        path_list("WF_SANDBOX_RO_PATHS", cfg->sandbox_ro_paths, sizeof(cfg->sandbox_ro_paths), err,
+                  errlen) < 0)
+        return -1;
+    s = getenv("WF_SANDBOX_DISABLE");
+    if (s != NULL && *s != '\0' && strcmp(s, "landlock") != 0 && strcmp(s, "seccomp") != 0 &&
+        strcmp(s, "landlock,seccomp") != 0 && strcmp(s, "seccomp,landlock") != 0) {
+        snprintf(err, errlen,
+                 "WF_SANDBOX_DISABLE must be landlock, seccomp or landlock,seccomp, not \"%.64s\"",
+                 s);
+        return -1;
+    }
+    snprintf(cfg->sandbox_disable, sizeof(cfg->sandbox_disable), "%s", s != NULL ? s : "");
+
     s = getenv("LOG_LEVEL");
     cfg->log_level = LOG_LVL_INFO;
     if (s != NULL && *s != '\0' && log_parse_level(s, &cfg->log_level) < 0) {
@@ -168,5 +230,38 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "LOG_FORMAT must be json or text, not \"%.64s\"", s);
         return -1;
     }
+    return 0;
+}
+
+/* Copies the value of name, overwrites it in place and unsets it. */
+static int take_secret(const char *name, const char **slot)
+{
+    char *v = getenv(name);
+    char *copy;
+
+    if (v == NULL)
+        return 0;
+    copy = strdup(v);
+    if (copy == NULL)
+        return -1;
+    /* getenv points into the block the kernel shows in /proc/<pid>/environ
+     * (nothing called setenv before us), so the secret is gone from there. */
+    explicit_bzero(v, strlen(v));
+    if (unsetenv(name) < 0) {
+        free(copy);
+        return -1;
+    }
+    if (*slot != NULL)
+        *slot = copy;
+    else
+        free(copy); /* unset in cfg (an empty WF_API_TOKEN): wiped all the same */
+    return 0;
+}
+
+int config_take_secrets(struct wf_config *cfg)
+{
+    if (take_secret("DATABASE_URL", &cfg->database_url) < 0 ||
+        take_secret("WF_API_TOKEN", &cfg->api_token) < 0)
+        return -1;
     return 0;
 }

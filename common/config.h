@@ -15,7 +15,7 @@
 #include "log.h"
 
 struct wf_config {
-    const char *database_url; /* points into the environment; core only */
+    const char *database_url; /* core only; a private copy after config_take_secrets */
     int port;                 /* 0: any free port */
     char listen_addr[64];
     int heartbeat_ms;
@@ -25,10 +25,17 @@ struct wf_config {
     int http_threads;
     int db_pool_size;
     long max_body_bytes;
-    const char *api_token; /* NULL when unset; points into the environment */
+    const char *api_token; /* NULL when unset; a private copy after config_take_secrets */
     int autostart;
     char worker_program[PATH_MAX]; /* empty: this binary */
-    char runtime_dir[PATH_MAX];    /* verified plugin files, per project */
+    char runtime_dir[PATH_MAX];    /* workers' scratch directories, per instance and project */
+    char worker_user[64];          /* WF_WORKER_USER: who workers run as when the server is root */
+    long worker_max_as_mb;         /* WF_WORKER_MAX_AS_MB: workers' RLIMIT_AS; 0 none */
+    long worker_max_files;         /* WF_WORKER_MAX_FILES: workers' RLIMIT_NOFILE */
+    long worker_max_procs;       /* WF_WORKER_MAX_PROCS: RLIMIT_NPROC of the workers' uid; 0 none */
+    char sandbox_rw_paths[2048]; /* WF_SANDBOX_RW_PATHS: colon-separated absolute paths */
+    char sandbox_ro_paths[2048]; /* WF_SANDBOX_RO_PATHS: colon-separated absolute paths */
+    char sandbox_disable[64];    /* WF_SANDBOX_DISABLE: "landlock", "seccomp" or both (diagnosis) */
     long max_artifact_bytes;
     long max_message_bytes; /* largest message between roles (WF_MAX_MESSAGE_BYTES) */
     int worker_stall_ms;    /* a worker not reading its queue this long is reset */
@@ -45,6 +52,16 @@ struct wf_config {
  */
 int config_load(struct wf_config *cfg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/*
+ * Moves the secrets (DATABASE_URL, WF_API_TOKEN) out of the environment:
+ * cfg gets private copies, the bytes of the values in the process's
+ * original environment block (what /proc/<pid>/environ shows) are
+ * overwritten, and the variables are unset. Called once, right after
+ * config_load, before any thread or child exists. Returns 0, or -1 when
+ * out of memory.
+ */
+int config_take_secrets(struct wf_config *cfg) __attribute__((warn_unused_result));
 
 /*
  * Parses s as a base-10 integer in [min, max] with nothing after it.

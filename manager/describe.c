@@ -246,6 +246,7 @@ int dsc_reaped(struct mgr *m, pid_t pid, int wstatus)
         d->pid = 0;
         d->reaped = 1;
         d->wstatus = wstatus;
+        (void)kill(-pid, SIGKILL); /* anything it left in its group */
         /* A describer that exited leaves its pipe at EOF (or holds it open
          * through a child it forked: its output is taken as it is). */
         if (d->out_fd >= 0)
@@ -281,7 +282,7 @@ int64_t dsc_timers(struct mgr *m, int64_t now)
         if (d->pid > 0 && !d->timed_out && now >= d->deadline) {
             log_warning("plugin describer for \"%s\" (pid %d) ran over %d ms; killing it", d->label,
                         (int)d->pid, DSC_TIMEOUT_MS);
-            kill(d->pid, SIGKILL);
+            kill(-d->pid, SIGKILL); /* it leads its own process group */
             d->timed_out = 1;
         } else if (d->pid > 0 && !d->timed_out && d->deadline < next) {
             next = d->deadline;
@@ -297,6 +298,15 @@ int64_t dsc_timers(struct mgr *m, int64_t now)
     return next;
 }
 
+int dsc_is_describer(const struct mgr *m, pid_t pid)
+{
+    for (const struct mgr_describe *d = m->describes; d != NULL; d = d->next) {
+        if (d->pid == pid)
+            return 1;
+    }
+    return 0;
+}
+
 int dsc_live(const struct mgr *m)
 {
     return running(m);
@@ -306,7 +316,7 @@ void dsc_kill_all(struct mgr *m)
 {
     for (struct mgr_describe *d = m->describes; d != NULL; d = d->next) {
         if (d->pid > 0)
-            kill(d->pid, SIGKILL);
+            kill(-d->pid, SIGKILL);
     }
 }
 

@@ -5,8 +5,10 @@
  *
  * Exit codes are documented in docs/operations.md and common/exitcodes.h.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "config.h"
 #include "exitcodes.h"
@@ -26,7 +28,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    struct wf_config cfg;
+    static struct wf_config cfg; /* lives as long as the process (core inherits it) */
     char err[256];
 
     if (argc >= 2 && strcmp(argv[1], "worker") == 0)
@@ -50,5 +52,19 @@ int main(int argc, char **argv)
         return WF_EXIT_USAGE;
     }
     log_init("manager", cfg.log_level, cfg.log_json);
+    /*
+     * Secrets out of reach of project code (DESIGN §2): not dumpable, so no
+     * process of our uid can read our environment or memory or ptrace us
+     * (core inherits it through fork), and the secrets wiped from the
+     * environment block besides.
+     */
+    if (prctl(PR_SET_DUMPABLE, 0) < 0) {
+        fprintf(stderr, "wf-server: could not make the process undumpable: %s\n", strerror(errno));
+        return WF_EXIT_SYSCALL;
+    }
+    if (config_take_secrets(&cfg) < 0) {
+        fprintf(stderr, "wf-server: out of memory\n");
+        return WF_EXIT_SYSCALL;
+    }
     return mgr_main(&cfg);
 }

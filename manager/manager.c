@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <pwd.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -106,33 +109,66 @@ static void raise_fd_limit(void)
     }
 }
 
-/* The environment a worker is exec'd with: nothing secret, only what logging
- * and the sanitizers (in test builds) read. */
+/* Appends "name=value" to the worker environment (static storage). */
+static void worker_env_add(struct mgr *m, int *n, const char *name, const char *value)
+{
+    static char bufs[20][2100];
+    static int used;
+
+    if (used >= 20 || *n + 1 >= (int)(sizeof(m->worker_env) / sizeof(m->worker_env[0])))
+        return;
+    snprintf(bufs[used], sizeof(bufs[used]), "%s=%s", name, value);
+    m->worker_env[(*n)++] = bufs[used++];
+    m->worker_env[*n] = NULL;
+}
+
+/*
+ * The environment a worker is exec'd with: nothing secret, only what
+ * logging and the sanitizers (in test builds) read, and its sandbox's
+ * settings (worker/sandbox.c), validated by config_load. spawn.c adds the
+ * worker's own scratch directory, resolve_worker_user its uid and gid.
+ */
 static void build_worker_env(struct mgr *m)
 {
     static const char *const pass[] = {"LOG_LEVEL",     "LOG_FORMAT",   "ASAN_OPTIONS",
                                        "UBSAN_OPTIONS", "LSAN_OPTIONS", "TZ"};
-    static char bufs[8][256];
     static char path[] = "PATH=/usr/local/bin:/usr/bin:/bin";
-    static char fmt_json[] = "LOG_FORMAT=json";
-    static char fmt_text[] = "LOG_FORMAT=text";
-    static char max_msg[64];
+    const struct wf_config *cfg = m->cfg;
+    char num[32];
     int n = 0;
 
     m->worker_env[n++] = path;
+    m->worker_env[n] = NULL;
     for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
         const char *v = getenv(pass[i]);
-        if (v == NULL)
-            continue;
-        snprintf(bufs[i], sizeof(bufs[i]), "%s=%s", pass[i], v);
-        m->worker_env[n++] = bufs[i];
+        if (v != NULL)
+            worker_env_add(m, &n, pass[i], v);
     }
     if (getenv("LOG_FORMAT") == NULL) /* keep the manager's choice for a tty */
-        m->worker_env[n++] = m->cfg->log_json ? fmt_json : fmt_text;
+        worker_env_add(m, &n, "LOG_FORMAT", cfg->log_json ? "json" : "text");
     /* Core and workers must agree on the largest message. */
-    snprintf(max_msg, sizeof(max_msg), "WF_MAX_MESSAGE_BYTES=%ld", m->cfg->max_message_bytes);
-    m->worker_env[n++] = max_msg;
-    m->worker_env[n] = NULL;
+    snprintf(num, sizeof(num), "%ld", cfg->max_message_bytes);
+    worker_env_add(m, &n, "WF_MAX_MESSAGE_BYTES", num);
+    if (cfg->worker_max_as_mb > 0) {
+        snprintf(num, sizeof(num), "%ld", cfg->worker_max_as_mb);
+        worker_env_add(m, &n, "WF_WORKER_MAX_AS_MB", num);
+    }
+    snprintf(num, sizeof(num), "%ld", cfg->worker_max_files);
+    worker_env_add(m, &n, "WF_WORKER_MAX_FILES", num);
+    if (cfg->worker_max_procs > 0) {
+        snprintf(num, sizeof(num), "%ld", cfg->worker_max_procs);
+        worker_env_add(m, &n, "WF_WORKER_MAX_PROCS", num);
+    }
+    if (cfg->sandbox_rw_paths[0] != '\0')
+        worker_env_add(m, &n, "WF_SANDBOX_RW_PATHS", cfg->sandbox_rw_paths);
+    if (cfg->sandbox_ro_paths[0] != '\0')
+        worker_env_add(m, &n, "WF_SANDBOX_RO_PATHS", cfg->sandbox_ro_paths);
+    if (cfg->sandbox_disable[0] != '\0') {
+        log_warning("WF_SANDBOX_DISABLE=%s: workers run without %s; project code is less "
+                    "contained (a setting for diagnosis only)",
+                    cfg->sandbox_disable, cfg->sandbox_disable);
+        worker_env_add(m, &n, "WF_SANDBOX_DISABLE", cfg->sandbox_disable);
+    }
 }
 
 static int open_listener(struct mgr *m)
@@ -166,6 +202,59 @@ static int open_listener(struct mgr *m)
     }
     m->listen_fd = fd;
     log_info("listening on port %d (address %s)", ntohs(sa.sin_port), m->cfg->listen_addr);
+    return ntohs(sa.sin_port);
+}
+
+/*
+ * Who workers run as. A root manager runs them as WF_WORKER_USER (default
+ * wf-worker; when that default user does not exist, nobody, with a
+ * warning); never as root. Otherwise they keep the server's own user, and
+ * the sandbox and non-dumpable processes keep them from the server's
+ * secrets. Returns 0, or -1 logged.
+ */
+static int resolve_worker_user(struct mgr *m)
+{
+    char uid_env[24], gid_env[24];
+    const char *name = m->cfg->worker_user;
+    int n;
+    const char *set = getenv("WF_WORKER_USER");
+    struct passwd *pw;
+
+    m->worker_gid = (gid_t)-1;
+    if (geteuid() != 0) {
+        log_info("workers run as this server's user (uid %u); run it as root to give them "
+                 "their own (WF_WORKER_USER)",
+                 (unsigned)geteuid());
+        return 0;
+    }
+    errno = 0;
+    pw = getpwnam(name);
+    if (pw == NULL && (set == NULL || *set == '\0')) {
+        log_warning("the worker user \"%s\" does not exist; workers run as \"nobody\" "
+                    "(create a dedicated system user, or set WF_WORKER_USER)",
+                    name);
+        name = "nobody";
+        pw = getpwnam(name);
+    }
+    if (pw == NULL) {
+        log_error("the worker user \"%s\" does not exist (WF_WORKER_USER)", name);
+        return -1;
+    }
+    if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+        log_error("the worker user \"%s\" is root or in group root; workers never run so", name);
+        return -1;
+    }
+    m->worker_uid = pw->pw_uid;
+    m->worker_gid = pw->pw_gid;
+    m->drop_privileges = 1;
+    snprintf(uid_env, sizeof(uid_env), "%u", (unsigned)pw->pw_uid);
+    snprintf(gid_env, sizeof(gid_env), "%u", (unsigned)pw->pw_gid);
+    for (n = 0; m->worker_env[n] != NULL; n++)
+        ;
+    worker_env_add(m, &n, "WF_WORKER_UID", uid_env);
+    worker_env_add(m, &n, "WF_WORKER_GID", gid_env);
+    log_info("workers run as user \"%s\" (uid %u, gid %u)", name, (unsigned)pw->pw_uid,
+             (unsigned)pw->pw_gid);
     return 0;
 }
 
@@ -302,21 +391,76 @@ static void core_writable(struct mgr *m)
     mgr_watch_out(m, &m->core_watch, chan_wants_write(m->core_ch));
 }
 
-/* Reaps every exited child (STYLE §12: one loop, WNOHANG). */
+/*
+ * The manager is a child subreaper: a process a plugin forked and left
+ * behind (its worker gone, or a child that called setsid and outlived the
+ * process that forked it) becomes the manager's child. Anything among its
+ * children that it does not track (core, workers, describers) is such an
+ * orphan, and is killed: nothing a plugin starts outlives its worker.
+ */
+static void kill_orphans(struct mgr *m)
+{
+    pid_t self = getpid();
+    struct dirent *de;
+    DIR *d = opendir("/proc");
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        char path[64], buf[512], *rp;
+        long pid, ppid;
+        char state;
+        ssize_t n;
+        int fd;
+
+        if (config_parse_long(de->d_name, 1, INT32_MAX, &pid) < 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        /* "pid (comm) state ppid …": comm may hold anything, so from its end */
+        rp = strrchr(buf, ')');
+        if (rp == NULL || sscanf(rp + 1, " %c %ld", &state, &ppid) != 2 || ppid != (long)self ||
+            state == 'Z') /* killed already, waiting to be reaped */
+            continue;
+        if ((pid_t)pid == m->core_pid || sv_is_proc(m, (pid_t)pid) ||
+            dsc_is_describer(m, (pid_t)pid))
+            continue;
+        *rp = '\0';
+        log_warning("killing orphan process %ld (%s) left behind by project code", pid,
+                    strchr(buf, '(') != NULL ? strchr(buf, '(') + 1 : "?");
+        kill((pid_t)-pid, SIGKILL); /* its group, if it leads one */
+        kill((pid_t)pid, SIGKILL);
+    }
+    closedir(d);
+}
+
+/* Reaps every exited child (STYLE §12: one loop, WNOHANG), then kills the
+ * orphans the exits left. */
 static void reap_children(struct mgr *m)
 {
     pid_t pid;
     int wstatus;
+    int reaped = 0;
 
     while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+        reaped++;
         if (pid == m->core_pid)
             core_exited(m, wstatus);
         else if (!sv_reaped(m, pid, wstatus) && !dsc_reaped(m, pid, wstatus)) {
             char desc[128];
             bo_classify(wstatus, desc, sizeof(desc));
-            log_warning("untracked child process %d %s", (int)pid, desc);
+            log_info("reaped orphan process %d %s", (int)pid, desc);
         }
     }
+    if (reaped > 0)
+        kill_orphans(m);
 }
 
 static void begin_shutdown(struct mgr *m, const char *why)
@@ -382,6 +526,7 @@ static int setup(struct mgr *m)
 {
     sigset_t mask;
     ssize_t n;
+    int port;
 
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&mask);
@@ -398,6 +543,11 @@ static int setup(struct mgr *m)
         return -1;
     }
     raise_fd_limit();
+    /* Orphans of plugin processes come back to us (kill_orphans). */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        log_warning("could not become a child subreaper: %s; processes a plugin leaves "
+                    "behind may outlive their worker",
+                    strerror(errno));
     if (m->cfg->worker_program[0] != '\0') {
         snprintf(m->worker_prog, sizeof(m->worker_prog), "%s", m->cfg->worker_program);
     } else {
@@ -421,7 +571,10 @@ static int setup(struct mgr *m)
     }
     log_info("worker program: %s", m->worker_prog);
     build_worker_env(m);
-    if (open_listener(m) < 0)
+    if (resolve_worker_user(m) < 0)
+        return -2;
+    port = open_listener(m);
+    if (port < 0 || scr_init(m, port) < 0)
         return -1;
     m->sig_watch.kind = MW_SIGNAL;
     m->core_watch.kind = MW_CORE;
@@ -437,6 +590,7 @@ int mgr_main(const struct wf_config *cfg)
     static struct mgr mgr; /* static: reachable for the whole process */
     struct mgr *m = &mgr;
     struct epoll_event evs[64];
+    int rc;
 
     m->cfg = cfg;
     msg_set_max_bytes((size_t)cfg->max_message_bytes);
@@ -444,8 +598,9 @@ int mgr_main(const struct wf_config *cfg)
     m->listen_fd = -1;
     m->exit_code = WF_EXIT_OK;
     m->slots.key_of = NULL;
-    if (setup(m) < 0)
-        return WF_EXIT_SYSCALL;
+    rc = setup(m);
+    if (rc < 0)
+        return rc == -2 ? WF_EXIT_USAGE : WF_EXIT_SYSCALL;
     log_info("wf-server %s starting (host %s, heartbeat %d ms)", WF_VERSION, cfg->host_id,
              cfg->heartbeat_ms);
     start_core(m);
@@ -458,6 +613,13 @@ int mgr_main(const struct wf_config *cfg)
 
         if (dnext < next)
             next = dnext;
+        /* An orphan that has not exited yet is found by a sweep each second. */
+        if (now >= m->next_orphan_sweep) {
+            kill_orphans(m);
+            m->next_orphan_sweep = now + 1000;
+        }
+        if (m->next_orphan_sweep < next)
+            next = m->next_orphan_sweep;
 
         if (m->core_restart_at > 0 && !m->shutting_down) {
             if (now >= m->core_restart_at)
@@ -504,6 +666,7 @@ int mgr_main(const struct wf_config *cfg)
     }
     sv_free(m);
     dsc_free(m);
+    scr_cleanup(m); /* no worker is left to use it */
     if (m->core_ch != NULL)
         chan_free(m->core_ch);
     close(m->listen_fd);

@@ -109,7 +109,11 @@ struct mgr {
     int sigfd;
     int listen_fd;
     char worker_prog[PATH_MAX];
-    char *worker_env[16];
+    char *worker_env[24];        /* the environment of every worker (spawn adds its own) */
+    char instance_dir[PATH_MAX]; /* <WF_RUNTIME_DIR>/<port> */
+    uid_t worker_uid;            /* workers run as this user when the manager is root */
+    gid_t worker_gid;
+    int drop_privileges; /* the manager is root: workers switch to worker_uid */
     struct mgr_watch sig_watch;
     struct mgr_watch core_watch;
 
@@ -127,6 +131,8 @@ struct mgr {
     struct mgr_proc *dead;  /* reaped this iteration; freed at the next */
 
     struct mgr_describe *describes; /* plugin describers, running or queued */
+
+    int64_t next_orphan_sweep; /* monotonic ms */
 
     int shutting_down;
     int64_t shutdown_kill_at; /* when to SIGKILL what is left */
@@ -149,7 +155,8 @@ struct chan *mgr_chan(int fd);
  * returns. Returns the pid, or -1 with errno set. */
 pid_t spawn_core(struct mgr *m, int ctl_fd);
 /* Forks and execs a worker for project with its control socket ctl_fd and
- * work socket work_fd as fds 3 and 4 and the manager's minimal environment.
+ * work socket work_fd as fds 3 and 4 and the manager's minimal environment
+ * plus WF_SCRATCH_DIR and TMPDIR (its scratch directory, made if missing).
  * Returns the pid, or -1 with errno set. The caller keeps its descriptors. */
 pid_t spawn_worker(struct mgr *m, const char *project, const char *worker_id, int ctl_fd,
                    int work_fd);
@@ -172,8 +179,21 @@ void sv_core_hello(struct mgr *m);
 void sv_core_lost(struct mgr *m);
 void sv_shutdown(struct mgr *m);
 int sv_live_procs(const struct mgr *m);
+/* 1 if pid is one of the worker processes the manager tracks. */
+int sv_is_proc(struct mgr *m, pid_t pid);
 void sv_kill_all(struct mgr *m);
 void sv_free(struct mgr *m);
+
+/* scratch.c: projects' scratch directories */
+
+/* Empties or creates <WF_RUNTIME_DIR>/<port> (0711). Returns 0, or -1 logged. */
+int scr_init(struct mgr *m, int port);
+/* The project's private scratch directory (<instance_dir>/<project>, 0700,
+ * owned by the user its workers run as), created if missing. Returns 0 with
+ * the path in out, or -1 with errno set. */
+int scr_project(struct mgr *m, const char *project, char *out, size_t len);
+/* Removes the instance directory (shutdown, once no worker is left). */
+void scr_cleanup(struct mgr *m);
 
 /* describe.c: short-lived sandboxed describers of uploaded plugins */
 struct mgr_describe;
@@ -187,6 +207,8 @@ int dsc_reaped(struct mgr *m, pid_t pid, int wstatus);
 /* Kills describers past their deadline, starts queued ones; returns the
  * next deadline (INT64_MAX: none). */
 int64_t dsc_timers(struct mgr *m, int64_t now);
+/* 1 if pid is a running describer. */
+int dsc_is_describer(const struct mgr *m, pid_t pid);
 /* Describers still running (shutdown waits for them). */
 int dsc_live(const struct mgr *m);
 /* Kills every describer (shutdown, second signal). */

@@ -15,7 +15,8 @@
  *      signals for its signalfd and ignores SIGPIPE; both would be inherited);
  *   2. move the child's own sockets to fds 3 and 4 and close every other
  *      inherited descriptor (listen socket, epoll, signalfd, other workers'
- *      sockets);
+ *      sockets); a worker or describer also leads a process group of its
+ *      own (killed as a whole when it stops or dies);
  *   3. PR_SET_PDEATHSIG(SIGTERM), then check the manager is still our parent
  *      (it may have died before the prctl); a worker does this itself right
  *      after exec (posix_spawn cannot), against the pid in its argv;
@@ -25,6 +26,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -110,16 +112,26 @@ pid_t spawn_core(struct mgr *m, int ctl_fd)
 
 /*
  * posix_spawns the worker program with argv, fd_a and fd_b as fds 3 and 4,
- * /dev/null as stdin, a default signal disposition and an empty mask, and
- * the manager's minimal environment. Returns the pid, or -1 with errno.
+ * /dev/null as stdin, a default signal disposition and an empty mask, its
+ * own process group, and the manager's minimal environment plus extra
+ * (NULL-terminated, may be NULL). Returns the pid, or -1 with errno.
  */
-static pid_t spawn_program(struct mgr *m, char *const *argv, int fd_a, int fd_b)
+static pid_t spawn_program(struct mgr *m, char *const *argv, int fd_a, int fd_b, char *const *extra)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none, dfl;
+    char *envp[sizeof(m->worker_env) / sizeof(m->worker_env[0]) + 4];
+    size_t n = 0;
     pid_t pid;
     int rc;
+
+    for (; m->worker_env[n] != NULL; n++)
+        envp[n] = m->worker_env[n];
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n + 1 < sizeof(envp) / sizeof(envp[0]);
+         i++)
+        envp[n++] = extra[i];
+    envp[n] = NULL;
 
     /* Our descriptors are created after the listener, signalfd and epoll,
      * so never 0..4; the dup2s below rely on it. */
@@ -146,11 +158,16 @@ static pid_t spawn_program(struct mgr *m, char *const *argv, int fd_a, int fd_b)
         rc = posix_spawnattr_setsigmask(&attr, &none);
     if (rc == 0)
         rc = posix_spawnattr_setsigdefault(&attr, &dfl);
+    /* Its own process group: a stop or a crash kills the whole group, so
+     * nothing a plugin forks outlives its worker (DESIGN §2). */
     if (rc == 0)
-        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        rc = posix_spawnattr_setpgroup(&attr, 0);
+    if (rc == 0)
+        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                                 POSIX_SPAWN_SETPGROUP);
     if (rc == 0) {
         fflush(NULL);
-        rc = posix_spawn(&pid, m->worker_prog, &fa, &attr, argv, m->worker_env);
+        rc = posix_spawn(&pid, m->worker_prog, &fa, &attr, argv, envp);
     }
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
@@ -169,6 +186,15 @@ pid_t spawn_worker(struct mgr *m, const char *project, const char *worker_id, in
     char proj[WF_ID_MAX + 1];
     char wid[160];
     char *argv[7];
+    char scratch[PATH_MAX];
+    char scratch_env[PATH_MAX + 32], tmpdir_env[PATH_MAX + 32];
+    char *extra[3] = {scratch_env, tmpdir_env, NULL};
+
+    /* Its private scratch directory: the one place it may write. */
+    if (scr_project(m, project, scratch, sizeof(scratch)) < 0)
+        return -1; /* the caller logs errno */
+    snprintf(scratch_env, sizeof(scratch_env), "WF_SCRATCH_DIR=%s", scratch);
+    snprintf(tmpdir_env, sizeof(tmpdir_env), "TMPDIR=%s", scratch);
 
     snprintf(hb, sizeof(hb), "%d", m->cfg->heartbeat_ms);
     snprintf(parent, sizeof(parent), "%d", (int)getpid());
@@ -181,7 +207,7 @@ pid_t spawn_worker(struct mgr *m, const char *project, const char *worker_id, in
     argv[4] = hb;
     argv[5] = parent;
     argv[6] = NULL;
-    return spawn_program(m, argv, ctl_fd, work_fd);
+    return spawn_program(m, argv, ctl_fd, work_fd, extra);
 }
 
 pid_t spawn_describer(struct mgr *m, const char *label, int memfd, int out_fd)
@@ -197,5 +223,5 @@ pid_t spawn_describer(struct mgr *m, const char *label, int memfd, int out_fd)
     argv[2] = lab;
     argv[3] = parent;
     argv[4] = NULL;
-    return spawn_program(m, argv, memfd, out_fd);
+    return spawn_program(m, argv, memfd, out_fd, NULL);
 }

@@ -207,7 +207,7 @@ static struct mgr_proc *proc_spawn(struct mgr *m, struct mgr_slot *s)
     close(ctl[1]);
     close(work[1]);
     if (pid < 0) {
-        log_error("could not fork worker for project %s: %s", s->project, strerror(errno));
+        log_error("could not start a worker for project %s: %s", s->project, strerror(errno));
         close(ctl[0]);
         close(work[0]);
         free(p);
@@ -231,6 +231,14 @@ static struct mgr_proc *proc_spawn(struct mgr *m, struct mgr_slot *s)
     close(work[0]); /* core has its own copy now, or there is no core yet */
     log_info("started worker for project %s (pid %d)", s->project, (int)pid);
     return p;
+}
+
+/* SIGKILL to the worker's whole process group (it leads one: spawn.c), so
+ * whatever it forked and left in the group goes with it. */
+static void proc_kill_group(struct mgr_proc *p)
+{
+    if (kill(-p->pid, SIGKILL) < 0 && errno == ESRCH)
+        (void)kill(p->pid, SIGKILL);
 }
 
 /* Asks a process to drain and stop; SIGKILL follows at its deadline. */
@@ -472,7 +480,7 @@ static int proc_send(struct mgr *m, struct mgr_proc *p, const cJSON *msg, int pa
         if (e == ENOBUFS) {
             log_warning("worker %d stopped reading its control socket; killing it", (int)p->pid);
             snprintf(p->reset, sizeof(p->reset), "it stopped reading its control socket");
-            kill(p->pid, SIGKILL);
+            proc_kill_group(p);
             p->killed = 1;
         }
         errno = e;
@@ -505,7 +513,7 @@ void sv_kill(struct mgr *m, const char *project, pid_t pid, const char *reason)
         return;
     log_warning("killing worker %d of project %s at core's request: %s", (int)pid, project, reason);
     snprintf(p->reset, sizeof(p->reset), "%s", reason);
-    kill(p->pid, SIGKILL);
+    proc_kill_group(p);
     p->killed = 1;
 }
 
@@ -525,7 +533,7 @@ void sv_worker_message(struct mgr *m, struct mgr_proc *p)
             log_warning("worker %d sent a malformed control message; killing it", (int)p->pid);
             snprintf(p->reset, sizeof(p->reset), "it sent a malformed control message");
             proc_close_ctl(p);
-            kill(p->pid, SIGKILL);
+            proc_kill_group(p);
             p->killed = 1;
             return;
         }
@@ -602,6 +610,10 @@ int sv_reaped(struct mgr *m, pid_t pid, int wstatus)
 
     if (p == NULL)
         return 0;
+    /* Whatever it left in its process group goes with it. */
+    if (kill(-pid, SIGKILL) == 0)
+        log_info("killed what worker %d of project %s left in its process group", (int)pid,
+                 p->project);
     bo_classify(wstatus, desc, sizeof(desc));
     if (p->killed && p->state == PROC_STARTING)
         snprintf(desc, sizeof(desc), "was not ready within %d ms", m->cfg->start_timeout_ms);
@@ -669,7 +681,7 @@ int64_t sv_timers(struct mgr *m, int64_t now)
                 log_warning("worker for project %s (pid %d) did not stop within %d ms; "
                             "sending SIGKILL",
                             p->project, (int)p->pid, m->cfg->drain_timeout_ms);
-            kill(p->pid, SIGKILL);
+            proc_kill_group(p);
             p->killed = 1;
         } else if (p->deadline < next) {
             next = p->deadline;
@@ -769,6 +781,11 @@ void sv_shutdown(struct mgr *m)
         proc_term(m, p);
 }
 
+int sv_is_proc(struct mgr *m, pid_t pid)
+{
+    return find_proc(m, pid) != NULL;
+}
+
 int sv_live_procs(const struct mgr *m)
 {
     int n = 0;
@@ -781,7 +798,7 @@ int sv_live_procs(const struct mgr *m)
 void sv_kill_all(struct mgr *m)
 {
     for (struct mgr_proc *p = m->procs; p != NULL; p = p->next) {
-        kill(p->pid, SIGKILL);
+        proc_kill_group(p);
         p->killed = 1;
     }
 }

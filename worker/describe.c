@@ -27,6 +27,7 @@
 #include "jsonutil.h"
 #include "loader.h"
 #include "log.h"
+#include "privs.h"
 #include "worker.h"
 
 #define PLUGIN_FD_PATH "/proc/self/fd/3"
@@ -84,6 +85,10 @@ int describe_main(int argc, char **argv)
     if (argc != 4 || config_parse_long(argv[3], 1, INT32_MAX, &parent) < 0) {
         log_error("usage: wf-worker describe <label> <manager pid>");
         return WF_EXIT_USAGE;
+    }
+    if (privs_drop(err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return WF_EXIT_SYSCALL;
     }
     /* Die with the manager; if it is already gone, stop at once. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != (pid_t)parent)

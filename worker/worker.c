@@ -44,6 +44,7 @@
 #include "loader.h"
 #include "log.h"
 #include "msg.h"
+#include "privs.h"
 #include "worker.h"
 
 #define CTL_FD 3
@@ -465,6 +466,7 @@ int worker_main(int argc, char **argv)
     long hb;
     long parent = 0;
     long max_msg = 0;
+    char err[256];
 
     s = getenv("LOG_LEVEL");
     if (s != NULL)
@@ -479,6 +481,12 @@ int worker_main(int argc, char **argv)
         (argc == 6 && config_parse_long(argv[5], 1, INT32_MAX, &parent) < 0)) {
         log_error("usage: wf-worker worker <projectId> <workerId> <heartbeat_ms> [<manager pid>]");
         return WF_EXIT_USAGE;
+    }
+    /* The server's identity first (before the death signal: a credential
+     * change resets it). */
+    if (privs_drop(err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return WF_EXIT_SYSCALL;
     }
     /* Die with the manager (the set-up step posix_spawn cannot do for us);
      * if it is already gone, we were reparented: stop at once. */

@@ -38,7 +38,7 @@ static int write_wrapper(char *path, size_t len)
         return -1;
     fprintf(f,
             "#!/bin/sh\n"
-            "exec /usr/bin/valgrind -q --error-exitcode=99 --leak-check=full "
+            "exec /usr/bin/valgrind -q --vgdb=no --error-exitcode=99 --leak-check=full "
             "--errors-for-leak-kinds=definite --log-file=%s/vg.%%p.log %s \"$@\"\n",
             dir, worker);
     fclose(f);
