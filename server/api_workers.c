@@ -230,6 +230,7 @@ static cJSON *stopped_status(struct core *c, const char *project)
     cJSON_AddNumberToObject(o, "restarts", 0);
     cJSON_AddNullToObject(o, "error");
     cJSON_AddNullToObject(o, "loaded");
+    cJSON_AddNullToObject(o, "sandbox");
     return o;
 }
 

@@ -249,7 +249,17 @@ static void on_mgr_gone(void *arg)
 static void on_worker_hello(void *arg, struct wconn *w, const cJSON *msg)
 {
     struct core *c = arg;
+    const cJSON *sb = cJSON_GetObjectItemCaseSensitive(msg, "sandbox");
 
+    /* The sandbox report is believed only from a worker that has loaded
+     * no code yet: once plugin code runs in it, it could say anything (a
+     * later hello, to a restarted core, keeps what its row recorded). */
+    if (!ju_bool(msg, "loaded") && cJSON_IsObject(sb)) {
+        char *text = cJSON_PrintUnformatted(sb);
+        if (text != NULL && strlen(text) <= 4096)
+            wview_set_sandbox(c->view, wconn_project(w), wconn_pid(w), text);
+        free(text);
+    }
     loadcode_on_hello(c->lc, w, msg);
 }
 

@@ -128,6 +128,10 @@ static const struct migration migrations[] = {
       * stale after 3 of that row's own heartbeat intervals. */
      "ALTER TABLE workflow_workers ADD COLUMN heartbeat_ms integer"
      "  CHECK (heartbeat_ms > 0);"},
+    {3, "worker sandbox report",
+     /* The sandbox layers the worker applied before loading any code
+      * (worker/sandbox.c), so an operator sees with SQL what holds. */
+     "ALTER TABLE workflow_workers ADD COLUMN sandbox jsonb;"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -37,6 +37,7 @@ struct wv_entry {
     int beat;               /* beat since the last flush */
     char *error;            /* malloc'ed or NULL */
     char *loaded;           /* malloc'ed JSON text or NULL */
+    char *sandbox;          /* malloc'ed JSON text or NULL: the worker's sandbox report */
 };
 
 struct wview {
@@ -81,6 +82,7 @@ static void entry_free(struct wv_entry *e)
         return;
     free(e->error);
     free(e->loaded);
+    free(e->sandbox);
     free(e);
 }
 
@@ -125,13 +127,14 @@ static char *text_array(const char *const *items, size_t n)
 
 /* What a row write is for, in "could not <what>" messages. */
 enum row_what {
-    RW_STATE,     /* a slot snapshot */
-    RW_RECONCILE, /* this host's rows unknown to the manager */
-    RW_HEARTBEATS /* one interval's heartbeats */
+    RW_STATE,      /* a slot snapshot */
+    RW_RECONCILE,  /* this host's rows unknown to the manager */
+    RW_HEARTBEATS, /* one interval's heartbeats */
+    RW_SANDBOX     /* a worker's sandbox report */
 };
 
 static const char *const ROW_WHAT[] = {"record worker state", "reconcile worker rows",
-                                       "record heartbeats"};
+                                       "record heartbeats", "record a worker's sandbox report"};
 
 /* The callback of a row write nobody waits for: log a failure. arg is the
  * enum row_what. */
@@ -263,8 +266,12 @@ static void on_loaded_rows(void *arg, const struct dbq_result *r)
             const char *wid = PQgetvalue(r->res, i, 0);
             for (size_t k = 0; k < v->entries.n; k++) {
                 struct wv_entry *e = v->entries.items[k];
-                if (strcmp(e->worker_id, wid) == 0)
+                if (strcmp(e->worker_id, wid) != 0)
+                    continue;
+                if (!PQgetisnull(r->res, i, 1))
                     set_str(&e->loaded, PQgetvalue(r->res, i, 1));
+                if (!PQgetisnull(r->res, i, 2))
+                    set_str(&e->sandbox, PQgetvalue(r->res, i, 2));
             }
         }
         pthread_rwlock_unlock(&v->lock);
@@ -323,14 +330,16 @@ void wview_on_hello(struct wview *v, const cJSON *ev, void (*ready)(void *arg), 
               " WHERE host = $1 AND status IN ('starting', 'running', 'draining')"
               " AND NOT (worker_id = ANY($2::text[]))",
               2, params);
-    /* What the surviving workers loaded is in their rows: the view shows it
-     * from the first request on, before each worker greets this core. */
+    /* What the surviving workers loaded, and their sandbox reports, are in
+     * their rows: the view shows them from the first request on, before
+     * each worker greets this core. */
     v->ready = ready;
     v->ready_arg = arg;
     params[0] = lit;
     if (dbq_exec(v->dbq, DBQ_FAST, DBQ_RETRY_SAFE,
-                 "SELECT worker_id, loaded::text FROM workflow_workers"
-                 " WHERE worker_id = ANY($1::text[]) AND loaded IS NOT NULL",
+                 "SELECT worker_id, loaded::text, sandbox::text FROM workflow_workers"
+                 " WHERE worker_id = ANY($1::text[])"
+                 " AND (loaded IS NOT NULL OR sandbox IS NOT NULL)",
                  1, params, NULL, NULL, on_loaded_rows, v) < 0) {
         v->ready = NULL;
         ready(arg);
@@ -361,6 +370,32 @@ void wview_set_loaded(struct wview *v, const char *project, pid_t pid, const cha
     if (e != NULL && e->pid == pid)
         set_str(&e->loaded, loaded);
     pthread_rwlock_unlock(&v->lock);
+}
+
+void wview_set_sandbox(struct wview *v, const char *project, pid_t pid, const char *report)
+{
+    struct wv_entry *e;
+    const char *params[3];
+    char wid[sizeof(e->worker_id)] = "";
+    char pidbuf[24];
+
+    pthread_rwlock_wrlock(&v->lock);
+    e = idmap_get(&v->entries, project);
+    if (e != NULL && e->pid == pid) {
+        set_str(&e->sandbox, report);
+        snprintf(wid, sizeof(wid), "%s", e->worker_id);
+    }
+    pthread_rwlock_unlock(&v->lock);
+    if (wid[0] == '\0')
+        return; /* not this project's current worker */
+    snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+    params[0] = wid;
+    params[1] = report;
+    params[2] = pidbuf;
+    row_write(v, RW_SANDBOX,
+              "UPDATE workflow_workers SET sandbox = $2::jsonb"
+              " WHERE worker_id = $1 AND pid = $3::int",
+              3, params);
 }
 
 char *wview_loaded(struct wview *v, const char *project)
@@ -508,7 +543,7 @@ static void add_time(cJSON *o, const char *key, int64_t wall_ms)
 int wview_status_json(struct wview *v, const char *project, cJSON *o)
 {
     const struct wv_entry *e;
-    cJSON *loaded;
+    cJSON *loaded, *sandbox;
 
     pthread_rwlock_rdlock(&v->lock);
     e = idmap_get(&v->entries, project);
@@ -517,6 +552,7 @@ int wview_status_json(struct wview *v, const char *project, cJSON *o)
         return 0;
     }
     loaded = e->loaded != NULL ? cJSON_Parse(e->loaded) : NULL;
+    sandbox = e->sandbox != NULL ? cJSON_Parse(e->sandbox) : NULL;
     cJSON_AddStringToObject(o, "status", e->status);
     cJSON_AddBoolToObject(o, "isRunning", strcmp(e->status, "running") == 0);
     cJSON_AddStringToObject(o, "workerId", e->worker_id);
@@ -537,6 +573,10 @@ int wview_status_json(struct wview *v, const char *project, cJSON *o)
         ju_set(o, "loaded", loaded);
     else
         cJSON_AddNullToObject(o, "loaded");
+    if (sandbox != NULL)
+        ju_set(o, "sandbox", sandbox);
+    else
+        cJSON_AddNullToObject(o, "sandbox");
     return 1;
 }
 

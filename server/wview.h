@@ -58,6 +58,11 @@ void wview_heartbeat(struct wview *v, const char *project, pid_t pid);
 /* loop: the code core sent (or confirmed for) the worker pid of project. */
 void wview_set_loaded(struct wview *v, const char *project, pid_t pid, const char *loaded);
 
+/* loop: the sandbox report (JSON text) the worker pid of project sent in
+ * its first hello, before any of its code was loaded; shown in its status
+ * and stored in its row. */
+void wview_set_sandbox(struct wview *v, const char *project, pid_t pid, const char *report);
+
 /* loop: the recorded code of project's current worker as JSON text (a
  * malloc'ed copy, caller frees), or NULL when none is known. */
 char *wview_loaded(struct wview *v, const char *project);
