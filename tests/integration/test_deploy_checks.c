@@ -16,32 +16,6 @@
 
 #include "harness.h"
 
-static char plugin_dir[512];
-
-/* PUTs plugin file name (in the test plugin dir) at path; returns the
- * status, with the reply in *json. */
-static long put_plugin(const struct th_server *s, const char *path, const char *name, cJSON **json)
-{
-    char file[700];
-    size_t len = 0;
-    char *bytes;
-    struct th_reply r;
-    long st;
-
-    snprintf(file, sizeof(file), "%s/%s.so", plugin_dir, name);
-    bytes = th_read_file(file, &len);
-    if (bytes == NULL) {
-        fprintf(stderr, "could not read %s\n", file);
-        return -1;
-    }
-    st = th_http_ex(s, "PUT", path, bytes, len, NULL, 30000, &r);
-    free(bytes);
-    *json = r.json;
-    r.json = NULL;
-    th_reply_free(&r);
-    return st;
-}
-
 /* 1 if the reply's error contains every needle (NULL-terminated). */
 static int error_says(const cJSON *j, const char *const *needles)
 {
@@ -79,7 +53,6 @@ int main(void)
 
     if (th_init("test_deploy_checks", 1) != 0)
         return TH_SKIP;
-    snprintf(plugin_dir, sizeof(plugin_dir), "%s", getenv("WF_TEST_PLUGIN_DIR"));
     memset(&db, 0, sizeof(db));
     memset(&srv, 0, sizeof(srv));
     rc = th_up(&db, &srv, overrides, &conn);
@@ -88,10 +61,10 @@ int main(void)
     CHECK_EQ_INT(th_create_project(&srv, "p1", NULL), 201);
 
     /* Under a made-up name: refused, naming it and what the plugin declares. */
-    CHECK_EQ_INT(put_plugin(&srv, "/projects/p1/activities/madeUp", "good", &j), 422);
+    CHECK_EQ_INT(th_put_plugin(&srv, "/projects/p1/activities/madeUp", "good", &j), 422);
     CHECK(error_says(j, made_up));
     cJSON_Delete(j);
-    CHECK_EQ_INT(put_plugin(&srv, "/projects/p1/workflows/other-flow", "good", &j), 422);
+    CHECK_EQ_INT(th_put_plugin(&srv, "/projects/p1/workflows/other-flow", "good", &j), 422);
     CHECK(error_says(j, bad_wf));
     cJSON_Delete(j);
     v = th_sql_value(conn, "SELECT count(*) FROM artifacts", NULL);
@@ -99,30 +72,30 @@ int main(void)
     free(v);
 
     /* Under a declared name: stored, and the reply lists the declarations. */
-    CHECK_EQ_INT(put_plugin(&srv, "/projects/p1/activities/echo", "good", &j), 201);
+    CHECK_EQ_INT(th_put_plugin(&srv, "/projects/p1/activities/echo", "good", &j), 201);
     decl = cJSON_GetObjectItem(j, "declares");
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(decl, "activities")) == 2);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(decl, "workflows")) == 1);
     CHECK_STR(th_json_str(cJSON_GetObjectItem(decl, "plugin"), "name"), "good");
     CHECK_STR(th_json_str(cJSON_GetObjectItem(decl, "plugin"), "version"), "1.2.3");
     cJSON_Delete(j);
-    CHECK_EQ_INT(put_plugin(&srv, "/projects/p1/workflows/hello-flow", "good", &j), 201);
+    CHECK_EQ_INT(th_put_plugin(&srv, "/projects/p1/workflows/hello-flow", "good", &j), 201);
     cJSON_Delete(j);
 
     /* Plugins that cannot be loaded, with the loader's reason. */
-    CHECK_EQ_INT(put_plugin(&srv, "/projects/p1/activities/x", "bad_abi", &j), 422);
+    CHECK_EQ_INT(th_put_plugin(&srv, "/projects/p1/activities/x", "bad_abi", &j), 422);
     CHECK(error_says(j, abi));
     cJSON_Delete(j);
-    CHECK_EQ_INT(put_plugin(&srv, "/projects/p1/activities/x", "unresolved", &j), 422);
+    CHECK_EQ_INT(th_put_plugin(&srv, "/projects/p1/activities/x", "unresolved", &j), 422);
     CHECK(error_says(j, unresolved));
     cJSON_Delete(j);
 
     /* One that crashes while being loaded, and one that hangs. */
-    CHECK_EQ_INT(put_plugin(&srv, "/projects/p1/activities/x", "crash_entry", &j), 422);
+    CHECK_EQ_INT(th_put_plugin(&srv, "/projects/p1/activities/x", "crash_entry", &j), 422);
     CHECK(error_says(j, crashed));
     cJSON_Delete(j);
     t0 = th_now_ms();
-    CHECK_EQ_INT(put_plugin(&srv, "/projects/p1/activities/x", "hang_entry", &j), 422);
+    CHECK_EQ_INT(th_put_plugin(&srv, "/projects/p1/activities/x", "hang_entry", &j), 422);
     CHECK(error_says(j, hung));
     cJSON_Delete(j);
     CHECK(th_now_ms() - t0 >= 4500 && th_now_ms() - t0 < 15000);

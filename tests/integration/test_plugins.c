@@ -18,81 +18,16 @@
 
 #include "harness.h"
 
-static char plugin_dir[512];
 static char runtime_dir[600];
-
-/* Reads a test plugin into memory; caller frees. */
-static char *plugin_bytes(const char *name, size_t *len)
-{
-    char path[700];
-
-    snprintf(path, sizeof(path), "%s/%s.so", plugin_dir, name);
-    return th_read_file(path, len);
-}
 
 /* PUTs plugin `name` as workflow or activity `as`; returns the status. */
 static long deploy(const struct th_server *s, const char *project, const char *kind, const char *as,
                    const char *name, cJSON **json)
 {
     char path[256];
-    size_t len = 0;
-    char *bytes = plugin_bytes(name, &len);
-    struct th_reply r;
-    long st;
 
-    if (bytes == NULL) {
-        fprintf(stderr, "could not read plugin %s\n", name);
-        return -1;
-    }
     snprintf(path, sizeof(path), "/projects/%s/%s/%s", project, kind, as);
-    st = th_http(s, "PUT", path, bytes, len, &r);
-    free(bytes);
-    if (json != NULL) {
-        *json = r.json;
-        r.json = NULL;
-    }
-    th_reply_free(&r);
-    return st;
-}
-
-/*
- * Stores plugin `name` as activity `as` of project straight into the
- * tables, the way code stored before deploy-time checks existed (or written
- * by hand) would be, bypassing the upload checks. Returns 0 or -1.
- */
-static int store_behind_api(PGconn *pg, const char *project, const char *as, const char *name)
-{
-    size_t len = 0;
-    char *bytes = plugin_bytes(name, &len);
-    char *hex = bytes != NULL ? malloc(2 * len + 1) : NULL;
-    const char *params[3];
-    PGresult *r;
-
-    if (hex == NULL) {
-        free(bytes);
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", (unsigned char)bytes[i]);
-    free(bytes);
-    params[0] = project;
-    params[1] = as;
-    params[2] = hex;
-    r = th_sql(pg,
-               "WITH b AS (SELECT decode($3, 'hex') AS bytes),"
-               " a AS (INSERT INTO artifacts (sha256, bytes, size)"
-               "  SELECT encode(sha256(bytes), 'hex'), bytes, length(bytes) FROM b"
-               "  ON CONFLICT (sha256) DO NOTHING)"
-               " INSERT INTO components (project_id, name, kind, artifact_sha256)"
-               " SELECT $1, $2, 'activity', encode(sha256(bytes), 'hex') FROM b"
-               " ON CONFLICT (project_id, name) DO UPDATE SET"
-               "  artifact_sha256 = EXCLUDED.artifact_sha256, is_active = true",
-               3, params);
-    free(hex);
-    if (r == NULL)
-        return -1;
-    PQclear(r);
-    return 0;
+    return th_put_plugin(s, path, name, json);
 }
 
 /* 1 if the status reply's loaded.<key> array contains name. */
@@ -165,7 +100,6 @@ int main(void)
 
     if (th_init("test_plugins", 1) < 0)
         return TH_SKIP;
-    snprintf(plugin_dir, sizeof(plugin_dir), "%s", getenv("WF_TEST_PLUGIN_DIR"));
     snprintf(runtime_dir, sizeof(runtime_dir), "/tmp/wf-test-runtime-%d", (int)getpid());
     snprintf(env_rt, sizeof(env_rt), "WF_RUNTIME_DIR=%s", runtime_dir);
     overrides[0] = env_rt;
@@ -283,7 +217,7 @@ int main(void)
     CHECK(th_json_str(j, "error") != NULL &&
           strstr(th_json_str(j, "error"), "ABI version mismatch") != NULL);
     cJSON_Delete(j);
-    CHECK(store_behind_api(pg, "p1", "broken", "bad_abi") == 0);
+    CHECK(th_store_plugin(pg, "p1", "broken", "bad_abi") == 0);
     CHECK_EQ_INT(th_post_project(&srv, "/workers/restart", "p1", &j), 500);
     CHECK(th_json_str(j, "error") != NULL &&
           strstr(th_json_str(j, "error"), "ABI version mismatch") != NULL &&
@@ -301,7 +235,7 @@ int main(void)
 
     /* A fresh start with broken code: 500 with the message, status failed. */
     CHECK_EQ_INT(deploy(&srv, "p2", "activities", "broken", "dup_activity", NULL), 422);
-    CHECK(store_behind_api(pg, "p2", "broken", "dup_activity") == 0);
+    CHECK(th_store_plugin(pg, "p2", "broken", "dup_activity") == 0);
     CHECK_EQ_INT(deploy(&srv, "p2", "activities", "echo", "good", NULL), 201);
     CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p2", &j), 500);
     CHECK(th_json_str(j, "error") != NULL &&
@@ -315,7 +249,7 @@ int main(void)
     /* An entry point that crashes: only that worker dies. */
     CHECK_EQ_INT(th_http_json(&srv, "DELETE", "/projects/p2/activities/broken", NULL, NULL), 200);
     CHECK_EQ_INT(deploy(&srv, "p2", "activities", "crashy", "crash_entry", NULL), 422);
-    CHECK(store_behind_api(pg, "p2", "crashy", "crash_entry") == 0);
+    CHECK(th_store_plugin(pg, "p2", "crashy", "crash_entry") == 0);
     CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p2", &j), 500);
     CHECK(th_json_str(j, "error") != NULL &&
           strstr(th_json_str(j, "error"), "exited before ready") != NULL);

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
@@ -535,6 +536,11 @@ int th_server_spawn(struct th_server *s, const struct th_db *db, const char *con
         th_server_cleanup(s);
         return -1;
     }
+    s->token[0] = '\0';
+    for (size_t i = 0; overrides != NULL && overrides[i] != NULL; i++) {
+        if (strncmp(overrides[i], "WF_API_TOKEN=", 13) == 0)
+            snprintf(s->token, sizeof(s->token), "%s", overrides[i] + 13);
+    }
     if (env_build(&env, db, overrides) != 0) {
         fprintf(stderr, "could not build the server environment\n");
         env_free(&env);
@@ -907,6 +913,16 @@ static size_t growbuf_write(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+/* 1 when headers (NULL-terminated, may be NULL) hold an Authorization header. */
+static int has_auth(const char *const *headers)
+{
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
+        if (strncasecmp(headers[i], "Authorization:", 14) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 long th_http_ex(const struct th_server *s, const char *method, const char *path, const char *body,
                 size_t body_len, const char *const *headers, long timeout_ms, struct th_reply *r)
 {
@@ -944,6 +960,12 @@ long th_http_ex(const struct th_server *s, const char *method, const char *path,
     }
     for (i = 0; headers != NULL && headers[i] != NULL; i++)
         hl = curl_slist_append(hl, headers[i]);
+    /* The server's token, unless the caller sends its own. */
+    if (s->token[0] != '\0' && !has_auth(headers)) {
+        char auth[sizeof(s->token) + 32];
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", s->token);
+        hl = curl_slist_append(hl, auth);
+    }
     if (hl != NULL)
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     if (strcmp(method, "HEAD") == 0)
@@ -1419,4 +1441,76 @@ static int pid_gone(void *arg)
 int th_wait_pid_gone(pid_t pid, int timeout_ms, int interval_ms)
 {
     return th_wait_until(pid_gone, &pid, timeout_ms, interval_ms);
+}
+
+/* ---- test plugins -------------------------------------------------------- */
+
+/* Reads <WF_TEST_PLUGIN_DIR>/<name>.so; caller frees. */
+static char *plugin_bytes(const char *name, size_t *len)
+{
+    const char *dir = getenv("WF_TEST_PLUGIN_DIR");
+    char path[1024];
+    char *bytes;
+
+    snprintf(path, sizeof(path), "%s/%s.so", dir != NULL ? dir : ".", name);
+    bytes = th_read_file(path, len);
+    if (bytes == NULL)
+        fprintf(stderr, "could not read test plugin %s\n", path);
+    return bytes;
+}
+
+long th_put_plugin(const struct th_server *s, const char *path, const char *name, cJSON **json)
+{
+    size_t len = 0;
+    char *bytes = plugin_bytes(name, &len);
+    struct th_reply r;
+    long st;
+
+    if (json != NULL)
+        *json = NULL;
+    if (bytes == NULL)
+        return -1;
+    st = th_http_ex(s, "PUT", path, bytes, len, NULL, 30000, &r);
+    free(bytes);
+    if (json != NULL) {
+        *json = r.json;
+        r.json = NULL;
+    }
+    th_reply_free(&r);
+    return st;
+}
+
+int th_store_plugin(PGconn *conn, const char *project, const char *as, const char *name)
+{
+    size_t len = 0;
+    char *bytes = plugin_bytes(name, &len);
+    char *hex = bytes != NULL ? malloc(2 * len + 1) : NULL;
+    const char *params[3];
+    PGresult *r;
+
+    if (hex == NULL) {
+        free(bytes);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", (unsigned char)bytes[i]);
+    free(bytes);
+    params[0] = project;
+    params[1] = as;
+    params[2] = hex;
+    r = th_sql(conn,
+               "WITH b AS (SELECT decode($3, 'hex') AS bytes),"
+               " a AS (INSERT INTO artifacts (sha256, bytes, size)"
+               "  SELECT encode(sha256(bytes), 'hex'), bytes, length(bytes) FROM b"
+               "  ON CONFLICT (sha256) DO NOTHING)"
+               " INSERT INTO components (project_id, name, kind, artifact_sha256)"
+               " SELECT $1, $2, 'activity', encode(sha256(bytes), 'hex') FROM b"
+               " ON CONFLICT (project_id, name) DO UPDATE SET"
+               "  artifact_sha256 = EXCLUDED.artifact_sha256, is_active = true",
+               3, params);
+    free(hex);
+    if (r == NULL)
+        return -1;
+    PQclear(r);
+    return 0;
 }

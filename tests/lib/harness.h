@@ -134,6 +134,8 @@ struct th_server {
     int status;    /* raw wait status once exited */
     char dir[256]; /* temp dir holding the log */
     char log_path[320];
+    char token[128]; /* WF_API_TOKEN of the overrides: sent by th_http* unless
+                        the caller sends its own Authorization header */
 };
 
 /*
@@ -321,6 +323,23 @@ int th_wait_heartbeat_after(PGconn *conn, const char *worker_id, long long after
 
 /* the database clock (clock_timestamp()) in epoch ms; returns 0 or -1 (*out untouched) */
 int th_db_now_ms(PGconn *conn, long long *out);
+
+/* ---- test plugins (tests/plugins, built into $WF_TEST_PLUGIN_DIR) -------- */
+
+/*
+ * PUTs test plugin <WF_TEST_PLUGIN_DIR>/<name>.so as the body of path (30 s
+ * timeout). Returns the HTTP status, or -1 when the file cannot be read
+ * (printed). When json is not NULL it receives the parsed reply (NULL if
+ * none; caller frees).
+ */
+long th_put_plugin(const struct th_server *s, const char *path, const char *name, cJSON **json);
+
+/*
+ * Stores test plugin name as activity `as` of project straight into the
+ * tables, as code stored before deploy-time checks existed (or written by
+ * hand) would be, bypassing the upload checks. Returns 0 or -1 (printed).
+ */
+int th_store_plugin(PGconn *conn, const char *project, const char *as, const char *name);
 
 /* ---- sockets ------------------------------------------------------------- */
 
