@@ -60,3 +60,18 @@ int bo_on_crash(struct bo_state *s, int64_t now_ms, int64_t last_spawn_ms, int64
     s->backoff_ms = s->backoff_ms * 2 > BO_MAX_MS ? BO_MAX_MS : s->backoff_ms * 2;
     return 0;
 }
+
+void bo_on_outage(struct bo_state *s, int64_t now_ms, int64_t last_spawn_ms, int64_t *restart_at_ms)
+{
+    int64_t at;
+
+    if (s->backoff_ms <= 0)
+        s->backoff_ms = BO_INITIAL_MS;
+    if (s->backoff_ms > BO_OUTAGE_MAX_MS)
+        s->backoff_ms = BO_OUTAGE_MAX_MS;
+    at = now_ms + s->backoff_ms;
+    if (at < last_spawn_ms + BO_FLOOR_MS)
+        at = last_spawn_ms + BO_FLOOR_MS;
+    *restart_at_ms = at;
+    s->backoff_ms = s->backoff_ms * 2 > BO_OUTAGE_MAX_MS ? BO_OUTAGE_MAX_MS : s->backoff_ms * 2;
+}

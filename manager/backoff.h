@@ -20,6 +20,7 @@
 #define BO_HEALTHY_MS 60000
 #define BO_BREAKER_CRASHES 5
 #define BO_BREAKER_WINDOW_MS (5 * 60 * 1000)
+#define BO_OUTAGE_MAX_MS 10000 /* retries while the database is down */
 
 enum bo_exit {
     BO_EXIT_CLEAN,    /* exit status 0 */
@@ -49,5 +50,14 @@ void bo_reset(struct bo_state *s);
  */
 int bo_on_crash(struct bo_state *s, int64_t now_ms, int64_t last_spawn_ms, int64_t ready_ms,
                 int64_t *restart_at_ms);
+
+/*
+ * A process that could not get its code because the database was
+ * unavailable (an outage, not the code's fault): no crash is recorded, so
+ * the breaker never trips on it, but retries back off the same way (up to
+ * BO_OUTAGE_MAX_MS). Sets *restart_at_ms.
+ */
+void bo_on_outage(struct bo_state *s, int64_t now_ms, int64_t last_spawn_ms,
+                  int64_t *restart_at_ms);
 
 #endif

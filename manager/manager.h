@@ -57,6 +57,7 @@ struct mgr_proc {
     int64_t deadline;   /* start timeout, or SIGKILL time while draining */
     int killed;         /* SIGKILL sent */
     int load_failed;    /* reported a load error: exits 1, no restart */
+    int load_outage;    /* could not get its code (database down): exits 1, retried, no crash */
     char error[512];    /* the load error, if any */
     char reset[256];    /* why core asked for it to be killed, if it did */
     struct mgr_proc *next;

@@ -425,11 +425,14 @@ static void proc_load_error(struct mgr *m, struct mgr_proc *p, const char *error
     char msg[600];
 
     if (transient && s != NULL && s->cur == p) {
-        /* Not the code's fault (core could not read or write it): answer
-         * the callers now; the exit that follows counts as a crash, so the
-         * slot retries with backoff instead of staying failed. */
+        /* Not the code's fault (core could not read it: the database is
+         * down, say): answer the callers now; the exit that follows is
+         * retried with backoff, and not counted towards the crash-loop
+         * breaker (an outage must not leave projects failed). */
         log_error("worker for project %s (pid %d) could not get its code: %s", p->project,
                   (int)p->pid, error);
+        p->load_outage = 1;
+        snprintf(p->error, sizeof(p->error), "%s", error);
         snprintf(s->error, sizeof(s->error), "%s", error);
         send_state(m, s, NULL);
         waiters_done(m, &s->start_waiters, s, "failed", s->error);
@@ -579,7 +582,14 @@ static void slot_crashed(struct mgr *m, struct mgr_slot *s, struct mgr_proc *p, 
         send_state(m, s, NULL);
         return;
     }
-    if (bo_on_crash(&s->bo, now, p->spawned_mono, p->ready_mono, &s->restart_at)) {
+    if (p->load_outage) {
+        bo_on_outage(&s->bo, now, p->spawned_mono, &s->restart_at);
+        s->state = SLOT_BACKOFF;
+        s->crash_restart = 1;
+        snprintf(s->error, sizeof(s->error), "waiting for its code: %.480s", p->error);
+        log_warning("worker for project %s could not get its code; trying again in %lld ms",
+                    s->project, (long long)(s->restart_at - now));
+    } else if (bo_on_crash(&s->bo, now, p->spawned_mono, p->ready_mono, &s->restart_at)) {
         s->state = SLOT_FAILED;
         snprintf(s->error, sizeof(s->error), "crash loop: %d crashes within %d s; last: worker %s",
                  BO_BREAKER_CRASHES, BO_BREAKER_WINDOW_MS / 1000, desc);

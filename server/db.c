@@ -310,10 +310,28 @@ PGresult *db_exec(struct db_conn *c, const char *sql, int nparams, const char *c
     return db_exec_ex(c, sql, nparams, params, NULL, NULL, 0);
 }
 
+/*
+ * 1 when an idle connection has something to read: the server closed it
+ * (a restart, an operator's pg_terminate_backend) and its farewell (a FATAL
+ * error, then EOF) is waiting in the socket. libpq takes an error on an
+ * idle connection for a notice and keeps the connection "OK", so it is not
+ * asked: anything unexpected on an idle connection retires it (at worst a
+ * stray notice costs a reconnect).
+ */
+static int closed_while_idle(struct db_conn *c)
+{
+    struct pollfd p = {PQsocket(c->pg), POLLIN, 0};
+
+    return p.fd >= 0 && poll(&p, 1, 0) > 0;
+}
+
 PGresult *db_exec_ex(struct db_conn *c, const char *sql, int nparams, const char *const *params,
                      const int *lengths, const int *formats, int result_binary)
 {
-    if ((c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) && db_connect(c) < 0)
+    /* A connection found dead before anything was sent is replaced: the
+     * statement has not run, so trying it on a new one is safe. */
+    if ((c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK || closed_while_idle(c)) &&
+        db_connect(c) < 0)
         return NULL;
     return run(c, sql, nparams, params, lengths, formats, result_binary);
 }

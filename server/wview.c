@@ -5,8 +5,9 @@
  * thread is its only writer, HTTP threads read it. Row writes go through
  * the database layer (dbq) and never block the loop; each is retry-safe
  * (an upsert by worker_id, or an UPDATE that sets absolute values), so a
- * lost connection resends them. A failed row write is logged; the next
- * state change or heartbeat writes fresh values.
+ * lost connection resends them, and all but heartbeats wait out an outage
+ * in order (DBQ_PERSIST). A failed row write is logged; the next state
+ * change or heartbeat writes fresh values.
  */
 #include "wview.h"
 
@@ -144,10 +145,15 @@ static void on_row_written(void *arg, const struct dbq_result *r)
         log_error("could not %s: %s", ROW_WHAT[(intptr_t)arg], r->message);
 }
 
+/* Heartbeats are written afresh each interval; every other row write
+ * states a fact that must land, so it waits out an outage (DBQ_PERSIST):
+ * a project stopped while the database was down is not left 'running'. */
 static void row_write(struct wview *v, enum row_what what, const char *sql, int n,
                       const char *const *params)
 {
-    if (dbq_exec(v->dbq, DBQ_FAST, DBQ_RETRY_SAFE, sql, n, params, NULL, NULL, on_row_written,
+    unsigned flags = DBQ_RETRY_SAFE | (what == RW_HEARTBEATS ? 0u : DBQ_PERSIST);
+
+    if (dbq_exec(v->dbq, DBQ_FAST, flags, sql, n, params, NULL, NULL, on_row_written,
                  (void *)(intptr_t)what) < 0)
         log_error("could not %s: out of memory", ROW_WHAT[what]);
 }

@@ -6,10 +6,13 @@
  * /health answers 503 "unreachable", calls that need the database answer 503
  * "database unavailable", each within a few seconds, and the worker keeps
  * running. A worker killed during the outage is restarted but cannot get its
- * code; that is not its code's fault, so the project retries with backoff
- * rather than being marked failed. Once connections are allowed again the
- * server recovers by itself: /health 200, the worker runs again, new projects
- * can be created, heartbeats reach the row again.
+ * code; that is not its code's fault, so the project retries with backoff,
+ * more times than the crash-loop breaker allows crashes, and is never marked
+ * failed. A project stopped during the outage has its row marked stopped
+ * once the database is back (the write waits the outage out). Once
+ * connections are allowed again the server recovers by itself: /health 200,
+ * the worker runs again, new projects can be created, heartbeats reach the
+ * row again.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -48,10 +51,26 @@ static int health_is(void *arg)
     return st == *(long *)arg;
 }
 
-static int log_has_transient(void *arg)
+/* At least *arg attempts to get the code failed (counted in the log). */
+static int transient_attempts(void *arg)
 {
-    (void)arg;
-    return th_server_log_contains(&srv, "could not get its code");
+    char *log = th_read_file(srv.log_path, NULL);
+    int n = 0;
+
+    for (const char *p = log; p != NULL && (p = strstr(p, "could not get its code:")) != NULL; p++)
+        n++;
+    free(log);
+    return n >= *(int *)arg;
+}
+
+static int p3_row_stopped(void *arg)
+{
+    char *v = th_sql_value(arg, "SELECT status FROM workflow_workers WHERE worker_id = $1",
+                           "testhost:p3");
+    int ok = v != NULL && strcmp(v, "stopped") == 0;
+
+    free(v);
+    return ok;
 }
 
 static int p1_running(void *arg)
@@ -68,7 +87,7 @@ static int p1_running(void *arg)
 
 int main(void)
 {
-    static const char *const p1[] = {"p1"};
+    static const char *const p1[] = {"p1", "p3"};
     struct th_reply r;
     char sql[200];
     long want;
@@ -91,7 +110,11 @@ int main(void)
     snprintf(sql, sizeof(sql), "SET wf.test_db = '%s'", db.name);
     CHECK(th_sql_exec(admin, sql) == 0);
 
-    th_create_and_start(&srv, p1, 1, &pid);
+    pid_t pids[2];
+    int attempts = 6; /* more than BO_BREAKER_CRASHES */
+
+    th_create_and_start(&srv, p1, 2, pids);
+    pid = pids[0];
 
     /* the outage */
     CHECK(set_allow(0) == 0);
@@ -125,10 +148,21 @@ int main(void)
      * that is core's failure, not the code's, so the project must not be
      * marked failed; it keeps retrying with backoff. */
     CHECK(kill(pid, SIGKILL) == 0);
-    CHECK(th_wait_until(log_has_transient, NULL, 10000, 100) == 0);
+    /* p3 stopped meanwhile: its worker goes at once, its row once the
+     * database is back. */
+    st = th_post_project(&srv, "/workers/stop", "p3", NULL);
+    printf("stop during the outage: %ld\n", st);
+    CHECK(st == 200);
+    CHECK(th_wait_pid_gone(pids[1], 10000, 20) == 0);
+    t0 = th_now_ms();
+    CHECK(th_wait_until(transient_attempts, &attempts, 90000, 200) == 0);
+    printf("%d attempts to get the code failed in %lld ms\n", attempts, th_now_ms() - t0);
+    CHECK(!th_server_log_contains(&srv, "crash loop"));
     st = th_http_json(&srv, "GET", "/workers/status/p1", NULL, &j);
     CHECK_EQ_INT(st, 200);
     CHECK(th_json_str(j, "status") != NULL && strcmp(th_json_str(j, "status"), "failed") != 0);
+    CHECK(th_json_str(j, "error") != NULL &&
+          strstr(th_json_str(j, "error"), "waiting for its code") != NULL);
     cJSON_Delete(j);
     j = NULL;
 
@@ -140,6 +174,7 @@ int main(void)
     printf("/health 200 again after %lld ms\n", th_now_ms() - t0);
     conn = th_db_connect(&db);
     CHECK(conn != NULL);
+    CHECK(th_wait_until(p3_row_stopped, conn, 20000, 100) == 0);
     st = th_create_project(&srv, "p2", NULL);
     CHECK_EQ_INT(st, 201);
     /* p1 came back by itself, as a new process */
