@@ -9,7 +9,8 @@
  *     "Expect: 100-continue", is answered 401 before any body byte is sent
  *     (and without "100 Continue"); 200 such uploads at once leave core's
  *     peak RSS (VmHWM) within EDGE_RSS_BOUND_KB of where it was, while
- *     /health answers.
+ *     /health answers; with the token, "Expect: 100-continue" is still
+ *     answered "100 Continue".
  *   A' (no token): the same flood leaves core's peak RSS within the body
  *     budget plus EDGE_RSS_BOUND_KB: a few uploads are taken whole, the
  *     others answered 503 before their body.
@@ -110,7 +111,8 @@ static int send_all(int fd, const char *buf, size_t n)
 
 /*
  * Reads a reply within timeout_ms: until the headers and Content-Length
- * bytes of body are in, or the peer closes. Fills buf (NUL-terminated).
+ * bytes of body are in, or the peer closes, or a "100 Continue" is in.
+ * Fills buf (NUL-terminated).
  * Returns the status of the first status line, 0 when the connection
  * closed before any, -1 on timeout with nothing.
  */
@@ -139,7 +141,9 @@ static int read_reply(int fd, int timeout_ms, char *buf, size_t cap)
         if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
             status = 0;
         eoh = strstr(buf, "\r\n\r\n");
-        if (eoh != NULL && status != 100) {
+        if (eoh != NULL && status == 100)
+            break; /* an interim reply: the caller sends the body */
+        if (eoh != NULL) {
             const char *cl = strcasestr(buf, "\r\nContent-Length:");
             long n = cl != NULL && cl < eoh ? strtol(cl + 17, NULL, 10) : 0;
             if ((size_t)(eoh + 4 - buf) + (size_t)n <= len || len == cap - 1)
@@ -439,6 +443,21 @@ static void test_token_first(struct th_db *db)
             hwm0, hwm1, EDGE_RSS_BOUND_KB, health_ms);
     CHECK(hwm0 > 0 && hwm1 - hwm0 < EDGE_RSS_BOUND_KB);
     CHECK(metric_value(&s, "wf_http_body_bytes_buffered_max") == 0);
+    /* With the token, Expect: 100-continue is still answered 100. */
+    {
+        static const char req[] = "PUT /projects/nope/activities/x HTTP/1.1\r\nHost: x\r\n"
+                                  "Authorization: Bearer edge-secret\r\nContent-Length: 4\r\n"
+                                  "Expect: 100-continue\r\n\r\n";
+        char buf[4096];
+        int fd = tcp_connect("127.0.0.1", s.port);
+        if (CHECK(fd >= 0)) {
+            CHECK(send_all(fd, req, sizeof(req) - 1) == 0);
+            CHECK_EQ_INT(read_reply(fd, 5000, buf, sizeof(buf)), 100);
+            CHECK(send_all(fd, "abcd", 4) == 0);
+            CHECK_EQ_INT(read_reply(fd, 5000, buf, sizeof(buf)), 422); /* not ELF */
+            close(fd);
+        }
+    }
 out:
     CHECK(th_server_stop(&s, 10000) == 0);
     th_server_cleanup(&s);
