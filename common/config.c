@@ -131,8 +131,15 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
     }
     cfg->host_id[63] = '\0';
 
+    /* Set but empty is a mistake (a template left blank, a missing secret),
+     * never a way to turn authentication off. */
     s = getenv("WF_API_TOKEN");
-    cfg->api_token = (s != NULL && *s != '\0') ? s : NULL;
+    if (s != NULL && *s == '\0') {
+        snprintf(err, errlen,
+                 "WF_API_TOKEN is set but empty; unset it to run without authentication");
+        return -1;
+    }
+    cfg->api_token = s;
 
     s = getenv("WF_WORKER_PROGRAM");
     if (s != NULL && *s != '\0') {
@@ -146,6 +153,32 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
     if (env_long("WF_MAX_ARTIFACT_BYTES", 64L << 20, 4096, 1L << 30, &v, err, errlen) < 0)
         return -1;
     cfg->max_artifact_bytes = v;
+    /* Bodies buffered at once, all requests together: unset, at least the
+     * largest single body, so that every allowed body can be accepted. */
+    v = 256L << 20;
+    if (cfg->max_artifact_bytes > v)
+        v = cfg->max_artifact_bytes;
+    if (cfg->max_body_bytes > v)
+        v = cfg->max_body_bytes;
+    if (env_long("WF_MAX_INFLIGHT_BODY_BYTES", v, 1L << 20, 1L << 40, &v, err, errlen) < 0)
+        return -1;
+    if (v < cfg->max_artifact_bytes || v < cfg->max_body_bytes) {
+        snprintf(err, errlen,
+                 "WF_MAX_INFLIGHT_BODY_BYTES (%ld) must be at least WF_MAX_BODY_BYTES (%ld) and "
+                 "WF_MAX_ARTIFACT_BYTES (%ld)",
+                 v, cfg->max_body_bytes, cfg->max_artifact_bytes);
+        return -1;
+    }
+    cfg->max_inflight_body_bytes = v;
+    if (env_long("WF_MAX_CONNECTIONS_PER_IP", 64, 0, 1000000, &v, err, errlen) < 0)
+        return -1;
+    cfg->max_connections_per_ip = (int)v;
+    if (env_long("WF_MAX_CONNECTIONS", 0, 0, 1000000, &v, err, errlen) < 0)
+        return -1;
+    cfg->max_connections = (int)v;
+    if (env_long("WF_REQUEST_TIMEOUT_MS", 60000, 100, 3600000, &v, err, errlen) < 0)
+        return -1;
+    cfg->request_timeout_ms = (int)v;
     if (env_long("WF_MAX_MESSAGE_BYTES", 16L << 20, 1L << 20, 1L << 30, &v, err, errlen) < 0)
         return -1;
     cfg->max_message_bytes = v;

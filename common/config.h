@@ -25,7 +25,8 @@ struct wf_config {
     int http_threads;
     int db_pool_size;
     long max_body_bytes;
-    const char *api_token; /* NULL when unset; a private copy after config_take_secrets */
+    const char
+        *api_token; /* NULL when unset, never empty; a private copy after config_take_secrets */
     int autostart;
     char worker_program[PATH_MAX]; /* empty: this binary */
     char runtime_dir[PATH_MAX];    /* workers' scratch directories, per instance and project */
@@ -37,9 +38,13 @@ struct wf_config {
     char sandbox_ro_paths[2048]; /* WF_SANDBOX_RO_PATHS: colon-separated absolute paths */
     char sandbox_disable[64];    /* WF_SANDBOX_DISABLE: "landlock", "seccomp" or both (diagnosis) */
     long max_artifact_bytes;
-    long max_message_bytes; /* largest message between roles (WF_MAX_MESSAGE_BYTES) */
-    int worker_stall_ms;    /* a worker not reading its queue this long is reset */
-    int worker_msg_rate;    /* messages per second a worker may send before it is reset */
+    long max_inflight_body_bytes; /* request bodies buffered at once, all requests together */
+    int max_connections_per_ip;   /* 0: no limit */
+    int max_connections;          /* 0: computed from the open-file limit */
+    int request_timeout_ms;       /* receiving one request (headers and body) takes at most this */
+    long max_message_bytes;       /* largest message between roles (WF_MAX_MESSAGE_BYTES) */
+    int worker_stall_ms;          /* a worker not reading its queue this long is reset */
+    int worker_msg_rate;          /* messages per second a worker may send before it is reset */
     int db_statement_timeout_ms;
     int db_connect_timeout_ms;
     enum log_level log_level;

@@ -311,9 +311,12 @@ static void core_exited(struct mgr *m, int wstatus)
         log_info("core %s", desc);
         return;
     }
-    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == WF_EXIT_USAGE) {
-        log_error("core %s (invalid configuration); shutting down", desc);
-        m->exit_code = WF_EXIT_USAGE;
+    if (WIFEXITED(wstatus) &&
+        (WEXITSTATUS(wstatus) == WF_EXIT_USAGE || WEXITSTATUS(wstatus) == WF_EXIT_HOST_TAKEN)) {
+        log_error("core %s (%s); shutting down", desc,
+                  WEXITSTATUS(wstatus) == WF_EXIT_USAGE ? "invalid configuration"
+                                                        : "another server has this host id");
+        m->exit_code = WEXITSTATUS(wstatus);
         sv_shutdown(m);
         m->shutting_down = 1;
         return;

@@ -121,6 +121,20 @@ enum MHD_Result api_metrics(struct core *c, struct MHD_Connection *conn, struct 
     series(buf, cap, &pos, "wf_http_pool_queued", "gauge",
            "Control-plane requests waiting for a database thread.",
            (unsigned long long)m.http_pool_queued);
+    {
+        size_t used, peak, budget;
+        http_body_budget(&used, &peak, &budget);
+        series(buf, cap, &pos, "wf_http_connections", "gauge", "Open HTTP connections.",
+               (unsigned long long)http_open_connections());
+        series(buf, cap, &pos, "wf_http_body_bytes_buffered", "gauge",
+               "Request-body bytes reserved by requests in progress.", (unsigned long long)used);
+        series(buf, cap, &pos, "wf_http_body_bytes_buffered_max", "gauge",
+               "The most request-body bytes reserved at once since core started.",
+               (unsigned long long)peak);
+        series(buf, cap, &pos, "wf_http_body_bytes_budget", "gauge",
+               "WF_MAX_INFLIGHT_BODY_BYTES: past it a request is answered 503.",
+               (unsigned long long)budget);
+    }
     series(buf, cap, &pos, "wf_db_statements_total", "counter",
            "Statements sent by core's database layer (a multi-row statement counts once).",
            (unsigned long long)m.db_statements);

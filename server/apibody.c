@@ -1,5 +1,12 @@
 /*
  * apibody.c: see apibody.h. One cJSON tree per call, deleted on every path.
+ *
+ * The raw text is checked before cJSON sees it, because cJSON cannot be
+ * trusted with two things: it decodes the escape \u0000 into a NUL that
+ * silently cuts its C string ("p1\u0000x" reads as "p1"), and it copies
+ * bytes that are not UTF-8 into its strings unchanged. So a body must be
+ * valid UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
+ * U+10FFFF, no NUL byte) and no string in it may hold the escape \u0000.
  */
 #include "apibody.h"
 
@@ -7,6 +14,78 @@
 #include <string.h>
 
 #include <cJSON.h>
+
+/* Length of the UTF-8 sequence starting at p (at most n bytes available),
+ * or 0 when it is not a valid, shortest-form, non-surrogate scalar value
+ * other than NUL. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned char b = p[0];
+
+    if (b == 0)
+        return 0;
+    if (b < 0x80)
+        return 1;
+    if (b >= 0xC2 && b <= 0xDF)
+        return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (b >= 0xE0 && b <= 0xEF) {
+        unsigned char lo = b == 0xE0 ? 0xA0 : 0x80; /* no overlong forms */
+        unsigned char hi = b == 0xED ? 0x9F : 0xBF; /* no surrogates */
+        if (n < 3 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80)
+            return 0;
+        return 3;
+    }
+    if (b >= 0xF0 && b <= 0xF4) {
+        unsigned char lo = b == 0xF0 ? 0x90 : 0x80; /* no overlong forms */
+        unsigned char hi = b == 0xF4 ? 0x8F : 0xBF; /* nothing above U+10FFFF */
+        if (n < 4 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+/* 1 when the four bytes at p are "0000" (the escape \u0000). */
+static int nul_escape(const char *p)
+{
+    return p[0] == '0' && p[1] == '0' && p[2] == '0' && p[3] == '0';
+}
+
+/*
+ * Checks the raw text before it is parsed: valid UTF-8 without NUL bytes,
+ * and no \u0000 escape inside a string (outside strings an escape is a
+ * syntax error that the parser reports). Returns 0, or -1 with *why.
+ */
+static int check_text(const char *body, size_t len, const char **why)
+{
+    const unsigned char *u = (const unsigned char *)body;
+    int in_string = 0;
+    size_t i = 0;
+
+    while (i < len) {
+        size_t n = utf8_seq(u + i, len - i);
+
+        if (n == 0) {
+            *why = u[i] == 0 ? "request body must not contain NUL bytes"
+                             : "request body is not valid UTF-8";
+            return -1;
+        }
+        if (n == 1 && body[i] == '"') {
+            in_string = !in_string;
+        } else if (n == 1 && in_string && body[i] == '\\' && i + 1 < len) {
+            /* An escape: the next byte is taken with it, so an escaped
+             * quote never ends the string. */
+            if (body[i + 1] == 'u' && i + 6 <= len && nul_escape(body + i + 2)) {
+                *why = "JSON strings must not contain NUL characters (\\u0000)";
+                return -1;
+            }
+            if ((unsigned char)body[i + 1] < 0x80 && body[i + 1] != 0)
+                i++; /* a non-ASCII byte after '\\' is checked as UTF-8 next */
+        }
+        i += n;
+    }
+    return 0;
+}
 
 /* Parses body as a JSON object (an empty body: an empty object when
  * allow_empty). Returns the tree (caller deletes) or NULL with *why. */
@@ -16,6 +95,8 @@ static cJSON *parse_object(const char *body, size_t len, int allow_empty, const 
 
     if (len == 0 && allow_empty)
         return cJSON_CreateObject();
+    if (check_text(body, len, why) < 0)
+        return NULL;
     o = len > 0 ? cJSON_ParseWithLength(body, len) : NULL;
     if (o == NULL) {
         *why = "malformed JSON body";

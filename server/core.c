@@ -37,6 +37,7 @@
 #include "db.h"
 #include "dbq.h"
 #include "exitcodes.h"
+#include "hostlock.h"
 #include "http.h"
 #include "loadcode.h"
 #include "log.h"
@@ -51,6 +52,8 @@
 #define SHUTDOWN_ROWS_WAIT_MS 5000 /* at most this long for the rows marked stopped */
 #define MIGRATE_TIMEOUT_MS 600000  /* a migration may build an index on a big table */
 #define POOL_QUEUE_MAX 1024        /* control-plane requests waiting; more: 503 */
+#define HOSTLOCK_TRIES 6           /* a crashed core's session may take a moment to end */
+#define HOSTLOCK_RETRY_MS 500
 /* A database request unanswered this long makes /health 503; idle
  * connections are probed every half of it, so a frozen database shows
  * within about 0.9 s. */
@@ -323,11 +326,70 @@ static int migrate(struct core *c, int ctl_fd)
     if (connect_with_retry(db, ctl_fd) < 0) {
         log_info("stopping before the database was reachable");
         rc = -1;
-    } else if (migrate_apply(db) < 0) {
-        rc = WF_EXIT_DATABASE;
+    } else {
+        if (!db_used_password(db))
+            log_warning("the database accepted core's connection without a password (trust or "
+                        "peer authentication): any local process that can reach it, project "
+                        "code in a worker included, can connect the same way; require a password "
+                        "or a certificate in pg_hba.conf");
+        if (migrate_apply(db) < 0)
+            rc = WF_EXIT_DATABASE;
     }
     db_conn_free(db);
     return rc;
+}
+
+/*
+ * Takes the host lock (hostlock.h) before anything of this host's rows is
+ * touched, retrying briefly: the session of a core that just crashed may
+ * not have ended yet. Returns WF_EXIT_OK with c->hl held, WF_EXIT_HOST_TAKEN
+ * when another server holds it, WF_EXIT_DATABASE or WF_EXIT_FAILURE.
+ */
+static int take_host_lock(struct core *c)
+{
+    char err[512];
+    int rc = -1;
+
+    c->hl = hostlock_new(c->cfg->database_url, c->cfg->host_id, c->cfg->db_connect_timeout_ms);
+    if (c->hl == NULL) {
+        log_error("could not allocate the host lock: out of memory");
+        return WF_EXIT_FAILURE;
+    }
+    for (int i = 0; i < HOSTLOCK_TRIES; i++) {
+        if (i > 0)
+            usleep(HOSTLOCK_RETRY_MS * 1000);
+        rc = hostlock_take(c->hl, err, sizeof(err));
+        if (rc == 0)
+            return WF_EXIT_OK;
+    }
+    if (rc < 0) {
+        log_error("%s", err);
+        return WF_EXIT_DATABASE;
+    }
+    log_error("another wf-server with WF_HOST_ID \"%s\" is running on this database (%s); "
+              "refusing to start: each server needs its own WF_HOST_ID",
+              c->cfg->host_id, err);
+    return WF_EXIT_HOST_TAKEN;
+}
+
+/* Loop thread: the host lock went to another server. Its rows are now that
+ * server's: stop without marking them stopped. */
+static void on_host_lost_task(void *arg)
+{
+    struct core *c = arg;
+
+    __atomic_store_n(&c->host_lost, 1, __ATOMIC_RELEASE);
+    c->rc = WF_EXIT_HOST_TAKEN;
+    loop_stop(c->loop);
+}
+
+/* Hostlock thread: posts the loss to the loop. */
+static void on_host_lost(void *arg)
+{
+    struct core *c = arg;
+
+    if (core_post(c, on_host_lost_task, c) < 0)
+        __atomic_store_n(&c->host_lost, 1, __ATOMIC_RELEASE); /* stopping anyway */
 }
 
 static int setup_signals(struct core *c)
@@ -426,8 +488,9 @@ static void shutdown_core(struct core *c)
         mgrlink_cancel_all(c->ml);
     if (c->pool != NULL)
         ctlpool_stop(c->pool);
-    /* 3. This host's live rows become stopped, waited for (bounded). */
-    if (c->view != NULL && c->dbq != NULL) {
+    /* 3. This host's live rows become stopped, waited for (bounded),
+     * unless another server took the host id over. */
+    if (c->view != NULL && c->dbq != NULL && !__atomic_load_n(&c->host_lost, __ATOMIC_ACQUIRE)) {
         wview_mark_stopped(c->view, rows_done, &rows_marked);
         until = ju_mono_ms() + SHUTDOWN_ROWS_WAIT_MS;
         while (!rows_marked && ju_mono_ms() < until)
@@ -482,6 +545,9 @@ int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    /* Before any descriptor of ours exists: HTTP's connection limit is
+     * computed from it. */
+    http_raise_fd_limit();
 
     c->cfg = cfg;
     c->listen_fd = listen_fd;
@@ -496,12 +562,22 @@ int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
         return WF_EXIT_USAGE;
     }
     rc = migrate(c, ctl_fd);
+    /* Before the manager's hello: a second server with this host id must
+     * not mark the first one's rows crashed. */
+    if (rc == WF_EXIT_OK)
+        rc = take_host_lock(c);
     if (rc != WF_EXIT_OK) {
+        hostlock_free(c->hl);
         close(listen_fd);
         close(ctl_fd);
         return rc < 0 ? WF_EXIT_OK : rc;
     }
     if (build(c, ctl_fd) < 0) {
+        c->rc = WF_EXIT_FAILURE;
+        goto out;
+    }
+    if (hostlock_watch(c->hl, on_host_lost, c) < 0) {
+        log_error("could not start the host lock thread");
         c->rc = WF_EXIT_FAILURE;
         goto out;
     }
@@ -517,6 +593,9 @@ int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
     }
 out:
     shutdown_core(c);
+    /* Last: the rows are marked stopped before another server may start. */
+    hostlock_free(c->hl);
+    c->hl = NULL;
     close(listen_fd);
     return c->rc;
 }

@@ -36,6 +36,7 @@ struct mgrlink;
 struct wview;
 struct wconns;
 struct loadcode;
+struct hostlock;
 
 #define CORE_HIST_BUCKETS 12
 
@@ -84,8 +85,10 @@ struct core {
     struct loop_watch sig_watch;
     int sigfd;
     struct loop_timer tick;
-    int first_core; /* the manager's hello said this is its first core */
-    int rc;         /* exit status */
+    int first_core;      /* the manager's hello said this is its first core */
+    struct hostlock *hl; /* this host id's lock on the database (hostlock.h) */
+    int host_lost;       /* __atomic: another server took the host id: leave its rows alone */
+    int rc;              /* exit status */
 };
 
 /* Runs the core role on the manager's control socket and the inherited

@@ -360,3 +360,8 @@ int db_unavailable(const struct db_conn *c)
 {
     return c->unavailable;
 }
+
+int db_used_password(const struct db_conn *c)
+{
+    return c->pg != NULL && PQconnectionUsedPassword(c->pg);
+}

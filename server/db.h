@@ -106,6 +106,10 @@ PGresult *db_exec_ex(struct db_conn *c, const char *sql, int nparams, const char
 int db_command(struct db_conn *c, const char *sql, int nparams, const char *const *params)
     __attribute__((warn_unused_result));
 
+/* 1 when the connection is up and the server asked for a password to
+ * open it (libpq's PQconnectionUsedPassword), else 0. */
+int db_used_password(const struct db_conn *c);
+
 const char *db_error(const struct db_conn *c);
 const char *db_sqlstate(const struct db_conn *c); /* "" when none */
 int db_unavailable(const struct db_conn *c);

@@ -36,6 +36,9 @@ struct http_req {
     char *body; /* NUL-terminated, at most max_body */
     size_t len;
     size_t cap;
+    size_t reserved; /* bytes of the global body budget held (>= cap), given back at completion */
+    unsigned
+        refusal; /* a status decided while the body arrived (413, 503); the rest is discarded */
     int too_large;
     int responded;
     long max_body;                              /* this route's body cap */
@@ -91,6 +94,20 @@ enum MHD_Result http_defer_to_loop(struct core *c, struct http_req *r, void (*fn
  * which may be NULL for plain free). */
 void http_set_work(struct http_req *r, void *work, void (*free_fn)(void *work));
 
+/* Raises the open-file limit to its hard limit (core's start, before any
+ * connection: the HTTP connection limit is computed from it). */
+void http_raise_fd_limit(void);
+
+/* Any thread: the request-body bytes reserved now, the most ever reserved at
+ * once, and the budget (WF_MAX_INFLIGHT_BODY_BYTES), for /metrics. */
+void http_body_budget(size_t *used, size_t *peak, size_t *cap);
+
+/* Any thread: the HTTP connections open now. */
+int http_open_connections(void);
+
+/* Starts libmicrohttpd on listen_fd and the connection reaper; logs the
+ * limits, and a warning when no token protects a non-loopback address.
+ * Returns 0, or -1 (logged, nothing left running). */
 int http_start(struct core *c, int listen_fd) __attribute__((warn_unused_result));
 /* Stops accepting connections (the listening socket stays open for the
  * manager); in-flight deferred requests must have been finished first. */

@@ -5,7 +5,9 @@
  * is one body, fed to every parser. Any read past the input is a bug
  * (AddressSanitizer reports it); so is an accepted body whose outputs break
  * the contract (an id that does not match ^[A-Za-z0-9_-]{1,64}$, a name
- * over its cap), or a refusal without a reason.
+ * over its cap, a body holding a NUL byte), or a refusal without a
+ * reason. The corpus holds the refusals of issue 12 too: a \u0000 escape,
+ * a NUL byte, overlong, surrogate and stray UTF-8.
  *
  * Built like fuzz_msg.c: as a libFuzzer binary with clang and -DWF_FUZZ=ON,
  * and always into test_fuzz_bodies, which replays tests/fuzz/corpus/bodies
@@ -34,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     why = NULL;
     if (apibody_project_id(copy, size, id, &why) == 0) {
-        if (!ju_valid_id(id))
+        if (!ju_valid_id(id) || memchr(copy, 0, size) != NULL)
             abort();
     } else if (why == NULL || why[0] == '\0') {
         abort();
@@ -42,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     why = NULL;
     if (apibody_project_create(copy, size, id, name, &why) == 0) {
-        if ((id[0] != '\0' && !ju_valid_id(id)) || strlen(name) > APIBODY_NAME_MAX)
+        if ((id[0] != '\0' && !ju_valid_id(id)) || strlen(name) > APIBODY_NAME_MAX ||
+            memchr(copy, 0, size) != NULL)
             abort();
     } else if (why == NULL || why[0] == '\0') {
         abort();
