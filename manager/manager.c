@@ -107,7 +107,10 @@ static void raise_fd_limit(void)
 }
 
 /* The environment a worker is exec'd with: nothing secret, only what logging
- * and the sanitizers (in test builds) read. */
+ * and the sanitizers (in test builds) read, and what its sandbox lets it
+ * read: this instance's artifact directory, <WF_RUNTIME_DIR>/<port>, which
+ * core creates before it asks for any worker (until plugins come as
+ * memfds). Called once the listening socket is open. */
 static void build_worker_env(struct mgr *m)
 {
     static const char *const pass[] = {"LOG_LEVEL",     "LOG_FORMAT",   "ASAN_OPTIONS",
@@ -117,6 +120,9 @@ static void build_worker_env(struct mgr *m)
     static char fmt_json[] = "LOG_FORMAT=json";
     static char fmt_text[] = "LOG_FORMAT=text";
     static char max_msg[64];
+    static char ro_paths[PATH_MAX + 48];
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
     int n = 0;
 
     m->worker_env[n++] = path;
@@ -132,6 +138,11 @@ static void build_worker_env(struct mgr *m)
     /* Core and workers must agree on the largest message. */
     snprintf(max_msg, sizeof(max_msg), "WF_MAX_MESSAGE_BYTES=%ld", m->cfg->max_message_bytes);
     m->worker_env[n++] = max_msg;
+    if (getsockname(m->listen_fd, (struct sockaddr *)&sa, &len) == 0) {
+        snprintf(ro_paths, sizeof(ro_paths), "WF_SANDBOX_RO_PATHS=%s/%u", m->cfg->runtime_dir,
+                 (unsigned)ntohs(sa.sin_port));
+        m->worker_env[n++] = ro_paths;
+    }
     m->worker_env[n] = NULL;
 }
 
@@ -420,9 +431,9 @@ static int setup(struct mgr *m)
         }
     }
     log_info("worker program: %s", m->worker_prog);
-    build_worker_env(m);
     if (open_listener(m) < 0)
         return -1;
+    build_worker_env(m);
     m->sig_watch.kind = MW_SIGNAL;
     m->core_watch.kind = MW_CORE;
     if (mgr_watch_fd(m, m->sigfd, &m->sig_watch) < 0) {
