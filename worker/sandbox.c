@@ -178,6 +178,26 @@
 #endif
 #endif
 
+#ifdef SB_ASAN
+#include <sanitizer/lsan_interface.h>
+
+static volatile int lsan_off;
+
+/*
+ * LeakSanitizer's exit-time check stops the world with ptrace, which the
+ * seccomp filter refuses: under the filter it can only fail ("fatal error",
+ * exit status 1). This hook (a name LSan looks up; it reads it when the
+ * check runs) turns the check off once the filter is installed, in sanitizer
+ * builds only. The filter stays the same in every build; leaks of sandboxed
+ * processes are left to valgrind (test_valgrind_worker runs the worker
+ * under the same filter).
+ */
+int __lsan_is_turned_off(void)
+{
+    return lsan_off;
+}
+#endif
+
 /* valgrind has no wrapper for the Landlock calls (3.19 at least): it answers
  * ENOSYS without asking the kernel and prints a warning into its log. Under
  * it the probe is skipped; on a CPU the check is a no-op answering 0. */
@@ -837,6 +857,9 @@ static int apply_seccomp(struct sb_run *r, int leader, int threads)
                      strerror(errno));
         return -1;
     }
+#ifdef SB_ASAN
+    lsan_off = 1;
+#endif
     sb_report_bool(r, "seccomp", 1);
     if (r->report != NULL)
         cJSON_AddStringToObject(r->report, "seccompArch", SB_ARCH_NAME);

@@ -9,13 +9,19 @@
  * child's parent, plays the victim: the manager, core or another worker.
  * The Landlock checks are skipped, with the reason printed, when the kernel
  * has no Landlock; the seccomp checks when this architecture has no filter.
+ * The sample-activities plugin's httpRequest runs in the sandbox too,
+ * against a one-shot HTTP server in this process on 127.0.0.1.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +31,7 @@
 #include <sys/personality.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -51,6 +58,9 @@
 static char base[] = "/tmp/wf-test-sandbox-XXXXXX";
 static char scratch[256], rw[256], ro[256], outside[256], ro_plugin[512];
 static int plugin_memfd = -1;
+static int sample_memfd = -1; /* sample_activities.so */
+static int http_listener = -1;
+static int http_port;
 static int have_landlock;
 static int have_seccomp;
 static int parent_sentinel = 0x5eed;
@@ -82,11 +92,12 @@ static int err_of(long r)
 }
 
 /*
- * Forks a child that applies the sandbox and runs fn; fills a. Returns 0,
- * or -1 if the child did not answer (it crashed, or could not sandbox
- * itself: a->text then says why).
+ * Forks a child that applies the sandbox and runs fn, while this process
+ * runs parent_side (NULL: nothing); fills a. Returns 0, or -1 if the child
+ * did not answer (it crashed, or could not sandbox itself: a->text then
+ * says why).
  */
-static int in_sandbox(int (*fn)(struct answer *), struct answer *a)
+static int in_sandbox_with(int (*fn)(struct answer *), void (*parent_side)(void), struct answer *a)
 {
     int p[2];
     pid_t pid;
@@ -124,6 +135,8 @@ static int in_sandbox(int (*fn)(struct answer *), struct answer *a)
         _exit(0);
     }
     close(p[1]);
+    if (parent_side != NULL)
+        parent_side();
     while (got < sizeof(*a) && (n = read(p[0], (char *)a + got, sizeof(*a) - got)) > 0)
         got += (size_t)n;
     close(p[0]);
@@ -133,6 +146,11 @@ static int in_sandbox(int (*fn)(struct answer *), struct answer *a)
         return -1;
     }
     return 0;
+}
+
+static int in_sandbox(int (*fn)(struct answer *), struct answer *a)
+{
+    return in_sandbox_with(fn, NULL, a);
 }
 
 /* Runs fn sandboxed; returns its errno, or -2 when the child failed. */
@@ -492,7 +510,125 @@ static int do_runtime_reads(struct answer *a)
         snprintf(a->text, sizeof(a->text), "dlopen by soname: %s", dlerror());
         return 1003;
     }
+    {
+        /* name resolution through nsswitch.conf and /etc/hosts (libcurl
+         * answers "localhost" by itself, so httpRequest does not tell) */
+        struct addrinfo hints, *res = NULL;
+        int rc;
+
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_INET;
+        hints.ai_socktype = SOCK_STREAM;
+        rc = getaddrinfo("localhost", "80", &hints, &res);
+        if (rc != 0) {
+            snprintf(a->text, sizeof(a->text), "getaddrinfo: %s", gai_strerror(rc));
+            return 1005;
+        }
+        freeaddrinfo(res);
+    }
     return cpus > 0 ? 0 : 1004;
+}
+
+/* ---- outbound HTTP (httpRequest of the sample activities) ---- */
+
+static void http_log(struct wf_activity_ctx *a, enum wf_log_level level, const char *fmt, ...)
+{
+    (void)a;
+    (void)level;
+    (void)fmt;
+}
+
+static char http_fail_msg[1024];
+
+__attribute__((format(printf, 2, 3))) static void http_fail(struct wf_activity_ctx *a,
+                                                            const char *fmt, ...)
+{
+    va_list ap;
+
+    (void)a;
+    va_start(ap, fmt);
+    vsnprintf(http_fail_msg, sizeof(http_fail_msg), fmt, ap);
+    va_end(ap);
+}
+
+static int http_cancelled(struct wf_activity_ctx *a)
+{
+    (void)a;
+    return 0;
+}
+
+/* Loads the plugin from its memfd and GETs http://localhost:<port>/. */
+static int do_http_request(struct answer *a)
+{
+    static const char *const proxies[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                          "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
+    struct wf_activity_api api = {sizeof(api), http_log, http_fail, http_cancelled};
+    struct wf_activity_ctx ctx = {&api, "httpRequest", "", 1, 0, NULL};
+    const struct wf_activity_def *def;
+    struct plg_source src = {"httpRequest", NULL};
+    struct plg_registry *reg;
+    cJSON *in, *out = NULL;
+    char path[64], url[128], err[512];
+    enum wf_status st;
+    char *text;
+
+    for (size_t i = 0; i < sizeof(proxies) / sizeof(proxies[0]); i++)
+        unsetenv(proxies[i]);
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", sample_memfd);
+    src.path = path;
+    reg = plg_load(&src, 1, err, sizeof(err));
+    if (reg == NULL) {
+        snprintf(a->text, sizeof(a->text), "plg_load: %s", err);
+        return 1000;
+    }
+    def = plg_activity(reg, "httpRequest");
+    if (def == NULL)
+        return 1001;
+    in = cJSON_CreateObject();
+    snprintf(url, sizeof(url), "http://localhost:%d/sandbox", http_port);
+    cJSON_AddStringToObject(in, "url", url);
+    cJSON_AddNumberToObject(in, "timeoutMs", 10000);
+    st = def->fn(&ctx, in, &out);
+    cJSON_Delete(in);
+    if (st != WF_OK) {
+        snprintf(a->text, sizeof(a->text), "httpRequest: %d %s", (int)st, http_fail_msg);
+        return 1002;
+    }
+    text = cJSON_PrintUnformatted(out);
+    snprintf(a->text, sizeof(a->text), "%s", text != NULL ? text : "");
+    free(text);
+    cJSON_Delete(out);
+    plg_unload(reg);
+    return 0;
+}
+
+/* Answers one request on http_listener (waits up to 15 s for it). */
+static void serve_once(void)
+{
+    static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                "Content-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}";
+    struct pollfd pfd = {http_listener, POLLIN, 0};
+    char req[4096];
+    size_t got = 0;
+    int fd;
+
+    if (poll(&pfd, 1, 15000) != 1)
+        return;
+    fd = accept(http_listener, NULL, NULL);
+    if (fd < 0)
+        return;
+    while (got < sizeof(req) - 1) {
+        ssize_t n = read(fd, req + got, sizeof(req) - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        req[got] = '\0';
+        if (strstr(req, "\r\n\r\n") != NULL)
+            break;
+    }
+    if (write(fd, reply, sizeof(reply) - 1) < 0)
+        fprintf(stderr, "could not answer the request: %s\n", strerror(errno));
+    close(fd);
 }
 
 #ifdef TEST_ASAN
@@ -522,12 +658,52 @@ static int write_file(const char *path, const void *data, size_t len)
     return ok ? 0 : -1;
 }
 
+/* A sealed memfd with the bytes of the file at path, or -1. */
+static int memfd_of(const char *path, char **bytes_out, size_t *len_out)
+{
+    char *bytes = malloc(16 << 20);
+    size_t len = 0;
+    FILE *f = fopen(path, "rb");
+    int fd;
+
+    if (f != NULL && bytes != NULL)
+        len = fread(bytes, 1, 16 << 20, f);
+    if (f != NULL)
+        fclose(f);
+    fd = len > 0 ? memfd_sealed("plugin", bytes, len) : -1;
+    if (fd >= 0 && bytes_out != NULL) {
+        *bytes_out = bytes;
+        *len_out = len;
+    } else {
+        free(bytes);
+    }
+    return fd;
+}
+
+static int listen_local(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+
+    http_listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (http_listener < 0)
+        return -1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(http_listener, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        listen(http_listener, 4) < 0 ||
+        getsockname(http_listener, (struct sockaddr *)&sa, &len) < 0)
+        return -1;
+    http_port = ntohs(sa.sin_port);
+    return 0;
+}
+
 static int set_up(void)
 {
     char plugin[512];
-    char *bytes;
+    char *bytes = NULL;
     size_t len = 0;
-    FILE *f;
 
     if (mkdtemp(base) == NULL)
         return -1;
@@ -540,23 +716,15 @@ static int set_up(void)
         mkdir(outside, 0700) < 0)
         return -1;
     snprintf(plugin, sizeof(plugin), "%s/good.so", WF_TEST_PLUGIN_DIR);
-    f = fopen(plugin, "rb");
-    if (f == NULL)
-        return -1;
-    bytes = malloc(16 << 20);
-    if (bytes != NULL)
-        len = fread(bytes, 1, 16 << 20, f);
-    fclose(f);
-    if (bytes == NULL || len == 0) {
-        free(bytes);
-        return -1;
-    }
-    plugin_memfd = memfd_sealed("plugin", bytes, len);
+    plugin_memfd = memfd_of(plugin, &bytes, &len);
     if (plugin_memfd < 0 || write_file(ro_plugin, bytes, len) < 0) {
         free(bytes);
         return -1;
     }
     free(bytes);
+    sample_memfd = memfd_of(WF_SAMPLE_ACTIVITIES_SO, NULL, NULL);
+    if (sample_memfd < 0 || listen_local() < 0)
+        return -1;
     {
         char p[512];
         snprintf(p, sizeof(p), "%s/file.txt", ro);
@@ -721,6 +889,13 @@ static void test_still_works(void)
     if (a.err != 0)
         fprintf(stderr, "memfd plugin: %d %s\n", a.err, a.text);
     CHECK_INT(a.err, 0);
+    /* outbound HTTP through libcurl, loaded on first use, with name
+     * resolution through /etc/hosts */
+    CHECK_INT(in_sandbox_with(do_http_request, serve_once, &a), 0);
+    if (a.err != 0)
+        fprintf(stderr, "httpRequest: %d %s\n", a.err, a.text);
+    CHECK_INT(a.err, 0);
+    CHECK(strstr(a.text, "\"status\":200") != NULL && strstr(a.text, "\"ok\":true") != NULL);
 }
 
 static void test_landlock(void)
@@ -812,6 +987,8 @@ int main(void)
     test_asan_report();
 #endif
     close(plugin_memfd);
+    close(sample_memfd);
+    close(http_listener);
     clean_up();
     TEST_REPORT("test_sandbox");
 }
