@@ -10,7 +10,9 @@
  * The Landlock checks are skipped, with the reason printed, when the kernel
  * has no Landlock; the seccomp checks when this architecture has no filter.
  * The sample-activities plugin's httpRequest runs in the sandbox too,
- * against a one-shot HTTP server in this process on 127.0.0.1.
+ * against a one-shot HTTP server in this process on 127.0.0.1. Last, the
+ * worker program itself: its hello carries the sandbox report, and a worker
+ * that cannot sandbox itself reports a load error and exits 1.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -42,6 +44,7 @@
 #include "loader.h"
 #include "log.h"
 #include "memfd.h"
+#include "msg.h"
 #include "sandbox.h"
 #include "testhelp.h"
 
@@ -506,6 +509,9 @@ static int do_runtime_reads(struct answer *a)
         return open_err("/dev/null", O_WRONLY | O_TRUNC);
     if (open_err("/dev/urandom", O_RDONLY) != 0)
         return open_err("/dev/urandom", O_RDONLY);
+    /* the time zone (a link into /usr/share/zoneinfo), when the host has one */
+    if (access("/etc/localtime", F_OK) == 0 && open_err("/etc/localtime", O_RDONLY) != 0)
+        return open_err("/etc/localtime", O_RDONLY);
     if (dlopen("libcjson.so.1", RTLD_NOW | RTLD_LOCAL) == NULL) {
         snprintf(a->text, sizeof(a->text), "dlopen by soname: %s", dlerror());
         return 1003;
@@ -934,6 +940,104 @@ static void test_landlock(void)
     CHECK_INT(a.err, 0);
 }
 
+/* ---- the worker program ---- */
+
+/* Receives one message from fd within ms; NULL on timeout or error. */
+static cJSON *recv_within(int fd, int ms)
+{
+    struct pollfd pfd = {fd, POLLIN, 0};
+    cJSON *msg = NULL;
+
+    if (poll(&pfd, 1, ms) != 1 || msg_recv(fd, &msg, NULL) != 1)
+        return NULL;
+    return msg;
+}
+
+/* Starts wf-worker for project p1 with its sockets on fds 3 and 4 and the
+ * given extra environment entry (or NULL); *ctl, *work: our ends. */
+static pid_t start_worker(const char *extra_env, int *ctl, int *work)
+{
+    static char prog[] = "wf-worker", role[] = "worker", project[] = "p1", id[] = "test:p1",
+                hb[] = "1000", level[] = "LOG_LEVEL=error";
+    char parent[24];
+    char *argv[] = {prog, role, project, id, hb, parent, NULL};
+    char *envp[] = {level, (char *)(uintptr_t)extra_env, NULL};
+    int c[2], w[2];
+    pid_t pid;
+
+    snprintf(parent, sizeof(parent), "%d", (int)getpid());
+    if (msg_socketpair(c) < 0)
+        return -1;
+    if (msg_socketpair(w) < 0) {
+        close(c[0]);
+        close(c[1]);
+        return -1;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+
+        if (dup2(c[1], 3) < 0 || dup2(w[1], 4) < 0 || null < 0 || dup2(null, 2) < 0)
+            _exit(111);
+        close_range(5, ~0U, 0);
+        execve(WF_WORKER_BIN, argv, envp);
+        _exit(127);
+    }
+    close(c[1]);
+    close(w[1]);
+    *ctl = c[0];
+    *work = w[0];
+    return pid;
+}
+
+static void test_worker_program(void)
+{
+    int ctl = -1, work = -1, st = 0;
+    cJSON *msg, *sb;
+    pid_t pid;
+
+    /* A sandboxed worker says so in its hello, then stops with the manager. */
+    pid = start_worker("WF_WORKER_MAX_FILES=64", &ctl, &work);
+    CHECK(pid > 0);
+    if (pid <= 0)
+        return;
+    msg = recv_within(work, 10000);
+    CHECK(msg != NULL);
+    CHECK_STR(ju_str(msg, "t"), "hello");
+    sb = cJSON_GetObjectItem(msg, "sandbox");
+    CHECK(cJSON_IsObject(sb));
+    CHECK(ju_bool(sb, "noNewPrivs") && ju_bool(sb, "rlimits") && ju_bool(sb, "processGroup"));
+    CHECK_INT(ju_bool(sb, "seccomp"), have_seccomp);
+    CHECK_INT(ju_bool(sb, "landlock"), have_landlock);
+    cJSON_Delete(msg);
+    close(ctl);
+    close(work);
+    CHECK_INT(waitpid(pid, &st, 0), pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    /* One that cannot: a load error for the manager, exit 1, no hello. */
+    pid = start_worker("WF_SANDBOX_RW_PATHS=relative/path", &ctl, &work);
+    CHECK(pid > 0);
+    if (pid <= 0)
+        return;
+    msg = recv_within(ctl, 10000);
+    CHECK(msg != NULL);
+    CHECK_STR(ju_str(msg, "t"), "load_error");
+    CHECK(ju_str(msg, "error") != NULL &&
+          strstr(ju_str(msg, "error"), "could not sandbox the worker: WF_SANDBOX_RW_PATHS") ==
+              ju_str(msg, "error"));
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(msg, "transient")));
+    cJSON_Delete(msg);
+    CHECK_INT(waitpid(pid, &st, 0), pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    msg = recv_within(work, 0);
+    CHECK(msg == NULL);
+    cJSON_Delete(msg);
+    close(ctl);
+    close(work);
+}
+
 #ifdef TEST_ASAN
 /* AddressSanitizer can still report, symbolized, inside the sandbox. */
 static void test_asan_report(void)
@@ -983,6 +1087,7 @@ int main(void)
     test_seccomp();
     test_still_works();
     test_landlock();
+    test_worker_program();
 #ifdef TEST_ASAN
     test_asan_report();
 #endif
