@@ -8,7 +8,9 @@
  *      made the worker a group leader): the seccomp filter lets the worker
  *      signal its own group, which must then hold only the worker and what
  *      it forked, never the manager, core or other projects' workers. If it
- *      cannot lead its group, signals go only to its own pid.
+ *      cannot lead its group, signals go only to its own pid. (A signal to
+ *      the manager's group no longer reaches workers; they stop with the
+ *      manager through PR_SET_PDEATHSIG and their control socket's EOF.)
  *   2. Resource limits: RLIMIT_CORE 0 always (a core file would hold the
  *      project's data and land outside the sandbox); RLIMIT_AS, RLIMIT_NOFILE
  *      and RLIMIT_NPROC as configured, soft and hard, so plugins cannot raise
@@ -64,7 +66,8 @@
  *   5. seccomp: a BPF filter built here (no libseccomp), for x86_64 and
  *      aarch64 (little-endian); on other architectures the layer is reported
  *      missing. A syscall of another ABI (i386 through int 0x80, x32) gets
- *      ENOSYS; the filter is synchronized to every thread (TSYNC). Rules:
+ *      ENOSYS. Installed with prctl(PR_SET_SECCOMP) when the process has one
+ *      thread, with seccomp(2) and TSYNC when it has more. Rules:
  *
  *   syscall                               result   why
  *   ptrace, process_vm_readv/writev,      EPERM    read or change another
@@ -119,6 +122,11 @@
  *   worker's group (pid 0 included) and the worker, but not itself by pid
  *   (raise() fails there; abort() still ends it).
  *
+ * A plugin cannot signal a child it forked by pid, only the whole group
+ * (kill(0, …), which includes the worker). Where Landlock scopes signals
+ * (ABI 6), the kernel already confines signals to the worker's own
+ * processes, and the kill rules could be relaxed to allow that.
+ *
  * Known gaps, left to a per-worker uid (WF_WORKER_USER): calls that act on
  * another pid of the same uid where a filter cannot tell the worker's own
  * thread ids from other pids (sched_setaffinity, sched_setscheduler,
@@ -140,6 +148,12 @@
  * through /proc/self/fd. tests/unit/test_sandbox.c checks it. Plugins given
  * as files load from WF_SANDBOX_RO_PATHS; that directory must exist when
  * the worker starts, since a rule names an existing inode.
+ *
+ * Under valgrind (3.19 has no wrapper for the Landlock calls and none for
+ * seccomp(2)), Landlock is reported missing and the filter goes in through
+ * prctl, which valgrind passes on. In AddressSanitizer builds, RLIMIT_AS is
+ * not set and LeakSanitizer is turned off once the filter is in (see
+ * __lsan_is_turned_off below); the filter and the paths are the same.
  *
  * Errors: a missing layer is logged once and reported false; failing to
  * apply a layer the kernel has returns -1 with the reason.
@@ -559,10 +573,8 @@ static int ll_populate(struct sb_run *r, int ruleset, const struct sandbox_confi
         absent += rc;
     }
     log_debug("sandbox: %d of the system paths are absent on this host", absent);
-    if (proc_self_fd < 0) {
-        if (ll_allow(r, ruleset, "/proc/self", LL_READ, handled, 0, &pinned) < 0)
-            return -1;
-    }
+    if (ll_allow(r, ruleset, "/proc/self", LL_READ, handled, 0, &pinned) < 0)
+        return -1;
     if (ll_allow(r, ruleset, "/proc/self/exe", LL_FS_READ_FILE, handled, 0, NULL) < 0 ||
         ll_allow_list(r, ruleset, cfg->ro_paths, LL_READ, handled) < 0 ||
         (cfg->scratch_dir != NULL &&
@@ -572,8 +584,10 @@ static int ll_populate(struct sb_run *r, int ruleset, const struct sandbox_confi
             close(pinned);
         return -1;
     }
-    if (pinned >= 0)
+    if (pinned >= 0 && proc_self_fd < 0)
         proc_self_fd = pinned;
+    else if (pinned >= 0)
+        close(pinned);
     return 0;
 }
 
