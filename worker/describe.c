@@ -9,9 +9,12 @@
  * size and ABI version) and writes one JSON object to fd 4:
  *   {"ok":true,"plugin":{"name","version"},"workflows":[…],"activities":[…]}
  *   {"ok":false,"error":"could not load plugin \"x\": …"}
- * and exits 0 or 1. A plugin that crashes or hangs while loading takes only
- * this process with it; the manager reports the signal, or kills it after
- * 5 s. No core dump is written (RLIMIT_CORE 0).
+ * and exits 0 or 1. The plugin is loaded inside the worker's sandbox
+ * (sandbox.c), applied before it; a describer that cannot apply it answers
+ * {"ok":false,"error":"could not sandbox the worker: …"}. A plugin that
+ * crashes or hangs while loading takes only this process with it; the
+ * manager reports the signal, or kills it after 5 s. No core dump is
+ * written (the sandbox sets RLIMIT_CORE 0).
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -28,6 +30,7 @@
 #include "loader.h"
 #include "log.h"
 #include "privs.h"
+#include "sandbox.h"
 #include "worker.h"
 
 #define PLUGIN_FD_PATH "/proc/self/fd/3"
@@ -67,10 +70,11 @@ static cJSON *describe(const struct plg_registry *reg)
 int describe_main(int argc, char **argv)
 {
     enum log_level level = LOG_LVL_INFO;
-    struct rlimit no_core = {0, 0};
-    struct plg_registry *reg;
+    struct sandbox_config sbc;
+    struct plg_registry *reg = NULL;
     struct plg_source src;
     char err[1024];
+    char why[768];
     const char *s;
     long parent = 0;
     cJSON *out;
@@ -94,10 +98,17 @@ int describe_main(int argc, char **argv)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != (pid_t)parent)
         return WF_EXIT_OK;
     prctl(PR_SET_NAME, "wf-describer");
-    (void)setrlimit(RLIMIT_CORE, &no_core);
     src.label = argv[2];
     src.path = PLUGIN_FD_PATH;
-    reg = plg_load(&src, 1, err, sizeof(err));
+    /* The plugin's code runs from its dlopen on: sandbox first. The memfd
+     * on fd 3 stays reachable through /proc/self/fd (see sandbox.c). */
+    if (sandbox_config_from_env(&sbc, why, sizeof(why)) < 0 ||
+        sandbox_apply(&sbc, NULL, why, sizeof(why)) < 0) {
+        snprintf(err, sizeof(err), "could not sandbox the worker: %s", why);
+        log_error("%s", err);
+    } else {
+        reg = plg_load(&src, 1, err, sizeof(err));
+    }
     if (reg == NULL) {
         out = cJSON_CreateObject();
         cJSON_AddBoolToObject(out, "ok", 0);

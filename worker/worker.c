@@ -3,6 +3,7 @@
  *
  * Protocol (framed JSON, common/msg.h):
  *   to core, on every new work socket:  {"t":"hello","pid","project","loaded",
+ *                                        "sandbox":{…} (sandbox.h),
  *                                        "code":{"workflows","activities"} once loaded}
  *   from core (at spawn, or after hello): {"t":"artifact","sha256"} + a sealed memfd, per
  *                                        plugin, then {"t":"load","workflows":[…],
@@ -23,7 +24,10 @@
  * it, and a heartbeat is skipped while core has not read the previous
  * messages, so a stalled core never grows the worker's queue. A malformed
  * message from core or the manager is a protocol error: the worker exits
- * with WF_EXIT_PROTOCOL and is restarted like a crashed one.
+ * with WF_EXIT_PROTOCOL and is restarted like a crashed one. The sandbox
+ * (sandbox.c) is applied before the loop exists, so before any load message
+ * can be read: no plugin code ever runs outside it. A worker that cannot
+ * apply it reports a load error and exits 1 without loading anything.
  */
 #include <errno.h>
 #include <signal.h>
@@ -45,6 +49,7 @@
 #include "log.h"
 #include "msg.h"
 #include "privs.h"
+#include "sandbox.h"
 #include "worker.h"
 
 #define CTL_FD 3
@@ -63,6 +68,7 @@ struct worker {
     int timerfd;
     int loaded;
     cJSON *code;              /* core's summary of what we loaded, shown to the next core */
+    cJSON *sandbox;           /* what sandbox_apply did, sent in every hello */
     struct plg_registry *reg; /* the project's plugins, once loaded */
     struct artifact {
         char sha[65];
@@ -124,6 +130,8 @@ static void send_hello(struct worker *w)
     cJSON_AddNumberToObject(o, "pid", getpid());
     cJSON_AddStringToObject(o, "project", w->project);
     cJSON_AddBoolToObject(o, "loaded", w->loaded);
+    if (w->sandbox != NULL)
+        ju_set(o, "sandbox", cJSON_Duplicate(w->sandbox, 1));
     if (w->code != NULL)
         ju_set(o, "code", cJSON_Duplicate(w->code, 1));
     if (send_on(w, w->work, o) < 0)
@@ -220,6 +228,22 @@ static int artifact_fd(const struct worker *w, const char *sha)
     return -1;
 }
 
+/* Tells the manager the project's code will not run here, and stops the
+ * worker with status 1. transient: core's failure, worth a retry. */
+static void report_load_error(struct worker *w, const char *error, int transient)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    wlog_error("%s", error);
+    cJSON_AddStringToObject(o, "t", "load_error");
+    cJSON_AddStringToObject(o, "error", error);
+    cJSON_AddBoolToObject(o, "transient", transient);
+    if (send_on(w, w->ctl, o) < 0)
+        wlog_error("could not report load error: %s", strerror(errno));
+    cJSON_Delete(o);
+    w->stop = WF_EXIT_FAILURE;
+}
+
 /*
  * Loads the plugins core sent us (sealed memfds, dlopen'ed through
  * /proc/self/fd/N) and reports the outcome to the manager: {"t":"ready"} once everything is loaded
@@ -279,16 +303,8 @@ static void load_code(struct worker *w, cJSON *msg)
     free(paths);
     drop_artifacts(w); /* what is loaded stays mapped */
     if (error != NULL) {
-        wlog_error("%s", error);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "t", "load_error");
-        cJSON_AddStringToObject(o, "error", error);
         /* Core could not provide the code (database down): worth a retry. */
-        cJSON_AddBoolToObject(o, "transient", ju_bool(msg, "transient"));
-        if (send_on(w, w->ctl, o) < 0)
-            wlog_error("could not report load error: %s", strerror(errno));
-        cJSON_Delete(o);
-        w->stop = WF_EXIT_FAILURE;
+        report_load_error(w, error, ju_bool(msg, "transient"));
         return;
     }
     w->code = cJSON_IsObject(summary) ? cJSON_Duplicate(summary, 1) : cJSON_CreateObject();
@@ -457,11 +473,28 @@ static int setup(struct worker *w)
     return 0;
 }
 
+/* Puts the sandbox up (sandbox.h); returns 0, or -1 with err set. */
+static int sandbox_self(struct worker *w, char *err, size_t errlen)
+{
+    struct sandbox_config cfg;
+    char why[768];
+
+    w->sandbox = cJSON_CreateObject();
+    if (sandbox_config_from_env(&cfg, why, sizeof(why)) < 0 ||
+        sandbox_apply(&cfg, w->sandbox, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "could not sandbox the worker: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
 int worker_main(int argc, char **argv)
 {
     static struct worker wk;
     struct worker *w = &wk;
     enum log_level level = LOG_LVL_INFO;
+    char sandbox_err[1024];
+    int sandboxed;
     const char *s;
     long hb;
     long parent = 0;
@@ -499,11 +532,17 @@ int worker_main(int argc, char **argv)
     w->work_fd = -1;
     w->stop = -1;
     wlog_worker = w;
+    /* First, so that nothing below, and no load message, is handled outside
+     * the sandbox; a failure is reported once the control channel exists. */
+    sandboxed = sandbox_self(w, sandbox_err, sizeof(sandbox_err)) == 0;
     if (setup(w) < 0) {
         wlog_error("could not set up the worker loop: %s", strerror(errno));
         return WF_EXIT_SYSCALL;
     }
-    set_work_fd(w, WORK_FD);
+    if (!sandboxed)
+        report_load_error(w, sandbox_err, 0);
+    else
+        set_work_fd(w, WORK_FD);
 
     while (w->stop < 0) {
         struct epoll_event evs[8];
@@ -539,6 +578,7 @@ int worker_main(int argc, char **argv)
     /* Drain: nothing runs yet in a worker, so there is nothing to finish. */
     drop_artifacts(w);
     cJSON_Delete(w->code);
+    cJSON_Delete(w->sandbox);
     plg_unload(w->reg);
     /* What is still queued for core or the manager goes out if it can. */
     if (w->work != NULL && chan_flush(w->work, ju_mono_ms()) < 0)
