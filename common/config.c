@@ -27,7 +27,7 @@ int config_parse_long(const char *s, long min, long max, long *out)
 }
 
 /* Reads an integer variable with a default; -1 with err filled if invalid. */
-static int env_long(const char *name, long def, long min, long max, long *out, char *err,
+int config_env_long(const char *name, long def, long min, long max, long *out, char *err,
                     size_t errlen)
 {
     const char *s = getenv(name);
@@ -84,7 +84,7 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
     }
     cfg->database_url = s;
 
-    if (env_long("PORT", 3011, 0, 65535, &v, err, errlen) < 0)
+    if (config_env_long("PORT", 3011, 0, 65535, &v, err, errlen) < 0)
         return -1;
     cfg->port = (int)v;
 
@@ -97,25 +97,25 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
     }
     snprintf(cfg->listen_addr, sizeof(cfg->listen_addr), "%s", s);
 
-    if (env_long("WF_HEARTBEAT_MS", 30000, 10, 3600000, &v, err, errlen) < 0)
+    if (config_env_long("WF_HEARTBEAT_MS", 30000, 10, 3600000, &v, err, errlen) < 0)
         return -1;
     cfg->heartbeat_ms = (int)v;
-    if (env_long("WF_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &v, err, errlen) < 0)
+    if (config_env_long("WF_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &v, err, errlen) < 0)
         return -1;
     cfg->drain_timeout_ms = (int)v;
-    if (env_long("WF_START_TIMEOUT_MS", 30000, 100, 600000, &v, err, errlen) < 0)
+    if (config_env_long("WF_START_TIMEOUT_MS", 30000, 100, 600000, &v, err, errlen) < 0)
         return -1;
     cfg->start_timeout_ms = (int)v;
-    if (env_long("WF_HTTP_THREADS", 4, 1, 64, &v, err, errlen) < 0)
+    if (config_env_long("WF_HTTP_THREADS", 4, 1, 64, &v, err, errlen) < 0)
         return -1;
     cfg->http_threads = (int)v;
-    if (env_long("WF_DB_POOL_SIZE", 4, 1, 64, &v, err, errlen) < 0)
+    if (config_env_long("WF_DB_POOL_SIZE", 4, 1, 64, &v, err, errlen) < 0)
         return -1;
     cfg->db_pool_size = (int)v;
-    if (env_long("WF_MAX_BODY_BYTES", 1048576, 1024, 67108864, &v, err, errlen) < 0)
+    if (config_env_long("WF_MAX_BODY_BYTES", 1048576, 1024, 67108864, &v, err, errlen) < 0)
         return -1;
     cfg->max_body_bytes = v;
-    if (env_long("WF_AUTOSTART", 0, 0, 1, &v, err, errlen) < 0)
+    if (config_env_long("WF_AUTOSTART", 0, 0, 1, &v, err, errlen) < 0)
         return -1;
     cfg->autostart = (int)v;
 
@@ -150,7 +150,7 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
         snprintf(cfg->worker_program, sizeof(cfg->worker_program), "%s", s);
     }
 
-    if (env_long("WF_MAX_ARTIFACT_BYTES", 64L << 20, 4096, 1L << 30, &v, err, errlen) < 0)
+    if (config_env_long("WF_MAX_ARTIFACT_BYTES", 64L << 20, 4096, 1L << 30, &v, err, errlen) < 0)
         return -1;
     cfg->max_artifact_bytes = v;
     /* Bodies buffered at once, all requests together: unset, at least the
@@ -160,7 +160,7 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
         v = cfg->max_artifact_bytes;
     if (cfg->max_body_bytes > v)
         v = cfg->max_body_bytes;
-    if (env_long("WF_MAX_INFLIGHT_BODY_BYTES", v, 1L << 20, 1L << 40, &v, err, errlen) < 0)
+    if (config_env_long("WF_MAX_INFLIGHT_BODY_BYTES", v, 1L << 20, 1L << 40, &v, err, errlen) < 0)
         return -1;
     if (v < cfg->max_artifact_bytes || v < cfg->max_body_bytes) {
         snprintf(err, errlen,
@@ -170,28 +170,28 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
         return -1;
     }
     cfg->max_inflight_body_bytes = v;
-    if (env_long("WF_MAX_CONNECTIONS_PER_IP", 64, 0, 1000000, &v, err, errlen) < 0)
+    if (config_env_long("WF_MAX_CONNECTIONS_PER_IP", 64, 0, 1000000, &v, err, errlen) < 0)
         return -1;
     cfg->max_connections_per_ip = (int)v;
-    if (env_long("WF_MAX_CONNECTIONS", 0, 0, 1000000, &v, err, errlen) < 0)
+    if (config_env_long("WF_MAX_CONNECTIONS", 0, 0, 1000000, &v, err, errlen) < 0)
         return -1;
     cfg->max_connections = (int)v;
-    if (env_long("WF_REQUEST_TIMEOUT_MS", 60000, 100, 3600000, &v, err, errlen) < 0)
+    if (config_env_long("WF_REQUEST_TIMEOUT_MS", 60000, 100, 3600000, &v, err, errlen) < 0)
         return -1;
     cfg->request_timeout_ms = (int)v;
-    if (env_long("WF_MAX_MESSAGE_BYTES", 16L << 20, 1L << 20, 1L << 30, &v, err, errlen) < 0)
+    if (config_env_long("WF_MAX_MESSAGE_BYTES", 16L << 20, 1L << 20, 1L << 30, &v, err, errlen) < 0)
         return -1;
     cfg->max_message_bytes = v;
-    if (env_long("WF_WORKER_STALL_MS", 10000, 100, 600000, &v, err, errlen) < 0)
+    if (config_env_long("WF_WORKER_STALL_MS", 10000, 100, 600000, &v, err, errlen) < 0)
         return -1;
     cfg->worker_stall_ms = (int)v;
-    if (env_long("WF_WORKER_MSG_RATE", 20000, 10, 10000000, &v, err, errlen) < 0)
+    if (config_env_long("WF_WORKER_MSG_RATE", 20000, 10, 10000000, &v, err, errlen) < 0)
         return -1;
     cfg->worker_msg_rate = (int)v;
-    if (env_long("WF_DB_STATEMENT_TIMEOUT_MS", 10000, 100, 3600000, &v, err, errlen) < 0)
+    if (config_env_long("WF_DB_STATEMENT_TIMEOUT_MS", 10000, 100, 3600000, &v, err, errlen) < 0)
         return -1;
     cfg->db_statement_timeout_ms = (int)v;
-    if (env_long("WF_DB_CONNECT_TIMEOUT_MS", 5000, 1000, 600000, &v, err, errlen) < 0)
+    if (config_env_long("WF_DB_CONNECT_TIMEOUT_MS", 5000, 1000, 600000, &v, err, errlen) < 0)
         return -1;
     cfg->db_connect_timeout_ms = (int)v;
 
@@ -217,17 +217,17 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
     }
     snprintf(cfg->worker_user, sizeof(cfg->worker_user), "%s", s);
 
-    if (env_long("WF_WORKER_MAX_AS_MB", 0, 0, 4194304, &v, err, errlen) < 0)
+    if (config_env_long("WF_WORKER_MAX_AS_MB", 0, 0, 4194304, &v, err, errlen) < 0)
         return -1;
     if (v > 0 && v < 64) {
         snprintf(err, errlen, "WF_WORKER_MAX_AS_MB must be 0 (no limit) or at least 64");
         return -1;
     }
     cfg->worker_max_as_mb = v;
-    if (env_long("WF_WORKER_MAX_FILES", 1024, 16, 1048576, &v, err, errlen) < 0)
+    if (config_env_long("WF_WORKER_MAX_FILES", 1024, 16, 1048576, &v, err, errlen) < 0)
         return -1;
     cfg->worker_max_files = v;
-    if (env_long("WF_WORKER_MAX_PROCS", 4096, 0, 4194304, &v, err, errlen) < 0)
+    if (config_env_long("WF_WORKER_MAX_PROCS", 4096, 0, 4194304, &v, err, errlen) < 0)
         return -1;
     cfg->worker_max_procs = v;
     if (path_list("WF_SANDBOX_RW_PATHS", cfg->sandbox_rw_paths, sizeof(cfg->sandbox_rw_paths), err,

@@ -69,6 +69,14 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
 int config_take_secrets(struct wf_config *cfg) __attribute__((warn_unused_result));
 
 /*
+ * Reads the integer environment variable name into *out: def when unset or
+ * empty, else it must lie in [min, max]. Returns 0, or -1 with a one-line
+ * reason in err naming the variable.
+ */
+int config_env_long(const char *name, long def, long min, long max, long *out, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
+
+/*
  * Parses s as a base-10 integer in [min, max] with nothing after it.
  * Returns 0 and sets *out, or -1 leaving *out untouched.
  */

@@ -373,21 +373,6 @@ static int check_path_list(const char *name, const char *list, char *err, size_t
     return 0;
 }
 
-static int env_limit(const char *name, long min, long max, long *out, char *err, size_t errlen)
-{
-    const char *s = env_nonempty(name);
-
-    *out = 0;
-    if (s == NULL)
-        return 0;
-    if (config_parse_long(s, min, max, out) < 0) {
-        snprintf(err, errlen, "%s must be an integer in %ld..%ld, not \"%.64s\"", name, min, max,
-                 s);
-        return -1;
-    }
-    return 0;
-}
-
 int sandbox_config_from_env(struct sandbox_config *cfg, char *err, size_t errlen)
 {
     const char *disable;
@@ -405,9 +390,10 @@ int sandbox_config_from_env(struct sandbox_config *cfg, char *err, size_t errlen
     if (check_path_list("WF_SANDBOX_RW_PATHS", cfg->rw_paths, err, errlen) < 0 ||
         check_path_list("WF_SANDBOX_RO_PATHS", cfg->ro_paths, err, errlen) < 0)
         return -1;
-    if (env_limit("WF_WORKER_MAX_AS_MB", 16, 4194304, &mb, err, errlen) < 0 ||
-        env_limit("WF_WORKER_MAX_FILES", 16, 1048576, &cfg->max_files, err, errlen) < 0 ||
-        env_limit("WF_WORKER_MAX_PROCS", 1, 4194304, &cfg->max_procs, err, errlen) < 0)
+    /* Unset: the limit is left as it is (0). */
+    if (config_env_long("WF_WORKER_MAX_AS_MB", 0, 16, 4194304, &mb, err, errlen) < 0 ||
+        config_env_long("WF_WORKER_MAX_FILES", 0, 16, 1048576, &cfg->max_files, err, errlen) < 0 ||
+        config_env_long("WF_WORKER_MAX_PROCS", 0, 1, 4194304, &cfg->max_procs, err, errlen) < 0)
         return -1;
     cfg->max_as_bytes = mb * 1024 * 1024;
     disable = env_nonempty("WF_SANDBOX_DISABLE");
