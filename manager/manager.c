@@ -395,51 +395,100 @@ static void core_writable(struct mgr *m)
 }
 
 /*
+ * pid's state letter and name from /proc/<pid>/stat. Returns 0, or -1 when
+ * it is gone. The name may hold anything, so the state is found from the
+ * name's closing parenthesis.
+ */
+static int proc_stat(long pid, char *state, long *ppid, char *comm, size_t len)
+{
+    char path[64], buf[512], *lp, *rp;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    lp = strchr(buf, '(');
+    rp = strrchr(buf, ')');
+    if (lp == NULL || rp == NULL || rp < lp || sscanf(rp + 1, " %c %ld", state, ppid) != 2)
+        return -1;
+    *rp = '\0';
+    snprintf(comm, len, "%s", lp + 1);
+    return 0;
+}
+
+/* Kills child pid if it is an orphan: not core, a worker or a describer,
+ * and not already dead (a zombie waiting to be reaped). */
+static void kill_if_orphan(struct mgr *m, long pid)
+{
+    char comm[64], state;
+    long ppid;
+
+    if ((pid_t)pid == m->core_pid || sv_is_proc(m, (pid_t)pid) || dsc_is_describer(m, (pid_t)pid))
+        return;
+    if (proc_stat(pid, &state, &ppid, comm, sizeof(comm)) < 0 || ppid != (long)getpid() ||
+        state == 'Z')
+        return;
+    log_warning("killing orphan process %ld (%s) left behind by project code", pid, comm);
+    kill((pid_t)-pid, SIGKILL); /* its group, if it leads one */
+    kill((pid_t)pid, SIGKILL);
+}
+
+/*
  * The manager is a child subreaper: a process a plugin forked and left
  * behind (its worker gone, or a child that called setsid and outlived the
  * process that forked it) becomes the manager's child. Anything among its
  * children that it does not track (core, workers, describers) is such an
  * orphan, and is killed: nothing a plugin starts outlives its worker.
+ * A child's pid cannot be reused before the manager reaps it, so a pid
+ * listed here is that child's until then.
+ *
+ * The children come from /proc/self/task/<pid>/children, one read however
+ * many workers run (the manager is single-threaded); a kernel without it
+ * (CONFIG_PROC_CHILDREN) gets a scan of /proc instead.
  */
 static void kill_orphans(struct mgr *m)
 {
-    pid_t self = getpid();
+    char path[64], buf[65536];
     struct dirent *de;
-    DIR *d = opendir("/proc");
+    ssize_t n;
+    DIR *d;
+    int fd;
 
+    snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        size_t used = 0;
+        while (used < sizeof(buf) - 1 && (n = read(fd, buf + used, sizeof(buf) - 1 - used)) > 0)
+            used += (size_t)n;
+        close(fd);
+        buf[used] = '\0';
+        /* Past 64 KiB (some 9,000 children) the rest waits for the next
+         * sweep; a pid cut in two there is dropped. */
+        if (used == sizeof(buf) - 1 && strrchr(buf, ' ') != NULL)
+            *strrchr(buf, ' ') = '\0';
+        for (char *p = buf, *end; *p != '\0'; p = end) {
+            long pid = strtol(p, &end, 10);
+            if (end == p)
+                break;
+            if (pid > 0 && (*end == ' ' || *end == '\n' || *end == '\0'))
+                kill_if_orphan(m, pid);
+        }
+        return;
+    }
+    d = opendir("/proc");
     if (d == NULL)
         return;
     while ((de = readdir(d)) != NULL) {
-        char path[64], buf[512], *rp;
-        long pid, ppid;
-        char state;
-        ssize_t n;
-        int fd;
-
-        if (config_parse_long(de->d_name, 1, INT32_MAX, &pid) < 0)
-            continue;
-        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-            continue;
-        buf[n] = '\0';
-        /* "pid (comm) state ppid …": comm may hold anything, so from its end */
-        rp = strrchr(buf, ')');
-        if (rp == NULL || sscanf(rp + 1, " %c %ld", &state, &ppid) != 2 || ppid != (long)self ||
-            state == 'Z') /* killed already, waiting to be reaped */
-            continue;
-        if ((pid_t)pid == m->core_pid || sv_is_proc(m, (pid_t)pid) ||
-            dsc_is_describer(m, (pid_t)pid))
-            continue;
-        *rp = '\0';
-        log_warning("killing orphan process %ld (%s) left behind by project code", pid,
-                    strchr(buf, '(') != NULL ? strchr(buf, '(') + 1 : "?");
-        kill((pid_t)-pid, SIGKILL); /* its group, if it leads one */
-        kill((pid_t)pid, SIGKILL);
+        long pid;
+        if (config_parse_long(de->d_name, 1, INT32_MAX, &pid) == 0)
+            kill_if_orphan(m, pid);
     }
     closedir(d);
 }
