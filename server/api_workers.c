@@ -115,6 +115,12 @@ enum MHD_Result api_metrics(struct core *c, struct MHD_Connection *conn, struct 
            (unsigned long long)m.worker_resets);
     series(buf, cap, &pos, "wf_worker_messages_total", "counter", "Messages received from workers.",
            (unsigned long long)m.worker_msgs_in);
+    series(buf, cap, &pos, "wf_artifact_fetches_total", "counter",
+           "Plugins fetched from the database into sealed memfds (one per start of a "
+           "project whose code no running worker holds).",
+           (unsigned long long)m.artifacts_fetched);
+    series(buf, cap, &pos, "wf_artifact_fetched_bytes_total", "counter", "Bytes of those plugins.",
+           (unsigned long long)m.artifact_bytes_fetched);
     series(buf, cap, &pos, "wf_http_requests_total", "counter",
            "HTTP requests completed since core started.",
            (unsigned long long)__atomic_load_n(&c->stats.http_requests, __ATOMIC_RELAXED));

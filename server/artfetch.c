@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "artifacts.h"
@@ -41,6 +42,7 @@ struct artfetch {
     pthread_cond_t cv;
     struct job *head, *tail;
     int stopping;
+    struct artfetch_stats stats; /* loop thread only */
 };
 
 static void close_fds(struct job *j)
@@ -69,6 +71,12 @@ static void deliver(void *arg)
         close_fds(j);
         j->done(j->arg, NULL, j->err);
     } else {
+        for (size_t i = 0; i < j->n; i++) {
+            struct stat st;
+            j->af->stats.fetched++;
+            if (fstat(j->fds[i], &st) == 0)
+                j->af->stats.bytes += (uint64_t)st.st_size;
+        }
         j->done(j->arg, j->fds, NULL);
         for (size_t i = 0; i < j->n; i++)
             j->fds[i] = -1; /* done took them */
@@ -211,4 +219,9 @@ void artfetch_free(struct artfetch *af)
     pthread_mutex_destroy(&af->mu);
     pthread_cond_destroy(&af->cv);
     free(af);
+}
+
+void artfetch_get_stats(const struct artfetch *af, struct artfetch_stats *out)
+{
+    *out = af->stats;
 }

@@ -13,6 +13,7 @@
 #define WF_ARTFETCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct loop;
 struct artfetch;
@@ -38,5 +39,15 @@ void artfetch_free(struct artfetch *af);
  * (done not called). */
 int artfetch_fetch(struct artfetch *af, const char *const *shas, size_t n, artfetch_done_fn done,
                    void *arg) __attribute__((warn_unused_result));
+
+/* What the thread has made since it started: artifacts turned into memfds
+ * and their bytes. */
+struct artfetch_stats {
+    uint64_t fetched;
+    uint64_t bytes;
+};
+
+/* Loop thread. */
+void artfetch_get_stats(const struct artfetch *af, struct artfetch_stats *out);
 
 #endif

@@ -108,6 +108,12 @@ static void publish(struct core *c)
     m.worker_msgs_in = wcc.msgs_in;
     m.worker_heartbeats_dropped = wcc.heartbeats_dropped;
     m.http_pool_queued = (uint64_t)ctlpool_queued(c->pool);
+    if (c->af != NULL) {
+        struct artfetch_stats as;
+        artfetch_get_stats(c->af, &as);
+        m.artifacts_fetched = as.fetched;
+        m.artifact_bytes_fetched = as.bytes;
+    }
     pthread_mutex_lock(&c->metrics_mu);
     c->metrics = m;
     pthread_mutex_unlock(&c->metrics_mu);

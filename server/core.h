@@ -54,6 +54,8 @@ struct core_metrics {
     uint64_t worker_msgs_in;
     uint64_t worker_heartbeats_dropped;
     uint64_t http_pool_queued;
+    uint64_t artifacts_fetched;
+    uint64_t artifact_bytes_fetched;
 };
 
 struct core {

@@ -212,24 +212,6 @@ static long proc_kb(pid_t pid, const char *field)
     return v;
 }
 
-/* A gauge from /metrics, or -1. */
-static long long metric_value(const struct th_server *s, const char *name)
-{
-    struct th_reply r;
-    long long v = -1;
-    char needle[128];
-
-    if (th_http(s, "GET", "/metrics", NULL, 0, &r) == 200 && r.body != NULL) {
-        const char *p;
-        snprintf(needle, sizeof(needle), "\n%s ", name);
-        p = strstr(r.body, needle);
-        if (p != NULL)
-            v = strtoll(p + strlen(needle), NULL, 10);
-    }
-    th_reply_free(&r);
-    return v;
-}
-
 /* The number of lines of the server's log containing needle. */
 static int log_count(const struct th_server *s, const char *needle)
 {
@@ -442,7 +424,7 @@ static void test_token_first(struct th_db *db)
     fprintf(stderr, "  core VmHWM %ld kB before, %ld kB after (bound +%d kB); /health %lld ms\n",
             hwm0, hwm1, EDGE_RSS_BOUND_KB, health_ms);
     CHECK(hwm0 > 0 && hwm1 - hwm0 < EDGE_RSS_BOUND_KB);
-    CHECK(metric_value(&s, "wf_http_body_bytes_buffered_max") == 0);
+    CHECK(th_metric(&s, "wf_http_body_bytes_buffered_max") == 0);
     /* With the token, Expect: 100-continue is still answered 100. */
     {
         static const char req[] = "PUT /projects/nope/activities/x HTTP/1.1\r\nHost: x\r\n"
@@ -479,7 +461,7 @@ static void test_no_token_flood(struct th_db *db)
     if (!CHECK(th_server_start(&s, db, env) == 0))
         goto out;
     core = th_proc_child(s.pid, "wf-core");
-    budget = metric_value(&s, "wf_http_body_bytes_budget");
+    budget = th_metric(&s, "wf_http_body_bytes_budget");
     if (!CHECK(core > 0) || !CHECK_EQ_INT(budget, 256LL << 20))
         goto out;
     hwm0 = proc_kb(core, "VmHWM");
@@ -494,7 +476,7 @@ static void test_no_token_flood(struct th_db *db)
             budget >> 10, EDGE_RSS_BOUND_KB);
     CHECK(busy >= N_UPLOADS - (int)(budget / BIG_BODY) - 1);
     CHECK(other >= 1);
-    CHECK(metric_value(&s, "wf_http_body_bytes_buffered_max") <= budget);
+    CHECK(th_metric(&s, "wf_http_body_bytes_buffered_max") <= budget);
     CHECK(hwm1 - hwm0 < (budget >> 10) + EDGE_RSS_BOUND_KB);
     CHECK_EQ_INT(get_from("127.0.0.2", s.port, "/health", 2000, NULL), 200);
 out:
@@ -560,8 +542,8 @@ static void busy_bodies(const struct th_server *s)
             BUSY_BODY, BUDGET, created, busy);
     CHECK(created >= 1 && busy >= 1);
     CHECK_EQ_INT(created + busy, N_BUSY);
-    CHECK(metric_value(s, "wf_http_body_bytes_buffered_max") <= BUDGET);
-    CHECK(metric_value(s, "wf_http_body_bytes_buffered_max") > 0);
+    CHECK(th_metric(s, "wf_http_body_bytes_buffered_max") <= BUDGET);
+    CHECK(th_metric(s, "wf_http_body_bytes_buffered_max") > 0);
 out:
     for (int i = 0; i < N_BUSY; i++)
         if (fd[i] >= 0)
@@ -674,7 +656,7 @@ static void test_budget(struct th_db *db)
     chunked_body(&s);
     framing(&s);
     json_text(&s);
-    CHECK_EQ_INT(metric_value(&s, "wf_http_body_bytes_buffered"), 0);
+    CHECK_EQ_INT(th_metric(&s, "wf_http_body_bytes_buffered"), 0);
 out:
     CHECK(th_server_stop(&s, 10000) == 0);
     th_server_cleanup(&s);
@@ -777,7 +759,7 @@ static void connection_flood(const struct th_server *s)
             "  %d + %d idle connections against a limit of %d (%d re-opened): /health %d/%d "
             "answered 200, slowest %lld ms, %lld connections open\n",
             3 * PER_IP, n, MAX_CONNS, reopened, ok, probes, worst,
-            metric_value(s, "wf_http_connections"));
+            th_metric(s, "wf_http_connections"));
     CHECK_EQ_INT(ok, probes);
     CHECK(probes >= 10);
     for (int i = 0; i < 3 * PER_IP; i++)

@@ -5,7 +5,8 @@
  * (new pid, old process gone, row changed) → broken v3 → restart fails and
  * v2 keeps serving; a plugin whose entry point crashes takes down only its
  * own worker; the code reaches workers as sealed memfds (mapped from
- * /memfd:wf-plugin-…) and no plugin file exists on disk; stale rows of an earlier instance are
+ * /memfd:wf-plugin-…), fetched once per start (wf_artifact_fetches_total),
+ * and no plugin file exists on disk; stale rows of an earlier instance are
  * reconciled at start, and rows of another host that stopped heartbeating
  * are marked crashed.
  */
@@ -87,13 +88,31 @@ static int gone_reaped(void *arg)
     return ok;
 }
 
+static long long fetch_goal;
+
+static int fetched_goal(void *arg)
+{
+    return th_metric(arg, "wf_artifact_fetches_total") >= fetch_goal;
+}
+
+/* The size of test plugin <WF_TEST_PLUGIN_DIR>/<name>.so, or -1. */
+static long long plugin_size(const char *name)
+{
+    const char *dir = getenv("WF_TEST_PLUGIN_DIR");
+    char path[600];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s.so", dir != NULL ? dir : ".", name);
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
 int main(void)
 {
     struct th_db db = {0};
     struct th_server srv = {0};
     PGconn *pg = NULL;
     cJSON *j = NULL;
-    long long pid1, pid2, pid3;
+    long long pid1, pid2, pid3, fetches, fetched;
     char env_rt[700];
     char *v;
     const char *overrides[3];
@@ -164,7 +183,16 @@ int main(void)
     CHECK_EQ_INT(th_json_num(j, "count"), 2);
     cJSON_Delete(j);
 
+    fetches = th_metric(&srv, "wf_artifact_fetches_total");
+    fetched = th_metric(&srv, "wf_artifact_fetched_bytes_total");
+    CHECK(fetches >= 0 && fetched >= 0);
     CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p1", NULL), 200);
+    /* One plugin read from the database for the start, all of its bytes
+     * (/metrics is published every 100 ms). */
+    fetch_goal = fetches + 1;
+    CHECK(th_wait_until(fetched_goal, &srv, 5000, 20) == 0);
+    CHECK_EQ_INT(th_metric(&srv, "wf_artifact_fetches_total"), fetches + 1);
+    CHECK_EQ_INT(th_metric(&srv, "wf_artifact_fetched_bytes_total") - fetched, plugin_size("good"));
     pid1 = th_status_pid(&srv, "p1", &j);
     CHECK(pid1 > 0);
     CHECK(loaded_has(j, "workflows", "hello-flow"));

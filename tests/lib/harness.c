@@ -1120,6 +1120,23 @@ void th_reply_free(struct th_reply *r)
     memset(r, 0, sizeof(*r));
 }
 
+long long th_metric(const struct th_server *s, const char *name)
+{
+    struct th_reply r;
+    long long v = -1;
+    char needle[128];
+
+    if (th_http(s, "GET", "/metrics", NULL, 0, &r) == 200 && r.body != NULL) {
+        const char *p;
+        snprintf(needle, sizeof(needle), "\n%s ", name);
+        p = strstr(r.body, needle);
+        if (p != NULL)
+            v = strtoll(p + strlen(needle), NULL, 10);
+    }
+    th_reply_free(&r);
+    return v;
+}
+
 long th_http_json(const struct th_server *s, const char *method, const char *path, const char *body,
                   cJSON **json)
 {

@@ -249,6 +249,9 @@ long th_http_ex(const struct th_server *s, const char *method, const char *path,
 
 void th_reply_free(struct th_reply *r);
 
+/* The value of an unlabelled series in GET /metrics, or -1. */
+long long th_metric(const struct th_server *s, const char *name);
+
 /*
  * Convenience: body is a NUL-terminated string or NULL. Returns the status
  * (-1 on a transport error) and stores the parsed body in *json (NULL if
