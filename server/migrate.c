@@ -132,6 +132,16 @@ static const struct migration migrations[] = {
      /* The sandbox layers the worker applied before loading any code
       * (worker/sandbox.c), so an operator sees with SQL what holds. */
      "ALTER TABLE workflow_workers ADD COLUMN sandbox jsonb;"},
+    {4, "durable execution",
+     /* code_sha256 pins a run to the artifact of its workflow when it
+      * started (DESIGN §5); cancel_requested lets a cancel reach a run that
+      * a worker holds; the list index serves keyset paging newest first. */
+     "ALTER TABLE executions ADD COLUMN code_sha256 text"
+     "  CHECK (code_sha256 ~ '^[0-9a-f]{64}$');"
+     "ALTER TABLE executions ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false;"
+     "CREATE INDEX executions_project_list_idx ON executions (project_id, created_at, id);"
+     "CREATE INDEX executions_lease_expiry_idx ON executions (lease_expires_at)"
+     "  WHERE lease_owner IS NOT NULL;"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
