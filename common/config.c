@@ -188,6 +188,17 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
     if (config_env_long("WF_WORKER_MSG_RATE", 20000, 10, 10000000, &v, err, errlen) < 0)
         return -1;
     cfg->worker_msg_rate = (int)v;
+    if (config_env_long("MAX_CONCURRENT_WORKFLOW_EXECUTIONS", WF_DEFAULT_MAX_RUNS, 1, 1000000, &v,
+                        err, errlen) < 0)
+        return -1;
+    cfg->max_runs = (int)v;
+    if (config_env_long("MAX_CONCURRENT_ACTIVITY_EXECUTIONS", WF_DEFAULT_MAX_ACTIVITIES, 1, 10000,
+                        &v, err, errlen) < 0)
+        return -1;
+    cfg->max_activities = (int)v;
+    if (config_env_long("WF_LEASE_MS", 15000, 1000, 3600000, &v, err, errlen) < 0)
+        return -1;
+    cfg->lease_ms = (int)v;
     if (config_env_long("WF_DB_STATEMENT_TIMEOUT_MS", 10000, 100, 3600000, &v, err, errlen) < 0)
         return -1;
     cfg->db_statement_timeout_ms = (int)v;

@@ -14,6 +14,11 @@
 
 #include "log.h"
 
+/* Defaults of MAX_CONCURRENT_WORKFLOW_EXECUTIONS and _ACTIVITY_EXECUTIONS
+ * (docs/operations.md); a sleeping or waiting run holds no slot. */
+#define WF_DEFAULT_MAX_RUNS 1000
+#define WF_DEFAULT_MAX_ACTIVITIES 100
+
 struct wf_config {
     const char *database_url; /* core only; a private copy after config_take_secrets */
     int port;                 /* 0: any free port */
@@ -45,6 +50,9 @@ struct wf_config {
     long max_message_bytes;       /* largest message between roles (WF_MAX_MESSAGE_BYTES) */
     int worker_stall_ms;          /* a worker not reading its queue this long is reset */
     int worker_msg_rate;          /* messages per second a worker may send before it is reset */
+    int max_runs;                 /* MAX_CONCURRENT_WORKFLOW_EXECUTIONS: runs a worker holds */
+    int max_activities;           /* MAX_CONCURRENT_ACTIVITY_EXECUTIONS: activities at once */
+    int lease_ms;                 /* WF_LEASE_MS: how long a host's claim on a run lasts */
     int db_statement_timeout_ms;
     int db_connect_timeout_ms;
     enum log_level log_level;

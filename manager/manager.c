@@ -153,6 +153,10 @@ static void build_worker_env(struct mgr *m)
         snprintf(num, sizeof(num), "%ld", cfg->worker_max_as_mb);
         worker_env_add(m, &n, "WF_WORKER_MAX_AS_MB", num);
     }
+    snprintf(num, sizeof(num), "%d", cfg->max_runs);
+    worker_env_add(m, &n, "MAX_CONCURRENT_WORKFLOW_EXECUTIONS", num);
+    snprintf(num, sizeof(num), "%d", cfg->max_activities);
+    worker_env_add(m, &n, "MAX_CONCURRENT_ACTIVITY_EXECUTIONS", num);
     snprintf(num, sizeof(num), "%ld", cfg->worker_max_files);
     worker_env_add(m, &n, "WF_WORKER_MAX_FILES", num);
     if (cfg->worker_max_procs > 0) {

@@ -156,3 +156,39 @@ int apibody_project_create(const char *body, size_t len, char id[WF_ID_MAX + 1],
     cJSON_Delete(o);
     return rc;
 }
+
+int apibody_trigger(const char *body, size_t len, char workflow[65], char **input,
+                    char key[APIBODY_KEY_MAX + 1], const char **why)
+{
+    cJSON *o = parse_object(body, len, 0, why);
+    const cJSON *wf, *in, *k;
+    char *text;
+    int rc = -1;
+
+    if (o == NULL)
+        return -1;
+    wf = cJSON_GetObjectItemCaseSensitive(o, "workflow");
+    in = cJSON_GetObjectItemCaseSensitive(o, "input");
+    k = cJSON_GetObjectItemCaseSensitive(o, "idempotencyKey");
+    if (wf == NULL || cJSON_IsNull(wf)) {
+        *why = "workflow is required";
+    } else if (!cJSON_IsString(wf) || wf->valuestring[0] == '\0' || strlen(wf->valuestring) > 64) {
+        *why = "invalid workflow: must be a workflow name (kebab-case, at most 64 bytes)";
+    } else if (k != NULL && !cJSON_IsNull(k) &&
+               (!cJSON_IsString(k) || k->valuestring[0] == '\0' ||
+                strlen(k->valuestring) > APIBODY_KEY_MAX)) {
+        *why = "invalid idempotencyKey: must be a string of 1 to 255 bytes";
+    } else {
+        text = in != NULL ? cJSON_PrintUnformatted(in) : strdup("null");
+        if (text == NULL) {
+            *why = "out of memory";
+        } else {
+            snprintf(workflow, 65, "%s", wf->valuestring);
+            snprintf(key, APIBODY_KEY_MAX + 1, "%s", cJSON_IsString(k) ? k->valuestring : "");
+            *input = text;
+            rc = 0;
+        }
+    }
+    cJSON_Delete(o);
+    return rc;
+}

@@ -31,4 +31,17 @@ int apibody_project_create(const char *body, size_t len, char id[WF_ID_MAX + 1],
                            char name[APIBODY_NAME_MAX + 1], const char **why)
     __attribute__((warn_unused_result));
 
+/*
+ * POST /projects/{id}/executions: {"workflow": name, "input"?: any JSON,
+ * "idempotencyKey"?: string of 1..255 bytes or null}. workflow gets the name
+ * (not checked beyond its length: the caller checks kebab-case), *input the
+ * input printed compactly ("null" when absent; malloc'ed, the caller frees:
+ * the one allocation that outlives a call here), key[0] is '\0' without a
+ * key.
+ */
+#define APIBODY_KEY_MAX 255
+int apibody_trigger(const char *body, size_t len, char workflow[65], char **input,
+                    char key[APIBODY_KEY_MAX + 1], const char **why)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "artfetch.h"
+#include "engine.h"
 #include "ctlpool.h"
 #include "db.h"
 #include "dbq.h"
@@ -269,15 +270,52 @@ static void on_worker_hello(void *arg, struct wconn *w, const cJSON *msg)
             wview_set_sandbox(c->view, wconn_project(w), wconn_pid(w), text);
         free(text);
     }
-    loadcode_on_hello(c->lc, w, msg);
+    {
+        uint64_t id = wconn_id(w);
+        loadcode_on_hello(c->lc, w, msg);
+        /* A worker that kept its code across a core restart takes runs
+         * again (loadcode resets it, gone event and all, if its claim is
+         * false). */
+        if (ju_bool(msg, "loaded") && (w = wconns_find(c->wc, id)) != NULL)
+            engine_worker_ready(c->engine, w);
+    }
 }
 
 static void on_worker_gone(void *arg, struct wconn *w)
 {
     struct core *c = arg;
 
-    /* Once runs exist, the worker's leases are freed here. */
+    engine_worker_gone(c->engine, w); /* its runs go back at once */
     loadcode_gone(c->lc, w);
+}
+
+/* {"t":"ready"} (the code is loaded: runs may come) and {"t":"ev"} (runs). */
+static int on_worker_message(void *arg, struct wconn *w, const cJSON *msg)
+{
+    struct core *c = arg;
+    const char *t = ju_str(msg, "t");
+
+    if (strcmp(t, "ready") == 0) {
+        engine_worker_ready(c->engine, w);
+        return 0;
+    }
+    if (strcmp(t, "ev") == 0)
+        return engine_worker_message(c->engine, w, msg);
+    return 1;
+}
+
+static const char *engine_code_of(void *arg, const struct wconn *w)
+{
+    struct core *c = arg;
+
+    return loadcode_summary(c->lc, w);
+}
+
+static struct wconn *engine_find(void *arg, uint64_t id)
+{
+    struct core *c = arg;
+
+    return wconns_find(c->wc, id);
 }
 
 /* ---- start-up ---- */
@@ -427,7 +465,8 @@ static int build(struct core *c, int ctl_fd)
                             .health_ms = HEALTH_MS,
                             .wait_ms = 5000};
     struct mgrlink_events mev = {on_mgr_hello, on_mgr_state, on_mgr_attach, on_mgr_gone, c};
-    struct wconns_events wev = {on_worker_hello, on_worker_gone, c};
+    struct wconns_events wev = {on_worker_hello, on_worker_gone, on_worker_message, c};
+    struct engine_env eenv = {engine_code_of, engine_find, c};
 
     c->loop = loop_new();
     if (c->loop == NULL || setup_signals(c) < 0) {
@@ -449,7 +488,9 @@ static int build(struct core *c, int ctl_fd)
     c->wc = c->view != NULL ? wconns_new(cfg, c->loop, c->view, c->ml, &wev) : NULL;
     c->lc = c->wc != NULL && c->af != NULL ? loadcode_new(c->loop, c->dbq, c->view, c->wc, c->af)
                                            : NULL;
-    if (c->pool == NULL || c->af == NULL || c->view == NULL || c->wc == NULL || c->lc == NULL) {
+    c->engine = c->lc != NULL ? engine_new(cfg, c->loop, c->dbq, &eenv) : NULL;
+    if (c->pool == NULL || c->af == NULL || c->view == NULL || c->wc == NULL || c->lc == NULL ||
+        c->engine == NULL) {
         log_error("could not set up core's modules");
         return -1;
     }
@@ -511,6 +552,8 @@ static void shutdown_core(struct core *c)
      * timers stop first. */
     if (c->view != NULL)
         wview_stop(c->view);
+    if (c->engine != NULL)
+        engine_detach(c->engine);
     dbq_free(c->dbq);
     c->dbq = NULL;
     /* 5. Worker sockets close (their clean-ups go to the artifact thread);
@@ -530,6 +573,8 @@ static void shutdown_core(struct core *c)
     /* 6. Only now may libmicrohttpd stop: no connection is suspended. */
     http_stop(c);
     loadcode_free(c->lc);
+    engine_free(c->engine);
+    c->engine = NULL;
     wview_free(c->view);
     ctlpool_free(c->pool);
     if (c->sigfd >= 0)

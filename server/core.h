@@ -70,6 +70,7 @@ struct core {
     struct wview *view;
     struct wconns *wc;
     struct loadcode *lc;
+    struct engine *engine;
 
     struct MHD_Daemon *httpd;
     struct MHD_Response *health[2]; /* /health replies: [0] database down, [1] ok */

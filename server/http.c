@@ -61,6 +61,7 @@
 
 #include "api_code.h"
 #include "api_projects.h"
+#include "api_runs.h"
 #include "api_workers.h"
 #include "config.h"
 #include "ctlpool.h"
@@ -111,6 +112,7 @@ static const struct route routes[] = {
     {"PUT", "/projects/*/activities/*", 0, 1, api_code_put_activity, NULL},
     {"DELETE", "/projects/*/workflows/*", 0, 0, NULL, api_code_delete_workflow},
     {"DELETE", "/projects/*/activities/*", 0, 0, NULL, api_code_delete_activity},
+    {"POST", "/projects/*/executions", 0, 0, api_runs_trigger, NULL},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

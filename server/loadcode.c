@@ -141,7 +141,7 @@ cJSON *loadcode_build(const struct loadcode_row *rows, size_t n, char **summary)
 {
     cJSON *load = cJSON_CreateObject();
     cJSON *sum = cJSON_CreateObject();
-    cJSON *wf, *act, *arts, *provides, *swf, *sact, *splug;
+    cJSON *wf, *act, *arts, *provides, *swf, *sact, *splug, *scode;
     int ok = load != NULL && sum != NULL;
 
     *summary = NULL;
@@ -153,8 +153,10 @@ cJSON *loadcode_build(const struct loadcode_row *rows, size_t n, char **summary)
     swf = ok ? cJSON_AddArrayToObject(sum, "workflows") : NULL;
     sact = ok ? cJSON_AddArrayToObject(sum, "activities") : NULL;
     splug = ok ? cJSON_AddArrayToObject(sum, "plugins") : NULL;
+    /* Which artifact each workflow runs: new runs are pinned to it. */
+    scode = ok ? cJSON_AddObjectToObject(sum, "workflowCode") : NULL;
     ok = ok && wf != NULL && act != NULL && arts != NULL && provides != NULL && swf != NULL &&
-         sact != NULL && splug != NULL;
+         sact != NULL && splug != NULL && scode != NULL;
     for (size_t i = 0; ok && i < n; i++) {
         const struct loadcode_row *r = &rows[i];
         int workflow = strcmp(r->kind, "workflow") == 0;
@@ -164,7 +166,8 @@ cJSON *loadcode_build(const struct loadcode_row *rows, size_t n, char **summary)
              append_str(workflow ? swf : sact, r->name) == 0;
         if (!ok || r->sha256 == NULL)
             continue; /* declared without code yet */
-        ok = append_pairs(provides, "kind", r->kind, "name", r->name, NULL, NULL) == 0;
+        ok = append_pairs(provides, "kind", r->kind, "name", r->name, NULL, NULL) == 0 &&
+             (!workflow || cJSON_AddStringToObject(scode, r->name, r->sha256) != NULL);
         for (size_t j = 0; j < i; j++)
             seen |= rows[j].sha256 != NULL && strcmp(rows[j].sha256, r->sha256) == 0;
         if (!ok || seen)

@@ -199,6 +199,11 @@ static int handle(struct wconn *w, const cJSON *msg, int64_t now)
         }
         return 0;
     }
+    if (w->said_hello && w->wc->ev.message != NULL) {
+        int rc = w->wc->ev.message(w->wc->ev.arg, w, msg);
+        if (rc <= 0)
+            return rc;
+    }
     wconn_reset(w, "unexpected message \"%.32s\"%s", t, w->said_hello ? "" : " before its hello");
     return -1;
 }

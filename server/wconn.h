@@ -41,6 +41,10 @@ struct wconn;
 struct wconns_events {
     void (*hello)(void *arg, struct wconn *w, const cJSON *msg);
     void (*gone)(void *arg, struct wconn *w);
+    /* Any other message after the hello ({"t":"ready"}, {"t":"ev"}): returns
+     * 0, 1 when the type is unknown (w is then reset here), or -1 when the
+     * callee reset w. */
+    int (*message)(void *arg, struct wconn *w, const cJSON *msg);
     void *arg;
 };
 

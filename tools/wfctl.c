@@ -547,11 +547,10 @@ static int cmd_run(const struct ctl_client *c, int argc, char **argv)
     ctl_print_raw(c, &r);
     rc = ctl_reply_check(&r);
     if (rc == CTL_EXIT_OK && !c->json) {
-        ex = cJSON_GetObjectItemCaseSensitive(r.json, "execution");
-        if (!cJSON_IsObject(ex))
-            ex = r.json;
-        if (ctl_str(ex, "id") != NULL)
-            printf("started run %s of %s (status %s)\n", ctl_str(ex, "id"), argv[2],
+        ex = r.json;
+        if (ctl_str(ex, "executionId") != NULL)
+            printf("%s run %s of %s (status %s)\n", r.status == 200 ? "existing" : "started",
+                   ctl_str(ex, "executionId"), argv[2],
                    ctl_str(ex, "status") ? ctl_str(ex, "status") : "pending");
         else
             printf("%s\n", r.body);

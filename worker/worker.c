@@ -12,6 +12,8 @@
  *                                       or {"t":"load","error":"…"}
  *   to manager once loaded:             {"t":"ready"} or {"t":"load_error","error",
  *                                        "transient"} (transient: core's failure)
+ *   to core once loaded:                {"t":"ready"}: runs may come
+ *   both ways, once loaded:             {"t":"ev","e":[…]}: runs, steps, acks (runs.h)
  *   to core every heartbeat interval:   {"t":"hb"}
  *   from core:                          {"t":"ping","n"}, answered {"t":"pong","n"}
  *   from manager:                       {"t":"core"} + a new work socket (core restarted)
@@ -49,12 +51,15 @@
 #include "log.h"
 #include "msg.h"
 #include "privs.h"
+#include "runs.h"
 #include "sandbox.h"
 #include "worker.h"
 
 #define CTL_FD 3
 #define WORK_FD 4
 #define WORKER_MAX_ARTIFACTS 256 /* memfds held before a load; more is a protocol error */
+#define WORKER_TURN_THREADS 2    /* workflow turns are short: CPU-bound, no I/O */
+#define WORKER_STOP_WAIT_MS 2000 /* plugin code still running at stop gets this long */
 
 struct worker {
     const char *project;
@@ -70,6 +75,7 @@ struct worker {
     cJSON *code;              /* core's summary of what we loaded, shown to the next core */
     cJSON *sandbox;           /* what sandbox_apply did, sent in every hello */
     struct plg_registry *reg; /* the project's plugins, once loaded */
+    struct runs *runs;        /* the run table, once loaded */
     struct artifact {
         char sha[65];
         int fd; /* the sealed memfd core sent, until the load */
@@ -148,6 +154,9 @@ static void set_work_fd(struct worker *w, int fd)
         chan_free(w->work); /* closes the socket: also removes it from epoll */
         w->work = NULL;
         w->work_fd = -1;
+        /* The next core hands the runs out again from their history. */
+        if (w->runs != NULL)
+            runs_core_lost(w->runs);
     }
     if (fd < 0)
         return;
@@ -244,6 +253,54 @@ static void report_load_error(struct worker *w, const char *error, int transient
     w->stop = WF_EXIT_FAILURE;
 }
 
+static int send_to_core(void *arg, const cJSON *msg)
+{
+    struct worker *w = arg;
+
+    return send_on(w, w->work, msg);
+}
+
+/* Reads a positive setting from the environment (the manager passes it). */
+static int env_int(const char *name, int def, int max)
+{
+    const char *s = getenv(name);
+    long v;
+
+    if (s == NULL || config_parse_long(s, 1, max, &v) < 0)
+        return def;
+    return (int)v;
+}
+
+/* The run table and its descriptors, once the code is loaded. Returns 0,
+ * or -1 with err set. */
+static int start_runs(struct worker *w, char *err, size_t errlen)
+{
+    struct runs_config rc = {
+        .max_runs = env_int("MAX_CONCURRENT_WORKFLOW_EXECUTIONS", WF_DEFAULT_MAX_RUNS, 1000000),
+        .max_activities =
+            env_int("MAX_CONCURRENT_ACTIVITY_EXECUTIONS", WF_DEFAULT_MAX_ACTIVITIES, 10000),
+        .turn_threads = WORKER_TURN_THREADS};
+    struct epoll_event ev = {.events = EPOLLIN};
+
+    w->runs = runs_new(&rc, w->reg, w->project, send_to_core, w);
+    if (w->runs == NULL) {
+        snprintf(err, errlen, "could not set up the run table: %s", strerror(errno));
+        return -1;
+    }
+    ev.data.fd = runs_mailbox_fd(w->runs);
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0)
+        goto fail;
+    ev.data.fd = runs_timer_fd(w->runs);
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "could not watch the run table: %s", strerror(errno));
+    (void)runs_free(w->runs, 0);
+    w->runs = NULL;
+    return -1;
+}
+
 /*
  * Loads the plugins core sent us (sealed memfds, dlopen'ed through
  * /proc/self/fd/N) and reports the outcome to the manager: {"t":"ready"} once everything is loaded
@@ -308,12 +365,18 @@ static void load_code(struct worker *w, cJSON *msg)
         return;
     }
     w->code = cJSON_IsObject(summary) ? cJSON_Duplicate(summary, 1) : cJSON_CreateObject();
+    if (start_runs(w, err, sizeof(err)) < 0) {
+        report_load_error(w, err, 0);
+        return;
+    }
     w->loaded = 1;
     if (send_simple(w, w->ctl, "ready", NULL, NULL) < 0) {
         wlog_error("could not report ready: %s", strerror(errno));
         w->stop = WF_EXIT_FAILURE;
         return;
     }
+    if (send_simple(w, w->work, "ready", NULL, NULL) < 0)
+        wlog_debug("could not tell core we are ready: %s", strerror(errno));
     wlog_info("ready: %d workflows, %d activities, %zu plugins", cJSON_GetArraySize(wf),
               cJSON_GetArraySize(act), n);
 }
@@ -363,9 +426,18 @@ static void process_work(struct worker *w)
                 w->stop = WF_EXIT_PROTOCOL;
                 return;
             }
-        } else if (t != NULL && strcmp(t, "load") == 0)
+        } else if (t != NULL && strcmp(t, "load") == 0) {
             load_code(w, msg);
-        else if (t != NULL && strcmp(t, "ping") == 0)
+        } else if (t != NULL && strcmp(t, "ev") == 0) {
+            char err[300];
+            if (w->runs == NULL || runs_on_message(w->runs, msg, err, sizeof(err)) < 0) {
+                wlog_error("protocol error: %s",
+                           w->runs == NULL ? "runs sent before the code was loaded" : err);
+                cJSON_Delete(msg);
+                w->stop = WF_EXIT_PROTOCOL;
+                return;
+            }
+        } else if (t != NULL && strcmp(t, "ping") == 0)
             pong(w, msg);
         else
             wlog_debug("ignoring message %s from core", t != NULL ? t : "(untyped)");
@@ -572,10 +644,20 @@ int worker_main(int argc, char **argv)
                     flush(w, w->work);
                 if (fd == w->work_fd)
                     process_work(w);
+            } else if (w->runs != NULL && fd == runs_mailbox_fd(w->runs)) {
+                runs_on_mailbox(w->runs);
+            } else if (w->runs != NULL && fd == runs_timer_fd(w->runs)) {
+                runs_on_timer(w->runs);
             }
         }
+        if (w->runs != NULL)
+            runs_flush(w->runs);
     }
-    /* Drain: nothing runs yet in a worker, so there is nothing to finish. */
+    /* Runs still held are parked at their last committed step: core hands
+     * them to the next worker. Plugin code gets a moment to return. */
+    if (runs_free(w->runs, WORKER_STOP_WAIT_MS) < 0)
+        w->reg = NULL; /* its code still runs on a thread: leave it mapped */
+    w->runs = NULL;
     drop_artifacts(w);
     cJSON_Delete(w->code);
     cJSON_Delete(w->sandbox);

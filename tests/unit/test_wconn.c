@@ -65,7 +65,7 @@ static void setup(int rate, int stall_ms)
 {
     struct dbq_config qc = {"postgresql://127.0.0.1:1/none", "test", 1000, 1000, 1000, 0, 1000};
     struct mgrlink_events mev = {mev_noop, mev_noop, mev_attach, mev_gone, NULL};
-    struct wconns_events wev = {ev_hello, ev_gone, NULL};
+    struct wconns_events wev = {ev_hello, ev_gone, NULL, NULL};
     int sv[2];
 
     memset(&cfg, 0, sizeof(cfg));
