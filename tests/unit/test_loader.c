@@ -71,7 +71,7 @@ int main(void)
     CHECK(reg != NULL);
     if (reg != NULL) {
         struct wf_activity_api api = {sizeof(api), NULL, noop_fail, NULL};
-        struct wf_activity_ctx actx = {&api, "echo", "", 1, 0, NULL};
+        struct wf_activity_ctx actx = {sizeof(actx), &api, "echo", "", 1, 0, NULL};
         cJSON *desc = cJSON_CreateObject();
         CHECK(plg_workflow(reg, "hello-flow") != NULL);
         CHECK(plg_workflow(reg, "nope") == NULL);
