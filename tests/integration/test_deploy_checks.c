@@ -37,7 +37,7 @@ int main(void)
     static const char *const made_up[] = {"activity \"madeUp\" is not declared by the plugin",
                                           "echo", "failAlways", "hello-flow", NULL};
     static const char *const bad_wf[] = {"workflow \"other-flow\" is not declared", NULL};
-    static const char *const abi[] = {"ABI version mismatch", NULL};
+    static const char *const abi[] = {"ABI version mismatch (plugin 1, server 2)", NULL};
     static const char *const unresolved[] = {"wf_symbol_that_does_not_exist", NULL};
     static const char *const crashed[] = {"crashed while being loaded", "signal 11", NULL};
     static const char *const hung[] = {"did not finish loading within 5 s", NULL};

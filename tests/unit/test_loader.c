@@ -104,7 +104,8 @@ int main(void)
 
     /* Each refusal, with its reason. */
     CHECK(refused("bad_magic", "incompatible plugin \"bad_magic\": missing magic block"));
-    CHECK(refused("bad_abi", "incompatible plugin \"bad_abi\": ABI version mismatch"));
+    CHECK(refused("bad_abi", "incompatible plugin \"bad_abi\": ABI version mismatch (plugin 1, "
+                             "server 2)"));
     CHECK(refused("no_entry", "missing magic block"));
     CHECK(refused("unresolved", "wf_symbol_that_does_not_exist"));
     CHECK(refused("does_not_exist", "could not load plugin \"does_not_exist\""));
