@@ -3,9 +3,15 @@
  *
  * Order of checks for each file (STYLE §16): the ELF structure (elfcheck.c:
  * a truncated file would otherwise SIGBUS inside dlopen); dlopen; dlsym the one entry
- * point; call it; check magic, then size, then ABI version; only then read
- * the tables. Names must be non-empty and unique across all of a project's
- * plugins (a duplicate is an error, not a silent override).
+ * point; call it; check magic, then ABI version, then size; only then read
+ * the tables. The version comes before the size because a plugin built for
+ * another ABI may lay out its descriptor differently: "ABI version mismatch
+ * (plugin 1, server 2)" tells its author what to do (rebuild), a size
+ * mismatch would not. Every version but WF_ABI_VERSION is refused, older
+ * and newer alike: ABI 1 plugins read their contexts without the leading
+ * size field of ABI 2, so running one would misread every context field.
+ * Names must be non-empty and unique across all of a project's plugins (a
+ * duplicate is an error, not a silent override).
  */
 #include "loader.h"
 

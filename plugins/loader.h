@@ -5,7 +5,7 @@
  * Runs only in a worker (the sandbox for the project's code). Each plugin is
  * dlopen'ed with RTLD_NOW | RTLD_LOCAL (unresolved symbols fail the load, and
  * plugins cannot see each other's symbols); its wf_plugin_entry is called and
- * the descriptor's magic, size and ABI version are checked before anything
+ * the descriptor's magic, ABI version and size are checked before anything
  * else in it is used (PostgreSQL's dfmgr, Redis's moduleLoad). Loading is all
  * or nothing: on any failure every plugin loaded so far is dlclose'd.
  */
@@ -29,7 +29,7 @@ struct plg_source {
  * Loads every source (sources with the same path are loaded once) and builds
  * the registry. Returns a new registry (free with plg_unload), or NULL with
  * one factual sentence in err, e.g. `incompatible plugin "x": ABI version
- * mismatch (plugin 2, server 1)`; nothing stays loaded then.
+ * mismatch (plugin 1, server 2)`; nothing stays loaded then.
  */
 struct plg_registry *plg_load(const struct plg_source *sources, size_t n, char *err, size_t errlen);
 

@@ -31,8 +31,24 @@
  *
  * Versioning: WF_ABI_VERSION changes whenever a struct below changes
  * incompatibly; the host refuses a plugin built for another version
- * ("incompatible plugin \"x\": ABI version mismatch"). The api tables carry
- * their own size so that fields can be appended compatibly.
+ * ("incompatible plugin \"x\": ABI version mismatch (plugin 1, server 2)"):
+ * rebuild it against the server's wf/plugin.h. ABI 2 gave the two contexts
+ * a leading size, like the api tables, so that every struct the host hands
+ * a plugin (struct wf_ctx, struct wf_host_api, struct wf_activity_ctx,
+ * struct wf_activity_api) starts with `uint32_t size`, the sizeof of that
+ * struct as the host was built, and can grow by appending fields without a
+ * new ABI version.
+ *
+ * The rule for growth: every field declared in the ABI version a plugin was
+ * built for is always there (a host of that version never hands out less).
+ * A field appended later is read only if the host's struct holds it, that is
+ * if offsetof(field) + sizeof(field) <= ptr->size; WF_HAS_FIELD says so:
+ *
+ *     if (WF_HAS_FIELD(a, struct wf_activity_ctx, some_later_field))
+ *         use(a->some_later_field);
+ *
+ * A host, for its part, fills in size on every struct it builds, and reads
+ * struct wf_plugin only after checking its magic, version and size.
  */
 #ifndef WF_PLUGIN_H
 #define WF_PLUGIN_H
@@ -47,7 +63,12 @@ extern "C" {
 #endif
 
 #define WF_PLUGIN_MAGIC 0x57465031u /* "WFP1" */
-#define WF_ABI_VERSION 1u
+#define WF_ABI_VERSION 2u
+
+/* 1 if the struct at ptr, as the host built it, holds member field of type:
+ * its size covers the field's last byte. ptr must not be NULL. */
+#define WF_HAS_FIELD(ptr, type, field)                                                             \
+    ((size_t)(ptr)->size >= offsetof(type, field) + sizeof(((type *)0)->field))
 
 /* Results of workflows, activities and host calls. */
 enum wf_status {
@@ -109,6 +130,7 @@ struct wf_host_api {
 };
 
 struct wf_ctx {
+    uint32_t size; /* sizeof(struct wf_ctx) of the host (ABI 2) */
     const struct wf_host_api *api;
     const char *project_id;
     const char *execution_id;
@@ -141,6 +163,7 @@ struct wf_activity_api {
 };
 
 struct wf_activity_ctx {
+    uint32_t size; /* sizeof(struct wf_activity_ctx) of the host (ABI 2) */
     const struct wf_activity_api *api;
     const char *activity;     /* its registered name */
     const char *execution_id; /* "" outside a run (tests) */

@@ -105,7 +105,7 @@ __attribute__((format(printf, 3, 4))) static enum wf_status callf(const char *na
                                                                   const char *fmt, ...)
 {
     const struct wf_activity_def *def = find(name);
-    struct wf_activity_ctx a = {&host_api, name, "", 1, test_deadline, NULL};
+    struct wf_activity_ctx a = {sizeof(a), &host_api, name, "", 1, test_deadline, NULL};
     cJSON *in = NULL, *copy = NULL;
     char text[8192], *p;
     enum wf_status st;

@@ -1,10 +1,12 @@
 /*
  * test_loader.c: the plugin loader against plugins built by the test suite
  * (tests/plugins): a good one, and each way a plugin can be refused. Every
- * refusal must leave nothing loaded and say why in one sentence.
+ * refusal must leave nothing loaded and say why in one sentence. Also the
+ * size rule of ABI 2 (WF_HAS_FIELD).
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +73,7 @@ int main(void)
     CHECK(reg != NULL);
     if (reg != NULL) {
         struct wf_activity_api api = {sizeof(api), NULL, noop_fail, NULL};
-        struct wf_activity_ctx actx = {&api, "echo", "", 1, 0, NULL};
+        struct wf_activity_ctx actx = {sizeof(actx), &api, "echo", "", 1, 0, NULL};
         cJSON *desc = cJSON_CreateObject();
         CHECK(plg_workflow(reg, "hello-flow") != NULL);
         CHECK(plg_workflow(reg, "nope") == NULL);
@@ -104,7 +106,8 @@ int main(void)
 
     /* Each refusal, with its reason. */
     CHECK(refused("bad_magic", "incompatible plugin \"bad_magic\": missing magic block"));
-    CHECK(refused("bad_abi", "incompatible plugin \"bad_abi\": ABI version mismatch"));
+    CHECK(refused("bad_abi", "incompatible plugin \"bad_abi\": ABI version mismatch (plugin 1, "
+                             "server 2)"));
     CHECK(refused("no_entry", "missing magic block"));
     CHECK(refused("unresolved", "wf_symbol_that_does_not_exist"));
     CHECK(refused("does_not_exist", "could not load plugin \"does_not_exist\""));
@@ -173,6 +176,27 @@ int main(void)
             fclose(f);
         free(text);
         unlink(logpath);
+    }
+
+    /* ABI 2: the contexts start with their size, and WF_HAS_FIELD tells a
+     * plugin whether the host's struct reaches a field (here a host built
+     * when wf_activity_ctx ended before deadline_ms). */
+    {
+        struct wf_activity_ctx full = {sizeof(full), NULL, "a", "", 1, 0, NULL};
+        struct wf_activity_ctx old = full;
+        struct wf_ctx wctx = {sizeof(wctx), NULL, "p", "e", "w", NULL};
+
+        CHECK_INT(WF_ABI_VERSION, 2);
+        CHECK_INT(offsetof(struct wf_ctx, size), 0);
+        CHECK_INT(offsetof(struct wf_activity_ctx, size), 0);
+        CHECK(WF_HAS_FIELD(&full, struct wf_activity_ctx, host));
+        CHECK(WF_HAS_FIELD(&wctx, struct wf_ctx, host));
+        old.size = (uint32_t)offsetof(struct wf_activity_ctx, deadline_ms);
+        CHECK(WF_HAS_FIELD(&old, struct wf_activity_ctx, attempt));
+        CHECK(!WF_HAS_FIELD(&old, struct wf_activity_ctx, deadline_ms));
+        CHECK(!WF_HAS_FIELD(&old, struct wf_activity_ctx, host));
+        old.size = (uint32_t)(offsetof(struct wf_activity_ctx, deadline_ms) + 4);
+        CHECK(!WF_HAS_FIELD(&old, struct wf_activity_ctx, deadline_ms));
     }
 
     /* An entry point that crashes takes down only the process loading it. */

@@ -569,7 +569,7 @@ static int do_http_request(struct answer *a)
     static const char *const proxies[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
                                           "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
     struct wf_activity_api api = {sizeof(api), http_log, http_fail, http_cancelled};
-    struct wf_activity_ctx ctx = {&api, "httpRequest", "", 1, 0, NULL};
+    struct wf_activity_ctx ctx = {sizeof(ctx), &api, "httpRequest", "", 1, 0, NULL};
     const struct wf_activity_def *def;
     struct plg_source src = {"httpRequest", NULL};
     struct plg_registry *reg;
