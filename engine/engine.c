@@ -50,7 +50,8 @@ struct erun {
     uint64_t conn; /* the worker connection holding it */
     uint64_t gen;
     enum erun_state state;
-    int seq; /* E_COMMITTING: the step's seq */
+    int seq;    /* E_COMMITTING: the step's seq */
+    int cancel; /* a cancel came while its step was being written */
     struct erun *next;
 };
 
@@ -303,50 +304,79 @@ static const char SQL_STEP[] =
     "  $7::text[], $8::int[], $9::text[], $10::float8[])"
     "  AS u(id, seq, name, kind, status, output, error, attempts, owner, started_ms)"
     " JOIN executions e ON e.id = u.id AND e.lease_owner = u.owner AND e.status = 'running'"
+    "  AND NOT e.cancel_requested"
     " ON CONFLICT DO NOTHING RETURNING execution_id, seq";
 
 static const char SQL_END[] =
     "UPDATE executions e SET status = u.status, output = u.output, error = u.error,"
     " run_at = CASE WHEN u.wake_ms IS NULL THEN e.run_at"
     "   ELSE to_timestamp(u.wake_ms / 1000.0) END,"
-    " completed_at = CASE WHEN u.status IN ('completed', 'failed') THEN clock_timestamp() END,"
+    " completed_at = CASE WHEN u.status IN ('completed', 'failed', 'cancelled')"
+    "   THEN clock_timestamp() END,"
     " updated_at = clock_timestamp(), lease_owner = NULL, lease_expires_at = NULL"
     " FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[], $6::float8[])"
     "  AS u(id, status, output, error, owner, wake_ms)"
     " WHERE e.id = u.id AND e.lease_owner = u.owner AND e.status = 'running'";
 
+/* A run whose cancel was asked for ends cancelled instead. */
 static const char SQL_RELEASE[] =
     "UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL,"
+    " status = CASE WHEN cancel_requested THEN 'cancelled' ELSE status END,"
+    " completed_at = CASE WHEN cancel_requested THEN clock_timestamp() ELSE completed_at END,"
+    " error = CASE WHEN cancel_requested THEN '{\"message\": \"cancelled\"}' ELSE error END,"
     " updated_at = clock_timestamp()"
     " WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'running'";
 
 /* $5: this host's id on the first claim after core started (its runs from
  * before are its own, whatever their lease says), else NULL. */
+/* Runs due (pending, released, sleeping or waiting and due, or whose
+ * holder's lease expired); one whose cancel was asked for while its host
+ * was gone ends cancelled here instead (the fifth column says so). */
 static const char SQL_CLAIM[] =
-    "UPDATE executions e SET status = 'running', lease_owner = $2,"
-    " lease_expires_at = now() + make_interval(secs => $3::int / 1000.0),"
+    "UPDATE executions e SET"
+    " status = CASE WHEN e.cancel_requested THEN 'cancelled' ELSE 'running' END,"
+    " lease_owner = CASE WHEN e.cancel_requested THEN NULL ELSE $2 END,"
+    " lease_expires_at = CASE WHEN e.cancel_requested THEN NULL"
+    "  ELSE now() + make_interval(secs => $3::int / 1000.0) END,"
+    " completed_at = CASE WHEN e.cancel_requested THEN clock_timestamp() END,"
     " started_at = coalesce(e.started_at, clock_timestamp()), attempt = e.attempt + 1,"
     " updated_at = clock_timestamp()"
     " WHERE e.id IN (SELECT id FROM executions"
-    "   WHERE project_id = $1 AND status IN ('pending', 'running', 'sleeping')"
+    "   WHERE project_id = $1 AND status IN ('pending', 'running', 'sleeping', 'waiting')"
     "   AND run_at <= now()"
     "   AND (lease_owner IS NULL OR lease_expires_at < now() OR lease_owner = $5)"
     "   ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
-    " RETURNING e.id, e.workflow, e.code_sha256, e.input::text";
+    " RETURNING e.id, e.workflow, e.code_sha256, e.input::text, e.cancel_requested";
 
 static const char SQL_HISTORY[] =
     "SELECT execution_id, seq, kind, name, status, output::text, error FROM steps"
-    " WHERE execution_id = ANY($1::uuid[]) ORDER BY execution_id, seq";
+    " WHERE execution_id = ANY($1::uuid[]) AND status <> 'waiting'"
+    " ORDER BY execution_id, seq";
 
 static const char SQL_RENEW[] =
     "UPDATE executions SET lease_expires_at = now() + make_interval(secs => $2::int / 1000.0)"
     " WHERE lease_owner = $1 AND status = 'running'";
+
+/* Runs of this host whose cancel was asked for elsewhere: they end now. */
+static const char SQL_CANCEL_SWEEP[] =
+    "UPDATE executions SET status = 'cancelled', completed_at = clock_timestamp(),"
+    " error = '{\"message\": \"cancelled\"}', lease_owner = NULL, lease_expires_at = NULL,"
+    " updated_at = clock_timestamp()"
+    " WHERE lease_owner = $1 AND status = 'running' AND cancel_requested RETURNING id";
+
+static const char SQL_SIGNAL_WAIT[] =
+    "SELECT wf_signal_wait($1::uuid, $2::int, $3, $4::bigint, $5)";
+static const char SQL_SIGNAL[] = "SELECT wf_signal($1::uuid, $2, $3::jsonb)";
+static const char SQL_CANCEL[] = "SELECT wf_cancel($1::uuid)";
+static const char SQL_RETRY[] = "SELECT wf_retry($1::uuid)";
+static const char SQL_NOTIFY[] = "SELECT pg_notify('wf_runs', $1)";
 
 /* For statements whose success needs no follow-up: failures are logged,
  * saying what failed (arg, one of these). */
 static char what_clock[] = "record a clock read";
 static char what_release[] = "release a run";
 static char what_release_worker[] = "release a worker's runs";
+static char what_notify[] = "announce a pending run";
 
 static void log_failure(void *arg, const struct dbq_result *res)
 {
@@ -425,6 +455,15 @@ static void on_step_done(void *arg, const struct dbq_result *res)
 
     if (r == NULL || r->state != E_COMMITTING || r->seq != x->seq) {
         free(x);
+        return;
+    }
+    if (r->cancel) {
+        /* Asked to stop while its step was written: it ends here. */
+        free(x);
+        w = work_by_conn(e, r->project, r->conn);
+        if (w != NULL)
+            to_worker(e, w, item_new("drop", r->id));
+        submit_end(e, r, "cancelled", NULL, "{\"message\": \"cancelled\"}", NULL);
         return;
     }
     if (res->outcome != DBQ_OK) {
@@ -613,6 +652,86 @@ static void wake_at(struct engine *e, struct ework *w, int64_t at_ms)
         loop_timer_set(e->loop, &w->wake, at_ms, on_wake, w);
 }
 
+/* Gives r back to the database and claims again at once: its history
+ * changed outside the worker (a signal arrived, a wait timed out). */
+static void rehand(struct engine *e, struct erun *r)
+{
+    struct ework *w = work_by_conn(e, r->project, r->conn);
+    const char *params[2];
+    char arr[64];
+
+    snprintf(arr, sizeof(arr), "{%s}", r->id);
+    params[0] = arr;
+    params[1] = e->cfg->host_id;
+    if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_RELEASE, 2, params, NULL,
+                 NULL, log_failure, what_release) < 0)
+        log_error("could not release run %s: out of memory", r->id);
+    drop_run(e, r);
+    if (w != NULL) {
+        w->more = 1;
+        claim(e, w);
+    }
+}
+
+static void on_signal_wait(void *arg, const struct dbq_result *res)
+{
+    struct ref *x = arg;
+    struct engine *e = x->e;
+    struct erun *r = ref_run(x);
+    const char *v;
+
+    free(x);
+    if (r == NULL)
+        return;
+    if (res->outcome != DBQ_OK || PQntuples(res->res) != 1) {
+        log_error("run %s: could not wait for its signal: %s", r->id,
+                  res->outcome == DBQ_OK ? "no answer" : res->message);
+        rehand(e, r);
+        return;
+    }
+    v = PQgetvalue(res->res, 0, 0);
+    if (strcmp(v, "continue") == 0) {
+        rehand(e, r); /* the signal was there, or the wait timed out */
+    } else {
+        /* parked (woken by the signal, or at its deadline), or lost */
+        if (strcmp(v, "parked") == 0 && r->seq >= 0)
+            wake_at(e, work_by_conn(e, r->project, r->conn), loop_now(e->loop) + r->seq + 1);
+        drop_run(e, r);
+    }
+}
+
+/* A wait for a signal (wf_signal_wait: consumes one that came, times the
+ * wait out, or parks the run as waiting). r->seq is borrowed for the
+ * timeout (ms, -1: none) until the answer. */
+static int wait_signal(struct engine *e, struct erun *r, const cJSON *item, int seq,
+                       const char **why)
+{
+    const char *name = ju_str(item, "name");
+    int64_t timeout = -1;
+    char seqs[16], tms[24];
+    const char *params[5] = {r->id, seqs, name, tms, e->cfg->host_id};
+    struct ref *x;
+
+    (void)ju_int(item, "timeoutMs", &timeout);
+    if (name == NULL || strlen(name) > 128) {
+        *why = "malformed signal wait";
+        return -1;
+    }
+    if (timeout < 0)
+        timeout = -1;
+    snprintf(seqs, sizeof(seqs), "%d", seq);
+    snprintf(tms, sizeof(tms), "%" PRId64, timeout);
+    x = ref_new(e, r, seq);
+    r->state = E_ENDING;
+    r->seq = timeout > INT32_MAX - 1 ? INT32_MAX - 1 : (int)timeout;
+    if (x == NULL || dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_SIGNAL_WAIT, 5,
+                              params, NULL, NULL, on_signal_wait, x) < 0) {
+        free(x);
+        fail_held(e, r, "could not wait for the signal: out of memory");
+    }
+    return 0;
+}
+
 /* A durable sleep: its step is written completed, due at its wake time, and
  * the run parked until then (status sleeping, run_at, no lease). */
 static int on_wait(struct engine *e, struct erun *r, const cJSON *item, const char **why)
@@ -627,9 +746,11 @@ static int on_wait(struct engine *e, struct erun *r, const cJSON *item, const ch
     }
     if (on_nows(e, r, item, why) < 0)
         return -1;
+    if (strcmp(kind, "signal") == 0)
+        return wait_signal(e, r, item, (int)seq, why);
     if (strcmp(kind, "sleep") != 0 || ju_int(item, "ms", &ms) < 0) {
-        fail_held(e, r, "signal waits are not supported by this server yet");
-        return 0;
+        *why = "malformed wait";
+        return -1;
     }
     if (ms < 0)
         ms = 0;
@@ -830,10 +951,14 @@ static void on_trigger_one(void *arg, const struct dbq_result *res)
             hand_new_run(e, t);
         } else {
             /* Pending: a host running the project claims it. */
+            const char *p[1] = {t->project};
             struct ework *w = work_for(e, t->project);
             if (w != NULL) {
                 w->more = 1;
                 claim(e, w);
+            } else if (dbq_exec(e->q, DBQ_FAST, DBQ_RETRY_SAFE, SQL_NOTIFY, 1, p, NULL, NULL,
+                                log_failure, what_notify) < 0) {
+                log_error("could not announce run %s: out of memory", t->id);
             }
         }
         trig_answer(t, 202, status, NULL);
@@ -1013,7 +1138,8 @@ static void on_claimed(void *arg, const struct dbq_result *res)
         claimjob_free(j);
         return;
     }
-    j->n = PQntuples(res->res);
+    for (int i = 0; i < PQntuples(res->res); i++)
+        j->n += strcmp(PQgetvalue(res->res, i, 4), "t") != 0; /* not ended by a cancel */
     if (j->n == 0) {
         if (w != NULL)
             w->claiming = 0;
@@ -1041,9 +1167,11 @@ static void on_claimed(void *arg, const struct dbq_result *res)
             claim_finish(e, j, 0);
             return;
         }
-        for (int i = 0; i < j->n; i++) {
-            snprintf(rows[i].id, sizeof(rows[i].id), "%s", PQgetvalue(res->res, i, 0));
-            rows[i].row = i;
+        for (int i = 0, k = 0; i < PQntuples(res->res); i++) {
+            if (strcmp(PQgetvalue(res->res, i, 4), "t") == 0)
+                continue;
+            snprintf(rows[k].id, sizeof(rows[k].id), "%s", PQgetvalue(res->res, i, 0));
+            rows[k++].row = i;
         }
         qsort(rows, (size_t)j->n, sizeof(*rows), cmp_ids);
         size_t used = 0;
@@ -1204,10 +1332,9 @@ void engine_worker_gone(struct engine *e, struct wconn *c)
 
 /* ---- timers ---- */
 
-static void on_poll(void *arg)
+/* Claims for every worker that takes runs. */
+static void on_poll_now(struct engine *e)
 {
-    struct engine *e = arg;
-
     for (unsigned b = 0; b < NPBUCKETS; b++) {
         for (struct ework *w = e->works[b]; w != NULL; w = w->next) {
             struct wconn *c = e->env.find(e->env.arg, w->conn);
@@ -1215,6 +1342,13 @@ static void on_poll(void *arg)
                 claim(e, w);
         }
     }
+}
+
+static void on_poll(void *arg)
+{
+    struct engine *e = arg;
+
+    on_poll_now(e);
     loop_timer_set(e->loop, &e->poll, loop_now(e->loop) + POLL_MS, on_poll, e);
 }
 
@@ -1225,6 +1359,27 @@ static void on_renew_done(void *arg, const struct dbq_result *res)
         log_warning("could not renew this host's leases: %s", res->message);
 }
 
+/* Runs cancelled from another host: their workers let go of them. */
+static void on_cancel_sweep(void *arg, const struct dbq_result *res)
+{
+    struct engine *e = arg;
+
+    if (res->outcome != DBQ_OK) {
+        log_warning("could not end cancelled runs: %s", res->message);
+        return;
+    }
+    for (int i = 0; i < PQntuples(res->res); i++) {
+        struct erun *r = run_find(e, PQgetvalue(res->res, i, 0));
+        struct ework *w;
+        if (r == NULL)
+            continue;
+        w = work_by_conn(e, r->project, r->conn);
+        if (w != NULL)
+            to_worker(e, w, item_new("drop", r->id));
+        drop_run(e, r);
+    }
+}
+
 static void on_lease(void *arg)
 {
     struct engine *e = arg;
@@ -1232,10 +1387,35 @@ static void on_lease(void *arg)
     const char *params[2] = {e->cfg->host_id, lease};
 
     snprintf(lease, sizeof(lease), "%d", e->cfg->lease_ms);
-    if (e->st.held > 0 && dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE, SQL_RENEW, 2, params, NULL,
-                                   NULL, on_renew_done, e) < 0)
+    if (e->st.held > 0 && (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE, SQL_RENEW, 2, params, NULL,
+                                    NULL, on_renew_done, e) < 0 ||
+                           dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE, SQL_CANCEL_SWEEP, 1, params,
+                                    NULL, NULL, on_cancel_sweep, e) < 0))
         log_error("could not renew leases: out of memory");
     loop_timer_set(e->loop, &e->lease, loop_now(e->loop) + e->cfg->lease_ms / 3, on_lease, e);
+}
+
+/* A run of project is due somewhere (a trigger without a local worker, a
+ * signal, a retry, on any host); payload NULL: the LISTEN connection is
+ * back, and anything may have been missed. */
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+    struct engine *e = arg;
+
+    (void)channel;
+    if (e->detached)
+        return;
+    if (payload == NULL) {
+        on_poll_now(e);
+        return;
+    }
+    {
+        struct ework *w = work_for(e, payload);
+        if (w != NULL) {
+            w->more = 1;
+            claim(e, w);
+        }
+    }
 }
 
 /* ---- life cycle ---- */
@@ -1260,6 +1440,8 @@ struct engine *engine_new(const struct wf_config *cfg, struct loop *l, struct db
         return NULL;
     }
     e->hooked = 1;
+    if (dbq_listen(q, "wf_runs", on_notify, e) < 0)
+        log_warning("could not listen for runs announced by other hosts: out of memory");
     loop_timer_set(l, &e->poll, loop_now(l) + POLL_MS, on_poll, e);
     loop_timer_set(l, &e->lease, loop_now(l) + cfg->lease_ms / 3, on_lease, e);
     return e;
@@ -1307,4 +1489,172 @@ void engine_free(struct engine *e)
 void engine_stats(const struct engine *e, struct engine_stats *out)
 {
     *out = e->st;
+}
+
+/* ---- cancel, signal, retry ---- */
+
+struct call {
+    struct engine *e;
+    char id[RUN_ID_LEN + 1];
+    char name[129];
+    engine_call_fn done;
+    void *arg;
+};
+
+static void call_answer(struct call *k, int status, const char *run_status, const char *message)
+{
+    struct engine_call_result res = {status, run_status, message};
+
+    k->done(k->arg, &res);
+    free(k);
+}
+
+/* Common answers of the wf_* functions: 'unknown' and database trouble.
+ * Returns the function's text, or NULL after answering. */
+static const char *call_text(struct call *k, const struct dbq_result *res)
+{
+    char msg[128];
+
+    if (res->outcome != DBQ_OK || PQntuples(res->res) != 1) {
+        call_answer(k, res->outcome == DBQ_FAILED ? 500 : 503, NULL,
+                    res->outcome == DBQ_OK       ? "unexpected answer"
+                    : res->outcome == DBQ_FAILED ? res->message
+                                                 : "database unavailable");
+        return NULL;
+    }
+    if (strcmp(PQgetvalue(res->res, 0, 0), "unknown") == 0) {
+        snprintf(msg, sizeof(msg), "execution \"%s\" not found", k->id);
+        call_answer(k, 404, NULL, msg);
+        return NULL;
+    }
+    return PQgetvalue(res->res, 0, 0);
+}
+
+/* Claims at once for the local worker of project, if any. */
+static void nudge(struct engine *e, const char *project)
+{
+    struct ework *w = work_for(e, project);
+
+    if (w != NULL) {
+        w->more = 1;
+        claim(e, w);
+    }
+}
+
+static void on_cancelled(void *arg, const struct dbq_result *res)
+{
+    struct call *k = arg;
+    struct engine *e = k->e;
+    const char *v = call_text(k, res);
+    char msg[160];
+
+    if (v == NULL)
+        return;
+    if (strncmp(v, "ended:", 6) == 0) {
+        snprintf(msg, sizeof(msg), "execution %s already %s", k->id, v + 6);
+        call_answer(k, 409, v + 6, msg);
+        return;
+    }
+    if (strcmp(v, "cancelled") == 0) {
+        call_answer(k, 200, "cancelled", NULL);
+        return;
+    }
+    /* requested:<host>: its holder ends it, at once when that is us. */
+    if (strcmp(v + 10, e->cfg->host_id) == 0) {
+        struct erun *r = run_find(e, k->id);
+        if (r != NULL && r->state == E_HELD) {
+            struct ework *w = work_by_conn(e, r->project, r->conn);
+            if (w != NULL)
+                to_worker(e, w, item_new("drop", r->id));
+            submit_end(e, r, "cancelled", NULL, "{\"message\": \"cancelled\"}", NULL);
+        } else if (r != NULL) {
+            r->cancel = 1; /* at the end of its step's commit */
+        }
+    }
+    call_answer(k, 202, "cancelling", NULL);
+}
+
+static void on_signalled(void *arg, const struct dbq_result *res)
+{
+    struct call *k = arg;
+    struct engine *e = k->e;
+    const char *v = call_text(k, res);
+    char msg[160];
+
+    if (v == NULL)
+        return;
+    if (strncmp(v, "ended:", 6) == 0) {
+        snprintf(msg, sizeof(msg), "execution %s already %s", k->id, v + 6);
+        call_answer(k, 409, v + 6, msg);
+        return;
+    }
+    if (strncmp(v, "delivered:", 10) == 0)
+        nudge(e, v + 10);
+    call_answer(k, 202, NULL, NULL);
+}
+
+static void on_retried(void *arg, const struct dbq_result *res)
+{
+    struct call *k = arg;
+    struct engine *e = k->e;
+    const char *v = call_text(k, res);
+    char msg[160];
+
+    if (v == NULL)
+        return;
+    if (strncmp(v, "not-failed:", 11) == 0) {
+        snprintf(msg, sizeof(msg), "execution %s is %s: only a failed run can be retried", k->id,
+                 v + 11);
+        call_answer(k, 409, v + 11, msg);
+        return;
+    }
+    nudge(e, v + 8); /* retried:<project> */
+    call_answer(k, 202, "pending", NULL);
+}
+
+static int call_start(struct engine *e, const char *run, const char *name, const char *sql,
+                      int nparams, const char *const *params, dbq_done_fn fn, engine_call_fn done,
+                      void *arg)
+{
+    struct call *k = calloc(1, sizeof(*k));
+
+    if (k == NULL)
+        return -1;
+    k->e = e;
+    k->done = done;
+    k->arg = arg;
+    snprintf(k->id, sizeof(k->id), "%s", run);
+    snprintf(k->name, sizeof(k->name), "%s", name != NULL ? name : "");
+    if (dbq_exec(e->q, DBQ_DURABLE, 0, sql, nparams, params, NULL, NULL, fn, k) < 0) {
+        free(k);
+        return -1;
+    }
+    return 0;
+}
+
+int engine_cancel(struct engine *e, const char *run, engine_call_fn done, void *arg)
+{
+    const char *params[1] = {run};
+
+    return call_start(e, run, NULL, SQL_CANCEL, 1, params, on_cancelled, done, arg);
+}
+
+int engine_signal(struct engine *e, const char *run, const char *name, const char *payload,
+                  engine_call_fn done, void *arg)
+{
+    const char *params[3] = {run, name, payload};
+
+    return call_start(e, run, name, SQL_SIGNAL, 3, params, on_signalled, done, arg);
+}
+
+int engine_retry(struct engine *e, const char *run, engine_call_fn done, void *arg)
+{
+    const char *params[1] = {run};
+
+    return call_start(e, run, NULL, SQL_RETRY, 1, params, on_retried, done, arg);
+}
+
+int engine_valid_run_id(const char *id)
+{
+    return valid_uuid(id);
 }

@@ -91,6 +91,36 @@ int engine_trigger(struct engine *e, const char *project, const char *workflow, 
                    const char *idempotency_key, engine_trigger_fn done, void *arg)
     __attribute__((warn_unused_result));
 
+/* The outcome of a cancel, signal or retry: status 200/202, 404 (no such
+ * run), 409 (it ended, or is not failed: run_status says what it is), 503
+ * or 500; message for errors. */
+struct engine_call_result {
+    int status;
+    const char *run_status;
+    const char *message;
+};
+typedef void (*engine_call_fn)(void *arg, const struct engine_call_result *res);
+
+/*
+ * Cancel: a run nobody holds ends cancelled at once (200, "cancelled"); a
+ * held one is marked, and its holder ends it at its next step (at once when
+ * this host holds it; 202, "cancelling"). Signal: stored for the run, which
+ * consumes it at its wait for that name, now or later (202); a waiting run
+ * is woken. Retry: a failed run forgets its steps from the last failed one
+ * on and is pending again (202, "pending"). Each calls done once, on the
+ * loop thread, after its commit. Return 0, or -1 (out of memory; done not
+ * called). run must be a valid id (engine_valid_run_id); payload is JSON text.
+ */
+int engine_cancel(struct engine *e, const char *run, engine_call_fn done, void *arg)
+    __attribute__((warn_unused_result));
+int engine_signal(struct engine *e, const char *run, const char *name, const char *payload,
+                  engine_call_fn done, void *arg) __attribute__((warn_unused_result));
+int engine_retry(struct engine *e, const char *run, engine_call_fn done, void *arg)
+    __attribute__((warn_unused_result));
+
+/* 1 if id is a run id as this server writes them (a lower-case UUID). */
+int engine_valid_run_id(const char *id);
+
 /* Counters for /metrics. */
 struct engine_stats {
     uint64_t triggered; /* runs inserted */

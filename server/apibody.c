@@ -192,3 +192,31 @@ int apibody_trigger(const char *body, size_t len, char workflow[65], char **inpu
     cJSON_Delete(o);
     return rc;
 }
+
+int apibody_json_value(const char *body, size_t len, char **text, const char **why)
+{
+    cJSON *v;
+
+    if (len == 0) {
+        *text = strdup("null");
+        if (*text == NULL) {
+            *why = "out of memory";
+            return -1;
+        }
+        return 0;
+    }
+    if (check_text(body, len, why) < 0)
+        return -1;
+    v = cJSON_ParseWithLength(body, len);
+    if (v == NULL) {
+        *why = "malformed JSON body";
+        return -1;
+    }
+    *text = cJSON_PrintUnformatted(v);
+    cJSON_Delete(v);
+    if (*text == NULL) {
+        *why = "out of memory";
+        return -1;
+    }
+    return 0;
+}

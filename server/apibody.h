@@ -40,6 +40,11 @@ int apibody_project_create(const char *body, size_t len, char id[WF_ID_MAX + 1],
  * key.
  */
 #define APIBODY_KEY_MAX 255
+
+/* Any JSON value (a signal's payload); an empty body is null. *text gets it
+ * printed compactly (malloc'ed; the caller frees). */
+int apibody_json_value(const char *body, size_t len, char **text, const char **why)
+    __attribute__((warn_unused_result));
 int apibody_trigger(const char *body, size_t len, char workflow[65], char **input,
                     char key[APIBODY_KEY_MAX + 1], const char **why)
     __attribute__((warn_unused_result));

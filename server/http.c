@@ -113,6 +113,9 @@ static const struct route routes[] = {
     {"DELETE", "/projects/*/workflows/*", 0, 0, NULL, api_code_delete_workflow},
     {"DELETE", "/projects/*/activities/*", 0, 0, NULL, api_code_delete_activity},
     {"POST", "/projects/*/executions", 0, 0, api_runs_trigger, NULL},
+    {"POST", "/executions/*/cancel", 0, 0, api_runs_cancel, NULL},
+    {"POST", "/executions/*/signals/*", 0, 0, api_runs_signal, NULL},
+    {"POST", "/executions/*/retry", 0, 0, api_runs_retry, NULL},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -749,6 +749,7 @@ static void start_turn(struct runs *rs, struct wrun *r)
     }
     r->token++;
     job_init(&t->job, J_TURN, rs, r);
+    t->ctx.size = (uint32_t)sizeof(t->ctx);
     t->ctx.api = &host_api;
     t->ctx.project_id = rs->project;
     t->ctx.execution_id = r->id;
@@ -783,6 +784,7 @@ static void start_attempt(struct runs *rs, struct wrun *r)
     j->def = r->act_def;
     snprintf(j->execution_id, sizeof(j->execution_id), "%s", r->id);
     j->started_ms = ju_wall_ms();
+    j->actx.size = (uint32_t)sizeof(j->actx);
     j->actx.api = &act_api;
     j->actx.activity = j->name;
     j->actx.execution_id = j->execution_id;
