@@ -65,6 +65,7 @@
 #include <sys/socket.h>
 
 #include "api_code.h"
+#include "api_executions.h"
 #include "api_projects.h"
 #include "api_runs.h"
 #include "api_workers.h"
@@ -118,6 +119,8 @@ static const struct route routes[] = {
     {"DELETE", "/projects/*/workflows/*", 0, 0, NULL, api_code_delete_workflow},
     {"DELETE", "/projects/*/activities/*", 0, 0, NULL, api_code_delete_activity},
     {"POST", "/projects/*/executions", 0, 0, api_runs_trigger, NULL},
+    {"GET", "/projects/*/executions", 0, 0, NULL, api_executions_list},
+    {"GET", "/executions/*", 0, 0, NULL, api_executions_get},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
