@@ -41,6 +41,11 @@
  * …") and the reaper's are rate-limited: one line per message kind per
  * HTTP_LOG_INTERVAL_MS, then the count of the ones suppressed.
  *
+ * A route reads the query string's arguments from a copy made on the MHD
+ * thread before it runs (http_query_arg): a pool or loop route runs on
+ * another thread while its connection is suspended, and libmicrohttpd's
+ * connection calls belong to the thread that serves it.
+ *
  * A deferred request's reply crosses threads through the request itself:
  * the finisher writes reply_status/reply_body, then sets ready with release
  * order and resumes the connection; the MHD thread reads ready with acquire
@@ -60,6 +65,7 @@
 #include <sys/socket.h>
 
 #include "api_code.h"
+#include "api_executions.h"
 #include "api_projects.h"
 #include "api_runs.h"
 #include "api_workers.h"
@@ -116,6 +122,8 @@ static const struct route routes[] = {
     {"POST", "/executions/*/cancel", 0, 0, api_runs_cancel, NULL},
     {"POST", "/executions/*/signals/*", 0, 0, api_runs_signal, NULL},
     {"POST", "/executions/*/retry", 0, 0, api_runs_retry, NULL},
+    {"GET", "/projects/*/executions", 0, 0, NULL, api_executions_list},
+    {"GET", "/executions/*", 0, 0, NULL, api_executions_get},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -859,12 +867,93 @@ static int body_append(struct http_req *r, const char *data, size_t n)
     return 0;
 }
 
+/* Sizes, then fills, the copy of the query arguments (copy_query). */
+struct query_copy {
+    char *buf; /* NULL: only count */
+    size_t len;
+    int n;
+    int nul; /* a key or value holds a NUL byte ("%00") */
+};
+
+static enum MHD_Result copy_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      size_t klen, const char *value, size_t vlen)
+{
+    struct query_copy *q = cls;
+
+    if (value == NULL)
+        vlen = 0;
+    if (memchr(key, '\0', klen) != NULL || (vlen > 0 && memchr(value, '\0', vlen) != NULL)) {
+        q->nul = 1;
+        return MHD_NO;
+    }
+    if (q->buf != NULL) {
+        memcpy(q->buf + q->len, key, klen);
+        q->buf[q->len + klen] = '\0';
+        if (vlen > 0)
+            memcpy(q->buf + q->len + klen + 1, value, vlen);
+        q->buf[q->len + klen + 1 + vlen] = '\0';
+    }
+    q->len += klen + 1 + vlen + 1;
+    q->n++;
+    return MHD_YES;
+}
+
+/*
+ * MHD thread, before the route runs: copies the query arguments into
+ * r->query (http_query_arg), so that a route finishing on another thread
+ * never reads the suspended connection. Their size is bounded by
+ * libmicrohttpd's per-connection memory, which holds the request line.
+ * Returns 0; 1 when an argument holds a NUL byte (it would read as a
+ * shorter value); -1 out of memory. Nothing is kept unless 0.
+ */
+static int copy_query(struct MHD_Connection *conn, struct http_req *r)
+{
+    struct query_copy q = {NULL, 0, 0, 0};
+
+    (void)MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, copy_query_arg, &q);
+    if (q.nul)
+        return 1;
+    if (q.n == 0)
+        return 0;
+    q.buf = malloc(q.len);
+    if (q.buf == NULL)
+        return -1;
+    q.len = 0;
+    q.n = 0;
+    (void)MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, copy_query_arg, &q);
+    r->query = q.buf;
+    r->nquery = q.n;
+    return 0;
+}
+
+const char *http_query_arg(const struct http_req *r, const char *key)
+{
+    const char *p = r->query;
+
+    for (int i = 0; i < r->nquery; i++) {
+        const char *value = p + strlen(p) + 1;
+
+        if (strcmp(p, key) == 0)
+            return value;
+        p = value + strlen(value) + 1;
+    }
+    return NULL;
+}
+
 static enum MHD_Result dispatch(struct core *c, struct MHD_Connection *conn, const char *url,
                                 const char *method, struct http_req *r)
 {
     const struct route *rt = r->route; /* found at the request's first callback */
     const char *args[HTTP_MAX_ARGS];
 
+    switch (copy_query(conn, r)) {
+    case 0:
+        break;
+    case 1:
+        return http_send_error(conn, MHD_HTTP_BAD_REQUEST, "query argument contains a NUL byte");
+    default:
+        return http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    }
     if (rt->pool_fn != NULL) {
         http_defer(r);
         if (ctlpool_submit(c->pool, run_pool_route, r) < 0) {
@@ -948,6 +1037,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (r == NULL)
         return;
     body_release(r);
+    free(r->query);
     cJSON_Delete(r->reply_body);
     if (r->work != NULL) {
         if (r->work_free != NULL)

@@ -55,6 +55,12 @@ struct http_req {
     /* Route-specific state of a deferred request, freed with the request. */
     void *work;
     void (*work_free)(void *work);
+    /* The query string's arguments, decoded by libmicrohttpd and copied on
+     * the MHD thread before the route runs (http_query_arg), so a route
+     * finishing on another thread never asks the suspended connection:
+     * "key\0value\0" nquery times, or NULL. */
+    char *query;
+    int nquery;
 };
 
 /* Queues body (taken, deleted here) as the JSON reply. */
@@ -93,6 +99,14 @@ enum MHD_Result http_defer_to_loop(struct core *c, struct http_req *r, void (*fn
 /* The route-specific state of a deferred request (freed with it by free_fn,
  * which may be NULL for plain free). */
 void http_set_work(struct http_req *r, void *work, void (*free_fn)(void *work));
+
+/*
+ * Any thread, inside a route: the value of the query argument key
+ * ("?key=value", percent-decoded; "" for a bare "?key"), the first one when
+ * it is repeated, or NULL when absent. Borrowed from r, valid until the
+ * request completes.
+ */
+const char *http_query_arg(const struct http_req *r, const char *key);
 
 /* Raises the open-file limit to its hard limit (core's start, before any
  * connection: the HTTP connection limit is computed from it). */

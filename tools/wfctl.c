@@ -43,6 +43,8 @@ static int cmd_list(const struct ctl_client *c, int argc, char **argv);
 static int cmd_control(const struct ctl_client *c, int argc, char **argv);
 static int cmd_status(const struct ctl_client *c, int argc, char **argv);
 static int cmd_run(const struct ctl_client *c, int argc, char **argv);
+static int cmd_get(const struct ctl_client *c, int argc, char **argv);
+static int cmd_ls(const struct ctl_client *c, int argc, char **argv);
 
 static const struct command commands[] = {
     {"deploy", "--project P FILE.so|FILE.c ...", "check plugins locally, upload their code",
@@ -55,6 +57,9 @@ static const struct command commands[] = {
     {"restart", "P", "reload P's code without downtime", cmd_control},
     {"status", "P", "show project P's worker and its code", cmd_status},
     {"run", "P WORKFLOW ['JSON']", "start a run of WORKFLOW with JSON input", cmd_run},
+    {"get", "RUN", "show a run: input, output, error and its steps", cmd_get},
+    {"ls", "P [--status S] [--workflow W] [--limit N] [--all]", "list P's runs, newest first",
+     cmd_ls},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -101,6 +106,17 @@ static void command_usage(FILE *f, const struct command *cmd)
         fputs("\nJSON defaults to {}. Prints the new run's id and status.\n", f);
     if (cmd->fn == cmd_list)
         fputs("\noptions:\n  --project P   list P's workflows and activities instead\n", f);
+    if (cmd->fn == cmd_get)
+        fputs("\nRUN is the run's id (a UUID). Prints the run as JSON.\n", f);
+    if (cmd->fn == cmd_ls)
+        fputs("\noptions:\n"
+              "  --status S     only runs in status S (pending, running, sleeping,\n"
+              "                 waiting, completed, failed, cancelled)\n"
+              "  --workflow W   only runs of workflow W\n"
+              "  --limit N      at most N runs (1 to 1000; the server's default is 50);\n"
+              "                 with --all, the runs fetched per request (default 1000)\n"
+              "  --all          every run, following the pages to the end\n",
+              f);
     fputs("\nGlobal options (--url, --token, --json): see wfctl --help.\n", f);
 }
 
@@ -557,6 +573,166 @@ static int cmd_run(const struct ctl_client *c, int argc, char **argv)
     }
     ctl_reply_free(&r);
     return rc;
+}
+
+/* `wfctl get RUN`: GET /executions/RUN, the run printed as indented JSON. */
+static int cmd_get(const struct ctl_client *c, int argc, char **argv)
+{
+    struct ctl_reply r;
+    char path[256], *text;
+    int rc, n, done;
+
+    rc = check_args(argc, argv, 1, 1, &n, &done);
+    if (rc != CTL_EXIT_OK || done)
+        return rc;
+    if (ctl_path(path, sizeof(path), "/executions/%s", argv[1]) != 0)
+        return CTL_EXIT_USAGE;
+    rc = ctl_request_json(c, "GET", path, NULL, &r);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (route_missing(&r)) {
+        ctl_error("executions are not supported by this server yet");
+        ctl_reply_free(&r);
+        return CTL_EXIT_REFUSED;
+    }
+    ctl_print_raw(c, &r);
+    rc = ctl_reply_check(&r);
+    if (rc == CTL_EXIT_OK && !c->json) {
+        text = cJSON_Print(cJSON_GetObjectItemCaseSensitive(r.json, "execution"));
+        if (text == NULL) {
+            ctl_error("could not print the run: the reply has no execution, or out of memory");
+            rc = CTL_EXIT_REFUSED;
+        } else {
+            printf("%s\n", text);
+            free(text);
+        }
+    }
+    ctl_reply_free(&r);
+    return rc;
+}
+
+/* Appends "?key=value" (or "&key=value" after the first) to the path in
+ * buf, value percent-encoded. Returns 0, or -1 when it does not fit
+ * (printed). */
+static int query_put(char *buf, size_t size, const char *key, const char *value)
+{
+    char escaped[512];
+    size_t at = strlen(buf);
+    int n;
+
+    if (ctl_path(escaped, sizeof(escaped), "%s", value) != 0)
+        return -1;
+    n = snprintf(buf + at, size - at, "%c%s=%s", strchr(buf, '?') != NULL ? '&' : '?', key,
+                 escaped);
+    if (n < 0 || (size_t)n >= size - at) {
+        buf[at] = '\0';
+        ctl_error("could not build the request path: an argument is too long");
+        return -1;
+    }
+    return 0;
+}
+
+/* Prints the runs of one list reply as table rows (the header first when
+ * *header is 0, which it then sets). */
+static void print_run_rows(const cJSON *reply, int *header)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(reply, "executions"))
+    {
+        const char *id = ctl_str(it, "executionId"), *wf = ctl_str(it, "workflow");
+        const char *st = ctl_str(it, "status"), *created = ctl_str(it, "createdAt");
+        const char *done = ctl_str(it, "completedAt");
+
+        if (!*header) {
+            printf("%-36s  %-24s %-10s %-24s  %s\n", "ID", "WORKFLOW", "STATUS", "CREATED",
+                   "COMPLETED");
+            *header = 1;
+        }
+        printf("%-36s  %-24s %-10s %-24s  %s\n", id != NULL ? id : "?", wf != NULL ? wf : "?",
+               st != NULL ? st : "?", created != NULL ? created : "-", done != NULL ? done : "-");
+    }
+}
+
+/*
+ * `wfctl ls P`: GET /projects/P/executions as a table, one page, or every
+ * page with --all (following nextCursor; a cursor that comes back twice
+ * ends the walk rather than looping). With --json, each page's reply is
+ * printed as it is, one per line.
+ */
+static int cmd_ls(const struct ctl_client *c, int argc, char **argv)
+{
+    const char *status = NULL, *workflow = NULL, *limit = NULL;
+    char base[512], path[1024], cursor[256] = "";
+    struct ctl_reply r;
+    int rc, n, done, kept = 1, all = 0, header = 0;
+    long long total = 0;
+
+    /* take the options out, then the common checks on what is left */
+    for (int i = 1; i < argc; i++) {
+        int m = ctl_opt_value(argc, argv, &i, "--status", &status);
+        if (m == 0)
+            m = ctl_opt_value(argc, argv, &i, "--workflow", &workflow);
+        if (m == 0)
+            m = ctl_opt_value(argc, argv, &i, "--limit", &limit);
+        if (m < 0)
+            return CTL_EXIT_USAGE;
+        if (m == 0 && strcmp(argv[i], "--all") == 0)
+            all = 1;
+        else if (m == 0)
+            argv[kept++] = argv[i];
+    }
+    rc = check_args(kept, argv, 1, 1, &n, &done);
+    if (rc != CTL_EXIT_OK || done)
+        return rc;
+    if (limit == NULL && all)
+        limit = "1000"; /* fewest requests */
+    if (ctl_path(base, sizeof(base), "/projects/%s/executions", argv[1]) != 0 ||
+        (status != NULL && query_put(base, sizeof(base), "status", status) != 0) ||
+        (workflow != NULL && query_put(base, sizeof(base), "workflow", workflow) != 0) ||
+        (limit != NULL && query_put(base, sizeof(base), "limit", limit) != 0))
+        return CTL_EXIT_USAGE;
+    for (;;) {
+        const cJSON *next;
+
+        snprintf(path, sizeof(path), "%s", base);
+        if (cursor[0] != '\0' && query_put(path, sizeof(path), "cursor", cursor) != 0)
+            return CTL_EXIT_REFUSED;
+        rc = ctl_request_json(c, "GET", path, NULL, &r);
+        if (rc != CTL_EXIT_OK)
+            return rc;
+        if (route_missing(&r)) {
+            ctl_error("executions are not supported by this server yet");
+            ctl_reply_free(&r);
+            return CTL_EXIT_REFUSED;
+        }
+        ctl_print_raw(c, &r);
+        rc = ctl_reply_check(&r);
+        if (rc != CTL_EXIT_OK) {
+            ctl_reply_free(&r);
+            return rc;
+        }
+        if (!c->json)
+            print_run_rows(r.json, &header);
+        total += num_or(r.json, "count", 0);
+        next = cJSON_GetObjectItemCaseSensitive(r.json, "nextCursor");
+        if (!cJSON_IsString(next) || next->valuestring[0] == '\0' ||
+            strcmp(next->valuestring, cursor) == 0 || strlen(next->valuestring) >= sizeof(cursor)) {
+            ctl_reply_free(&r);
+            break;
+        }
+        if (!all) {
+            if (!c->json)
+                printf("more runs follow: add --all to list them all\n");
+            ctl_reply_free(&r);
+            break;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", next->valuestring);
+        ctl_reply_free(&r);
+    }
+    if (!c->json && total == 0)
+        printf("no runs%s\n", status != NULL || workflow != NULL ? " match" : "");
+    return CTL_EXIT_OK;
 }
 
 /*

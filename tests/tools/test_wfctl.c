@@ -8,7 +8,8 @@
  * (WF_EXAMPLE_SO), of a C source written here (compiled by wfctl), of files
  * that are not plugins (1, nothing uploaded), to an unknown project (1),
  * list, start, status, restart (a new pid), run (the execution API may not
- * exist yet: either answer is accepted), --json, stop, a closed port (2),
+ * exist yet: either answer is accepted), --json, stop, get and ls on runs
+ * written with SQL (filters, --limit, --all, errors), a closed port (2),
  * and --token against a server that requires one. Each wfctl run is bounded
  * to 60 s and killed after that.
  */
@@ -325,6 +326,90 @@ static void test_workers(void)
           err_has("not found"));
 }
 
+/* get and ls against runs written with SQL into project truns (its own,
+ * so runs started by `wfctl run` elsewhere do not count). */
+static void test_runs(const struct th_db *db)
+{
+    static const char a[] = "0a000000-0000-4000-8000-000000000001";
+    static const char b[] = "0b000000-0000-4000-8000-000000000002";
+    static const char c[] = "0c000000-0000-4000-8000-000000000003";
+    static const char *const rows[] = {
+        "INSERT INTO projects (id, name) VALUES ('truns', 'Runs')",
+        "INSERT INTO executions (id, project_id, workflow, status, input, output, created_at,"
+        " completed_at) VALUES"
+        " ('0a000000-0000-4000-8000-000000000001', 'truns', 'order-flow', 'completed',"
+        "  '{\"qty\": 3}', '{\"total\": 42}', '2026-01-01 00:00:01+00', '2026-01-01 00:00:02+00'),"
+        " ('0b000000-0000-4000-8000-000000000002', 'truns', 'order-flow', 'failed', NULL, NULL,"
+        "  '2026-01-01 00:00:02+00', NULL),"
+        " ('0c000000-0000-4000-8000-000000000003', 'truns', 'refund-flow', 'running', NULL, NULL,"
+        "  '2026-01-01 00:00:03+00', NULL)",
+        "INSERT INTO steps (execution_id, seq, project_id, name, kind, status, output) VALUES"
+        " ('0a000000-0000-4000-8000-000000000001', 0, 'truns', 'charge', 'activity', 'completed',"
+        "  '{\"charged\": true}')",
+    };
+    PGconn *pg = th_db_connect(db);
+    int ok = pg != NULL;
+    cJSON *j;
+
+    for (size_t i = 0; ok && i < sizeof(rows) / sizeof(rows[0]); i++)
+        ok = th_sql_exec(pg, rows[i]) == 0;
+    PQfinish(pg);
+    if (!CHECK(ok))
+        return;
+
+    CHECK(expect(0, (const char *const[]){"--url", url, "get", a, NULL}) && out_has(a) &&
+          out_has("\"executionId\"") && out_has("\"total\"") && out_has("\"charge\"") &&
+          out_has("completed"));
+    CHECK(expect(1, (const char *const[]){"--url", url, "get",
+                                          "ffffffff-0000-4000-8000-000000000000", NULL}) &&
+          err_has("not found") && err_has("HTTP 404"));
+    CHECK(expect(1, (const char *const[]){"--url", url, "get", "nope", NULL}) &&
+          err_has("invalid execution id"));
+    CHECK(expect(100, (const char *const[]){"--url", url, "get", NULL}));
+    if (CHECK(expect(0, (const char *const[]){"--json", "--url", url, "get", b, NULL}))) {
+        j = cJSON_Parse(out_text);
+        CHECK(j != NULL && th_json_bool(j, "success") == 1);
+        cJSON_Delete(j);
+    }
+
+    /* newest first: c, b, a */
+    CHECK(expect(0, (const char *const[]){"--url", url, "ls", "truns", NULL}) &&
+          out_has("WORKFLOW") && out_has("COMPLETED") && out_has("refund-flow") &&
+          out_has("2026-01-01T00:00:02.000Z") && out_text != NULL &&
+          strstr(out_text, c) < strstr(out_text, b) && strstr(out_text, b) < strstr(out_text, a) &&
+          strstr(out_text, "more runs") == NULL);
+    CHECK(
+        expect(0, (const char *const[]){"--url", url, "ls", "truns", "--status", "failed", NULL}) &&
+        out_has(b) && strstr(out_text, a) == NULL && strstr(out_text, c) == NULL);
+    CHECK(expect(0, (const char *const[]){"--url", url, "ls", "--workflow=order-flow", "truns",
+                                          NULL}) &&
+          out_has(a) && out_has(b) && strstr(out_text, c) == NULL);
+    CHECK(expect(0,
+                 (const char *const[]){"--url", url, "ls", "truns", "--status", "waiting", NULL}) &&
+          out_has("no runs match"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "ls", "truns", "--limit", "1", NULL}) &&
+          out_has(c) && strstr(out_text, b) == NULL && out_has("more runs follow"));
+    /* --all follows the cursor, one run per request */
+    CHECK(expect(0, (const char *const[]){"--url", url, "ls", "truns", "--limit", "1", "--all",
+                                          NULL}) &&
+          out_has(a) && out_has(b) && out_has(c) && strstr(out_text, "more runs") == NULL);
+    CHECK(
+        expect(1, (const char *const[]){"--url", url, "ls", "truns", "--status", "bogus", NULL}) &&
+        err_has("invalid status"));
+    CHECK(expect(1, (const char *const[]){"--url", url, "ls", "truns", "--limit", "0", NULL}) &&
+          err_has("invalid limit"));
+    CHECK(expect(1, (const char *const[]){"--url", url, "ls", "nope", NULL}) &&
+          err_has("project \"nope\" not found"));
+    CHECK(expect(100, (const char *const[]){"--url", url, "ls", NULL}));
+    CHECK(expect(100, (const char *const[]){"--url", url, "ls", "truns", "--status", NULL}));
+    CHECK(expect(100, (const char *const[]){"--url", url, "ls", "truns", "--bogus", NULL}));
+    if (CHECK(expect(0, (const char *const[]){"--json", "--url", url, "ls", "truns", NULL}))) {
+        j = cJSON_Parse(out_text);
+        CHECK(j != NULL && th_json_num(j, "count") == 3);
+        cJSON_Delete(j);
+    }
+}
+
 /* A closed port on 127.0.0.1: wfctl says it could not reach the server. */
 static void test_unreachable(void)
 {
@@ -392,6 +477,7 @@ int main(void)
     test_projects();
     test_deploy(example_so);
     test_workers();
+    test_runs(&db);
     test_unreachable();
     test_token(&db);
 out:
