@@ -269,20 +269,21 @@ static struct erun *ref_run(const struct ref *x)
 
 static const char SQL_TRIGGER[] =
     "INSERT INTO executions (id, project_id, workflow, code_sha256, input, status, lease_owner,"
-    " lease_expires_at, started_at)"
+    " lease_expires_at, started_at, attempt)"
     " SELECT u.id, u.project, u.workflow, u.sha, u.input, 'running', u.owner,"
-    "  now() + make_interval(secs => u.lease_ms / 1000.0), clock_timestamp()"
+    "  now() + make_interval(secs => u.lease_ms / 1000.0), clock_timestamp(), 1"
     " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],"
     "  $7::int[]) AS u(id, project, workflow, sha, input, owner, lease_ms)";
 
 static const char SQL_TRIGGER_ONE[] =
     "INSERT INTO executions (id, project_id, workflow, code_sha256, input, idempotency_key,"
-    " status, lease_owner, lease_expires_at, started_at)"
+    " status, lease_owner, lease_expires_at, started_at, attempt)"
     " SELECT $1::uuid, w.project_id, w.kebab_name, coalesce($4, w.artifact_sha256), $5::jsonb, $6,"
     "  CASE WHEN $7::text IS NULL THEN 'pending' ELSE 'running' END, $7,"
     "  CASE WHEN $7::text IS NULL THEN NULL"
     "   ELSE now() + make_interval(secs => $8::int / 1000.0) END,"
-    "  CASE WHEN $7::text IS NULL THEN NULL ELSE clock_timestamp() END"
+    "  CASE WHEN $7::text IS NULL THEN NULL ELSE clock_timestamp() END,"
+    "  CASE WHEN $7::text IS NULL THEN 0 ELSE 1 END"
     " FROM workflows w WHERE w.project_id = $2 AND w.kebab_name = $3 AND w.is_active"
     " ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
     " RETURNING id, status";

@@ -83,7 +83,8 @@ struct wrun {
     cJSON *act_input;
     const struct wf_activity_def *act_def;
     int attempt;
-    struct act *act_job; /* the attempt running, until it is answered or abandoned */
+    int64_t act_started_ms; /* wall ms of its first attempt */
+    struct act *act_job;    /* the attempt running, until it is answered or abandoned */
     /* the step with core (R_COMMIT) */
     struct wstep pending;
     int pending_seq;
@@ -219,6 +220,7 @@ static void clear_activity(struct wrun *r)
     r->act_input = NULL;
     r->act_def = NULL;
     r->attempt = 0;
+    r->act_started_ms = 0;
 }
 
 static void run_unref(struct wrun *r)
@@ -780,6 +782,8 @@ static void start_attempt(struct runs *rs, struct wrun *r)
     }
     r->token++;
     r->attempt++;
+    if (r->attempt == 1)
+        r->act_started_ms = ju_wall_ms();
     job_init(&j->job, J_ACT, rs, r);
     j->def = r->act_def;
     snprintf(j->execution_id, sizeof(j->execution_id), "%s", r->id);
@@ -843,6 +847,8 @@ static void send_step(struct runs *rs, struct wrun *r, int ok, cJSON *output, ch
     else
         cJSON_AddStringToObject(o, "error", error != NULL ? error : "failed");
     cJSON_AddNumberToObject(o, "attempts", r->attempt);
+    if (r->act_started_ms > 0)
+        cJSON_AddNumberToObject(o, "startedAt", (double)r->act_started_ms);
     emit(rs, o, bytes);
     free(output_text);
     clear_activity(r);
