@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -45,6 +46,7 @@ static int cmd_status(const struct ctl_client *c, int argc, char **argv);
 static int cmd_run(const struct ctl_client *c, int argc, char **argv);
 static int cmd_get(const struct ctl_client *c, int argc, char **argv);
 static int cmd_ls(const struct ctl_client *c, int argc, char **argv);
+static int cmd_run_call(const struct ctl_client *c, int argc, char **argv);
 
 static const struct command commands[] = {
     {"deploy", "--project P FILE.so|FILE.c ...", "check plugins locally, upload their code",
@@ -56,10 +58,14 @@ static const struct command commands[] = {
     {"stop", "P", "stop P's worker (drains its runs)", cmd_control},
     {"restart", "P", "reload P's code without downtime", cmd_control},
     {"status", "P", "show project P's worker and its code", cmd_status},
-    {"run", "P WORKFLOW ['JSON']", "start a run of WORKFLOW with JSON input", cmd_run},
+    {"run", "P WORKFLOW ['JSON'] [--wait [--timeout S]]",
+     "start a run of WORKFLOW with JSON input; --wait: until it ends, print its output", cmd_run},
     {"get", "RUN", "show a run: input, output, error and its steps", cmd_get},
     {"ls", "P [--status S] [--workflow W] [--limit N] [--all]", "list P's runs, newest first",
      cmd_ls},
+    {"signal", "RUN NAME ['JSON']", "send signal NAME with a JSON payload to a run", cmd_run_call},
+    {"cancel", "RUN", "cancel a run (at its next step when a worker holds it)", cmd_run_call},
+    {"retry", "RUN", "resume a failed run from its failed step", cmd_run_call},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -523,14 +529,88 @@ static int route_missing(const struct ctl_reply *r)
     return r->status == 404 && (err == NULL || strcmp(err, "not found") == 0);
 }
 
+/*
+ * Polls GET /executions/ID until the run ends or timeout_s pass, then
+ * prints its output (or error). Exit status: 0 completed, 1 failed or
+ * cancelled or still going at the timeout.
+ */
+static int wait_run(const struct ctl_client *c, const char *id, long timeout_s)
+{
+    char path[256];
+    struct timespec t0, now;
+    long delay_ms = 10;
+
+    if (ctl_path(path, sizeof(path), "/executions/%s", id) != 0)
+        return CTL_EXIT_USAGE;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct ctl_reply r;
+        const cJSON *ex;
+        const char *st;
+        int rc = ctl_request_json(c, "GET", path, NULL, &r);
+
+        if (rc != CTL_EXIT_OK)
+            return rc;
+        rc = ctl_reply_check(&r);
+        ex = cJSON_GetObjectItemCaseSensitive(r.json, "execution");
+        st = ctl_str(ex, "status");
+        if (rc != CTL_EXIT_OK || st == NULL) {
+            ctl_reply_free(&r);
+            return rc != CTL_EXIT_OK ? rc : CTL_EXIT_REFUSED;
+        }
+        if (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0 ||
+            strcmp(st, "cancelled") == 0) {
+            int ok = strcmp(st, "completed") == 0;
+            char *text = cJSON_PrintUnformatted(
+                cJSON_GetObjectItemCaseSensitive(ex, ok ? "output" : "error"));
+            if (c->json)
+                printf("%s\n", r.body);
+            else
+                printf("run %s %s: %s\n", id, st, text != NULL ? text : "null");
+            free(text);
+            ctl_reply_free(&r);
+            return ok ? CTL_EXIT_OK : CTL_EXIT_REFUSED;
+        }
+        ctl_reply_free(&r);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= timeout_s) {
+            ctl_error("run %s is still %s after %ld s", id, st, timeout_s);
+            return CTL_EXIT_REFUSED;
+        }
+        usleep((useconds_t)delay_ms * 1000);
+        if (delay_ms < 500)
+            delay_ms *= 2;
+    }
+}
+
 static int cmd_run(const struct ctl_client *c, int argc, char **argv)
 {
     struct ctl_reply r;
     const cJSON *ex;
     cJSON *body, *input;
-    char path[256];
-    int rc, n, done;
+    char path[256], id[64] = "";
+    const char *timeout = NULL;
+    long timeout_s = 300;
+    int rc, n, done, kept = 1, wait = 0;
 
+    for (int i = 1; i < argc; i++) {
+        int m = ctl_opt_value(argc, argv, &i, "--timeout", &timeout);
+        if (m < 0)
+            return CTL_EXIT_USAGE;
+        if (m == 0 && strcmp(argv[i], "--wait") == 0)
+            wait = 1;
+        else if (m == 0)
+            argv[kept++] = argv[i];
+    }
+    argc = kept;
+    if (timeout != NULL) {
+        char *end;
+        timeout_s = strtol(timeout, &end, 10);
+        if (*end != '\0' || timeout_s < 1 || timeout_s > 86400) {
+            ctl_error("run: --timeout must be a number of seconds from 1 to 86400");
+            return CTL_EXIT_USAGE;
+        }
+    }
     rc = check_args(argc, argv, 2, 3, &n, &done);
     if (rc != CTL_EXIT_OK || done)
         return rc;
@@ -560,16 +640,63 @@ static int cmd_run(const struct ctl_client *c, int argc, char **argv)
         ctl_reply_free(&r);
         return CTL_EXIT_REFUSED;
     }
+    if (!wait)
+        ctl_print_raw(c, &r);
+    rc = ctl_reply_check(&r);
+    ex = r.json;
+    if (rc == CTL_EXIT_OK && ctl_str(ex, "executionId") != NULL)
+        snprintf(id, sizeof(id), "%s", ctl_str(ex, "executionId"));
+    if (rc == CTL_EXIT_OK && !c->json) {
+        if (id[0] != '\0')
+            printf("%s run %s of %s (status %s)\n", r.status == 200 ? "existing" : "started", id,
+                   argv[2], ctl_str(ex, "status") ? ctl_str(ex, "status") : "pending");
+        else
+            printf("%s\n", r.body);
+    }
+    ctl_reply_free(&r);
+    if (rc == CTL_EXIT_OK && wait && id[0] != '\0')
+        rc = wait_run(c, id, timeout_s);
+    return rc;
+}
+
+/* `wfctl signal RUN NAME [JSON]`, `cancel RUN`, `retry RUN`. */
+static int cmd_run_call(const struct ctl_client *c, int argc, char **argv)
+{
+    int is_signal = strcmp(argv[0], "signal") == 0;
+    struct ctl_reply r;
+    char path[512];
+    cJSON *payload = NULL;
+    int rc, n, done;
+
+    rc = check_args(argc, argv, is_signal ? 2 : 1, is_signal ? 3 : 1, &n, &done);
+    if (rc != CTL_EXIT_OK || done)
+        return rc;
+    if (is_signal) {
+        payload = cJSON_Parse(n == 3 ? argv[3] : "null");
+        if (payload == NULL) {
+            ctl_error("signal: the payload is not valid JSON: %.40s", argv[3]);
+            return CTL_EXIT_USAGE;
+        }
+        rc = ctl_path(path, sizeof(path), "/executions/%s/signals/%s", argv[1], argv[2]);
+    } else {
+        rc = ctl_path(path, sizeof(path), "/executions/%s/%s", argv[1], argv[0]);
+    }
+    if (rc != 0) {
+        cJSON_Delete(payload);
+        return CTL_EXIT_USAGE;
+    }
+    rc = ctl_request_json(c, "POST", path, payload, &r);
+    cJSON_Delete(payload);
+    if (rc != CTL_EXIT_OK)
+        return rc;
     ctl_print_raw(c, &r);
     rc = ctl_reply_check(&r);
     if (rc == CTL_EXIT_OK && !c->json) {
-        ex = r.json;
-        if (ctl_str(ex, "executionId") != NULL)
-            printf("%s run %s of %s (status %s)\n", r.status == 200 ? "existing" : "started",
-                   ctl_str(ex, "executionId"), argv[2],
-                   ctl_str(ex, "status") ? ctl_str(ex, "status") : "pending");
+        if (is_signal)
+            printf("signal %s sent to run %s\n", argv[2], argv[1]);
         else
-            printf("%s\n", r.body);
+            printf("run %s: %s\n", argv[1],
+                   ctl_str(r.json, "status") != NULL ? ctl_str(r.json, "status") : "ok");
     }
     ctl_reply_free(&r);
     return rc;

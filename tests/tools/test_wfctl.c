@@ -317,6 +317,28 @@ static void test_workers(void)
     CHECK(
         expect(0, (const char *const[]){"--url", url, "run", "tproj", "hello-world", "{}", NULL}) &&
         out_has("started run ") && out_has(" of hello-world (status running)"));
+    /* --wait: until it ends, with its output; an ended run cannot be
+     * cancelled, retried or signalled (409, said) */
+    if (CHECK(expect(0, (const char *const[]){"--url", url, "run", "tproj", "hello-world", "{}",
+                                              "--wait", "--timeout", "30", NULL}) &&
+              out_has(" completed: \"hello\""))) {
+        char id[64] = "";
+        if (sscanf(out_text, "started run %63s", id) == 1 && id[0] != '\0') {
+            CHECK(expect(1, (const char *const[]){"--url", url, "cancel", id, NULL}) &&
+                  err_has("already completed"));
+            CHECK(expect(1, (const char *const[]){"--url", url, "retry", id, NULL}) &&
+                  err_has("only a failed run can be retried"));
+            CHECK(expect(1, (const char *const[]){"--url", url, "signal", id, "go", "{\"a\":1}",
+                                                  NULL}) &&
+                  err_has("already completed"));
+            CHECK(
+                expect(100, (const char *const[]){"--url", url, "signal", id, "go", "{bad", NULL}));
+            CHECK(expect(0, (const char *const[]){"--url", url, "get", id, NULL}) &&
+                  out_has("\"completed\""));
+        } else {
+            CHECK(0 && "no run id in wfctl run's output");
+        }
+    }
 
     CHECK(expect(0, (const char *const[]){"--url", url, "stop", "tproj", NULL}) &&
           out_has("Worker stopped for project tproj"));
