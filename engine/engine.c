@@ -61,7 +61,8 @@ struct ework {
     cJSON *code; /* {"<workflow>":"<sha256>"} of what it loaded */
     int held;    /* runs handed to it */
     int claiming;
-    int more; /* the last claim was full, or runs were released: claim again */
+    int retired; /* a newer worker of the project is ready: it takes the new runs */
+    int more;    /* the last claim was full, or runs were released: claim again */
     int first_claim_done;
     cJSON *out;             /* items to send at the end of the turn */
     struct loop_timer wake; /* the earliest sleeping run it parked is due */
@@ -151,7 +152,7 @@ static struct ework *work_for(struct engine *e, const char *project)
         if (strcmp(w->project, project) != 0)
             continue;
         c = e->env.find(e->env.arg, w->conn);
-        if (c != NULL && !wconn_draining(c))
+        if (c != NULL && !w->retired && !wconn_draining(c))
             return w;
     }
     return NULL;
@@ -657,7 +658,7 @@ static void wake_at(struct engine *e, struct ework *w, int64_t at_ms)
  * changed outside the worker (a signal arrived, a wait timed out). */
 static void rehand(struct engine *e, struct erun *r)
 {
-    struct ework *w = work_by_conn(e, r->project, r->conn);
+    struct ework *w;
     const char *params[2];
     char arr[64];
 
@@ -667,6 +668,7 @@ static void rehand(struct engine *e, struct erun *r)
     if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_RELEASE, 2, params, NULL,
                  NULL, log_failure, what_release) < 0)
         log_error("could not release run %s: out of memory", r->id);
+    w = work_for(e, r->project); /* the project's current worker, after r is gone */
     drop_run(e, r);
     if (w != NULL) {
         w->more = 1;
@@ -798,7 +800,10 @@ int engine_worker_message(struct engine *e, struct wconn *c, const cJSON *msg)
             rc = on_wait(e, r, it, &why);
         else if (strcmp(k, "release") == 0 && r->state == E_HELD) {
             const char *err = ju_str(it, "error");
-            fail_held(e, r, err != NULL ? err : "the worker could not run it");
+            if (ju_bool(it, "transient"))
+                rehand(e, r); /* full or stopping: another worker takes it */
+            else
+                fail_held(e, r, err != NULL ? err : "the worker could not run it");
         } else {
             rc = -1;
             why = "an event out of order";
@@ -1209,7 +1214,7 @@ static void claim(struct engine *e, struct ework *w)
     const char *params[5];
     int room = e->cfg->max_runs - w->held;
 
-    if (w->claiming || room <= 0)
+    if (w->claiming || w->retired || room <= 0)
         return;
     j = calloc(1, sizeof(*j));
     if (j == NULL)
@@ -1260,6 +1265,12 @@ void engine_worker_ready(struct engine *e, struct wconn *c)
     if (w->code == NULL)
         w->code = cJSON_CreateObject();
     cJSON_Delete(sum);
+    /* The newest ready worker of a project takes its new runs (a restart:
+     * the old one drains what it holds and goes). */
+    for (struct ework *o = e->works[b]; o != NULL; o = o->next) {
+        if (strcmp(o->project, w->project) == 0)
+            o->retired = 1;
+    }
     w->next = e->works[b];
     e->works[b] = w;
     if (!wconn_draining(c))
@@ -1339,7 +1350,7 @@ static void on_poll_now(struct engine *e)
     for (unsigned b = 0; b < NPBUCKETS; b++) {
         for (struct ework *w = e->works[b]; w != NULL; w = w->next) {
             struct wconn *c = e->env.find(e->env.arg, w->conn);
-            if (c != NULL && !wconn_draining(c))
+            if (c != NULL && !w->retired && !wconn_draining(c))
                 claim(e, w);
         }
     }

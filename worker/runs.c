@@ -182,6 +182,8 @@ struct runs {
     /* outgoing */
     cJSON *out;
     size_t out_bytes;
+    int jobs;     /* turns and attempts on the pools, answered or not yet */
+    int draining; /* no new turn or attempt starts */
 };
 
 /* ---- the table ---- */
@@ -337,11 +339,15 @@ static cJSON *error_json(const char *msg)
     return e;
 }
 
-static void release(struct runs *rs, struct wrun *r, const char *why)
+/* Gives a run back to core: transient (this worker is full or stopping:
+ * another takes it), or not (it cannot run here: core fails it). */
+static void release(struct runs *rs, struct wrun *r, const char *why, int transient)
 {
     cJSON *o = item_new("release", r);
 
     cJSON_AddStringToObject(o, "error", why);
+    if (transient)
+        cJSON_AddBoolToObject(o, "transient", 1);
     emit(rs, o, strlen(why));
 }
 
@@ -719,6 +725,7 @@ static void job_init(struct job *j, enum job_type type, struct runs *rs, struct 
     j->run = r;
     j->token = r->token;
     r->refs++;
+    rs->jobs++;
 }
 
 static void turn_free(struct turn *t)
@@ -743,8 +750,12 @@ static void fail_run(struct runs *rs, struct wrun *r, const char *msg, const str
 
 static void start_turn(struct runs *rs, struct wrun *r)
 {
-    struct turn *t = calloc(1, sizeof(*t));
+    struct turn *t;
 
+    r->state = R_READY;
+    if (rs->draining)
+        return; /* parked at its last checkpoint: the next worker replays it */
+    t = calloc(1, sizeof(*t));
     if (t == NULL) {
         fail_run(rs, r, "could not run the workflow: out of memory", NULL);
         return;
@@ -760,6 +771,7 @@ static void start_turn(struct runs *rs, struct wrun *r)
     t->nrec = r->nsteps;
     r->state = R_TURN;
     if (pool_submit(rs->turns, turn_main, t) < 0) {
+        rs->jobs--;
         run_unref(r);
         turn_free(t);
         fail_run(rs, r, "could not run the workflow: no thread", NULL);
@@ -768,8 +780,13 @@ static void start_turn(struct runs *rs, struct wrun *r)
 
 static void start_attempt(struct runs *rs, struct wrun *r)
 {
-    struct act *j = calloc(1, sizeof(*j));
+    struct act *j;
 
+    if (rs->draining) {
+        r->state = R_RETRY; /* not started: the next worker runs it */
+        return;
+    }
+    j = calloc(1, sizeof(*j));
     if (j != NULL) {
         j->name = strdup(r->act_name);
         j->input = cJSON_Duplicate(r->act_input, 1);
@@ -802,6 +819,7 @@ static void start_attempt(struct runs *rs, struct wrun *r)
         log_warning("project=%s run=%s no timer for the activity's deadline: out of memory",
                     rs->project, r->id);
     if (pool_submit(rs->acts, act_main, j) < 0) {
+        rs->jobs--;
         r->act_job = NULL;
         run_unref(r);
         act_free(j);
@@ -1056,6 +1074,7 @@ void runs_on_mailbox(struct runs *rs)
         struct job *j = rev;
         struct wrun *r = j->run;
         rev = rev->next;
+        rs->jobs--;
         if (j->type == J_TURN)
             on_turn_done(rs, (struct turn *)j);
         else
@@ -1193,12 +1212,17 @@ static int take_run(struct runs *rs, cJSON *item, char *err, size_t errlen)
     if (r->wf == NULL) {
         char why[300];
         snprintf(why, sizeof(why), "workflow \"%.200s\" is not loaded in this worker", workflow);
-        release(rs, r, why);
+        release(rs, r, why, 0);
+        run_remove(rs, r);
+        return 0;
+    }
+    if (rs->draining) {
+        release(rs, r, "the worker is stopping", 1);
         run_remove(rs, r);
         return 0;
     }
     if (rs->count > rs->cfg.max_runs) {
-        release(rs, r, "the worker holds MAX_CONCURRENT_WORKFLOW_EXECUTIONS runs");
+        release(rs, r, "the worker holds MAX_CONCURRENT_WORKFLOW_EXECUTIONS runs", 1);
         run_remove(rs, r);
         return 0;
     }
@@ -1213,6 +1237,7 @@ nomem:
         cJSON_AddStringToObject(o, "k", "release");
         cJSON_AddStringToObject(o, "run", id);
         cJSON_AddStringToObject(o, "error", "out of memory");
+        cJSON_AddBoolToObject(o, "transient", 1);
         emit(rs, o, 0);
     }
     return 0;
@@ -1340,6 +1365,16 @@ int runs_timer_fd(const struct runs *rs)
 int runs_count(const struct runs *rs)
 {
     return rs->count;
+}
+
+void runs_drain(struct runs *rs)
+{
+    rs->draining = 1;
+}
+
+int runs_busy(const struct runs *rs)
+{
+    return rs->jobs;
 }
 
 /* A queued job dropped by pool_stop. */

@@ -27,8 +27,9 @@
  *                    "failed","output","error","attempts","nows":[{"seq","value"}]}
  *                  {"k":"end","run","status":"completed"|"failed","output","error",
  *                    "nows":[…]}
- *                  {"k":"release","run","error"} the worker cannot take the run (no such
- *                    workflow or code version here, or it is full)
+ *                  {"k":"release","run","error","transient"?} the worker cannot take the
+ *                    run: transient (full, stopping: another worker takes it), or not
+ *                    (no such workflow here: core fails the run)
  *
  * Loop thread only, except what the pools run. Plugin code never runs on
  * the loop thread.
@@ -76,6 +77,15 @@ void runs_flush(struct runs *rs);
 
 /* Runs held. */
 int runs_count(const struct runs *rs);
+
+/* Drain (stop or restart): no turn or attempt starts any more; what runs
+ * finishes and its step goes to core; runs core hands over meanwhile are
+ * given back. The rest stay at their last checkpoint, and core hands them
+ * to the next worker when this one is gone. */
+void runs_drain(struct runs *rs);
+
+/* Turns and attempts not yet answered (plugin code running or queued). */
+int runs_busy(const struct runs *rs);
 
 /* Stops the pools (waiting up to wait_ms for plugin code to return) and
  * frees everything. Returns 0, or -1 when plugin code still runs: then

@@ -76,6 +76,7 @@ struct worker {
     cJSON *sandbox;           /* what sandbox_apply did, sent in every hello */
     struct plg_registry *reg; /* the project's plugins, once loaded */
     struct runs *runs;        /* the run table, once loaded */
+    int draining;             /* SIGTERM came: finish what runs, then stop */
     struct artifact {
         char sha[65];
         int fd; /* the sealed memfd core sent, until the load */
@@ -629,9 +630,13 @@ int worker_main(int argc, char **argv)
             if (fd == w->sigfd) {
                 struct signalfd_siginfo si;
                 while (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                    if (w->draining)
+                        continue;
                     wlog_info("received signal %d; draining", (int)si.ssi_signo);
                     (void)send_simple(w, w->ctl, "draining", NULL, NULL);
-                    w->stop = WF_EXIT_OK;
+                    w->draining = 1;
+                    if (w->runs != NULL)
+                        runs_drain(w->runs);
                 }
             } else if (fd == w->timerfd) {
                 heartbeat(w);
@@ -652,6 +657,10 @@ int worker_main(int argc, char **argv)
         }
         if (w->runs != NULL)
             runs_flush(w->runs);
+        /* Draining: done once no plugin code runs (the manager kills us at
+         * WF_DRAIN_TIMEOUT_MS otherwise). */
+        if (w->draining && w->stop < 0 && (w->runs == NULL || runs_busy(w->runs) == 0))
+            w->stop = WF_EXIT_OK;
     }
     /* Runs still held are parked at their last committed step: core hands
      * them to the next worker. Plugin code gets a moment to return. */

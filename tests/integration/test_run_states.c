@@ -12,6 +12,7 @@
  *   - cancelled while running, sleeping and waiting;
  *   - non-determinism fails the run naming both steps;
  *   - a 1 MB input and a 5 MB activity output;
+ *   - a restart drains the old worker: its running activity finishes once;
  *   - 400/404/409 for bad ids, unknown runs and runs already ended.
  */
 #include <fcntl.h>
@@ -275,6 +276,27 @@ static void test_big(void)
               "5000000");
 }
 
+/* A restart drains the old worker: the activity it runs finishes and is
+ * recorded once; the new worker goes on from there. */
+static void test_drain(void)
+{
+    char id[64];
+    long long t0, t1;
+
+    snprintf(id, sizeof(id), "%s",
+             start("one-activity", "{\"activity\":\"slow\",\"input\":{\"ms\":1500}}"));
+    CHECK(reaches(id, "running", 20000));
+    usleep(200 * 1000);
+    CHECK(th_db_now_ms(pg, &t0) == 0);
+    CHECK_EQ_INT(th_post_project(&srv, "/workers/restart", "p", NULL), 200);
+    CHECK(reaches(id, "completed", 20000));
+    CHECK(th_db_now_ms(pg, &t1) == 0);
+    check_col(id, "e.output->'result'->>'sleptMs'", "1500");
+    check_col(id, "(SELECT attempts::text FROM steps s WHERE s.execution_id = e.id)", "1");
+    /* Not cut and run again (that would take another 1.5 s). */
+    CHECK(t1 - t0 < 2500);
+}
+
 static void test_errors(void)
 {
     CHECK_EQ_INT(post("/executions/not-a-uuid/cancel", NULL, NULL), 400);
@@ -329,6 +351,7 @@ int main(void)
     test_cancel();
     test_nondeterminism();
     test_big();
+    test_drain();
     test_errors();
 out:
     th_down(&db, &srv, pg);
