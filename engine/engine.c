@@ -35,6 +35,7 @@
 #define RUN_ID_LEN 36
 #define CLAIM_BATCH 256 /* runs claimed per statement */
 #define POLL_MS 1000    /* every project with a ready worker is polled this often */
+#define ACTIVE_EVERY 5  /* polls between two counts of the runs not ended */
 #define NBUCKETS 65536u /* run table */
 #define NPBUCKETS 1024u /* workers by project */
 
@@ -50,8 +51,10 @@ struct erun {
     uint64_t conn; /* the worker connection holding it */
     uint64_t gen;
     enum erun_state state;
-    int seq;    /* E_COMMITTING: the step's seq */
-    int cancel; /* a cancel came while its step was being written */
+    int seq;                 /* E_COMMITTING: the step's seq */
+    int cancel;              /* a cancel came while its step was being written */
+    int64_t trigger_wall_ms; /* started here by a trigger: when (0: claimed) */
+    int first_done;          /* its first step was seen */
     struct erun *next;
 };
 
@@ -82,8 +85,26 @@ struct engine {
     struct loop_timer poll, lease;
     int hooked;
     int detached;
+    unsigned polls;
+    int counting; /* the active-runs count is in flight */
     struct engine_stats st;
 };
+
+const double ENGINE_HIST_LE[ENGINE_HIST_N - 1] = {0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                  0.25,  0.5,   1,     2.5,  5,     10};
+
+static void hist_add(struct engine_hist *h, double seconds)
+{
+    int i = 0;
+
+    if (seconds < 0)
+        seconds = 0;
+    while (i < ENGINE_HIST_N - 1 && seconds > ENGINE_HIST_LE[i])
+        i++;
+    h->bucket[i]++;
+    h->count++;
+    h->sum += seconds;
+}
 
 /* ---- tables ---- */
 
@@ -243,6 +264,7 @@ struct ref {
     char id[RUN_ID_LEN + 1];
     uint64_t gen;
     int seq;
+    char status[12]; /* submit_end: the status written */
 };
 
 static struct ref *ref_new(struct engine *e, const struct erun *r, int seq)
@@ -255,6 +277,7 @@ static struct ref *ref_new(struct engine *e, const struct erun *r, int seq)
     snprintf(x->id, sizeof(x->id), "%s", r->id);
     x->gen = r->gen;
     x->seq = seq;
+    x->status[0] = '\0';
     return x;
 }
 
@@ -307,7 +330,8 @@ static const char SQL_STEP[] =
     "  AS u(id, seq, name, kind, status, output, error, attempts, owner, started_ms)"
     " JOIN executions e ON e.id = u.id AND e.lease_owner = u.owner AND e.status = 'running'"
     "  AND NOT e.cancel_requested"
-    " ON CONFLICT DO NOTHING RETURNING execution_id, seq";
+    " ON CONFLICT DO NOTHING RETURNING execution_id, seq,"
+    "  extract(epoch FROM clock_timestamp() - started_at), attempts";
 
 static const char SQL_END[] =
     "UPDATE executions e SET status = u.status, output = u.output, error = u.error,"
@@ -318,7 +342,8 @@ static const char SQL_END[] =
     " updated_at = clock_timestamp(), lease_owner = NULL, lease_expires_at = NULL"
     " FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[], $6::float8[])"
     "  AS u(id, status, output, error, owner, wake_ms)"
-    " WHERE e.id = u.id AND e.lease_owner = u.owner AND e.status = 'running'";
+    " WHERE e.id = u.id AND e.lease_owner = u.owner AND e.status = 'running'"
+    " RETURNING e.id, extract(epoch FROM clock_timestamp() - e.created_at)";
 
 /* A run whose cancel was asked for ends cancelled instead. */
 static const char SQL_RELEASE[] =
@@ -373,6 +398,11 @@ static const char SQL_CANCEL[] = "SELECT wf_cancel($1::uuid)";
 static const char SQL_RETRY[] = "SELECT wf_retry($1::uuid)";
 static const char SQL_NOTIFY[] = "SELECT pg_notify('wf_runs', $1)";
 
+/* Runs not ended, by status, all hosts (the claim index covers them). */
+static const char SQL_ACTIVE[] =
+    "SELECT status, count(*) FROM executions"
+    " WHERE status IN ('pending', 'running', 'sleeping', 'waiting') GROUP BY status";
+
 /* For statements whose success needs no follow-up: failures are logged,
  * saying what failed (arg, one of these). */
 static char what_clock[] = "record a clock read";
@@ -399,6 +429,8 @@ static void submit_end(struct engine *e, struct erun *r, const char *status, con
     struct ref *x = ref_new(e, r, 0);
 
     r->state = E_ENDING;
+    if (x != NULL)
+        snprintf(x->status, sizeof(x->status), "%s", status);
     if (x == NULL || dbq_row(e->t_end, vals, on_end_done, x) < 0) {
         /* The run stays running under our lease: the next claim after a
          * release, or another host after the lease, picks it up. */
@@ -423,11 +455,29 @@ static void on_end_done(void *arg, const struct dbq_result *res)
     struct engine *e = x->e;
     struct erun *r = ref_run(x);
 
-    free(x);
-    if (r == NULL)
+    if (r == NULL) {
+        free(x);
         return;
-    if (res->outcome != DBQ_OK)
+    }
+    if (res->outcome != DBQ_OK) {
         log_error("could not record the end of run %s: %s", r->id, res->message);
+    } else {
+        if (strcmp(x->status, "completed") == 0)
+            e->st.completed++;
+        else if (strcmp(x->status, "failed") == 0)
+            e->st.failed++;
+        else if (strcmp(x->status, "cancelled") == 0)
+            e->st.cancelled++;
+        else
+            e->st.parked++;
+        for (int i = 0; x->status[0] != 's' && i < PQntuples(res->res); i++) {
+            if (strcmp(PQgetvalue(res->res, i, 0), r->id) == 0) {
+                hist_add(&e->st.run_seconds, strtod(PQgetvalue(res->res, i, 1), NULL));
+                break;
+            }
+        }
+    }
+    free(x);
     drop_run(e, r);
 }
 
@@ -440,7 +490,6 @@ static void fail_held(struct engine *e, struct erun *r, const char *message)
     cJSON_AddStringToObject(err, "message", message);
     text = cJSON_PrintUnformatted(err);
     cJSON_Delete(err);
-    e->st.failed++;
     submit_end(e, r, "failed", NULL, text != NULL ? text : "{}", NULL);
     free(text);
 }
@@ -482,7 +531,12 @@ static void on_step_done(void *arg, const struct dbq_result *res)
     for (int i = 0; i < PQntuples(res->res); i++) {
         if (strcmp(PQgetvalue(res->res, i, 0), r->id) == 0 &&
             strtol(PQgetvalue(res->res, i, 1), NULL, 10) == x->seq) {
+            long attempts = strtol(PQgetvalue(res->res, i, 3), NULL, 10);
             landed = 1;
+            if (!PQgetisnull(res->res, i, 2))
+                hist_add(&e->st.step_seconds, strtod(PQgetvalue(res->res, i, 2), NULL));
+            if (attempts > 1)
+                e->st.retries += (uint64_t)(attempts - 1);
             break;
         }
     }
@@ -591,6 +645,9 @@ static int on_step(struct engine *e, struct erun *r, const cJSON *item, const ch
     }
     (void)ju_int(item, "attempts", &attempts);
     (void)ju_int(item, "startedAt", &started);
+    if (!r->first_done && r->trigger_wall_ms > 0 && started > 0)
+        hist_add(&e->st.first_seconds, (double)(started - r->trigger_wall_ms) / 1000.0);
+    r->first_done = 1;
     if (on_nows(e, r, item, why) < 0)
         return -1;
     ok = strcmp(status, "completed") == 0;
@@ -624,10 +681,6 @@ static int on_end(struct engine *e, struct erun *r, const cJSON *item, const cha
         return -1;
     output = member_text(item, "output");
     error = member_text(item, "error");
-    if (strcmp(status, "completed") == 0)
-        e->st.completed++;
-    else
-        e->st.failed++;
     submit_end(e, r, status, output, error, NULL);
     free(output);
     free(error);
@@ -826,8 +879,8 @@ struct trig {
     char sha[65];
     char *input;
     char *key;
-    uint64_t conn; /* the worker it goes to, 0: none */
-    int64_t t0_us;
+    uint64_t conn;      /* the worker it goes to, 0: none */
+    int64_t t0_wall_ms; /* when it was asked for */
     engine_trigger_fn done;
     void *arg;
 };
@@ -884,6 +937,7 @@ static void hand_new_run(struct engine *e, struct trig *t)
         w->held--;
         return;
     }
+    r->trigger_wall_ms = t->t0_wall_ms;
     item = item_new("run", t->id);
     cJSON_AddStringToObject(item, "workflow", t->workflow);
     cJSON_AddStringToObject(item, "sha256", t->sha);
@@ -990,6 +1044,7 @@ int engine_trigger(struct engine *e, const char *project, const char *workflow, 
     t->e = e;
     t->done = done;
     t->arg = arg;
+    t->t0_wall_ms = ju_wall_ms();
     snprintf(t->project, sizeof(t->project), "%s", project);
     snprintf(t->workflow, sizeof(t->workflow), "%s", workflow);
     t->input = strdup(input != NULL ? input : "null");
@@ -1356,10 +1411,32 @@ static void on_poll_now(struct engine *e)
     }
 }
 
+static void on_active(void *arg, const struct dbq_result *res)
+{
+    static const char *const names[4] = {"pending", "running", "sleeping", "waiting"};
+    struct engine *e = arg;
+    uint64_t n[4] = {0, 0, 0, 0};
+
+    e->counting = 0;
+    if (res->outcome != DBQ_OK)
+        return;
+    for (int i = 0; i < PQntuples(res->res); i++) {
+        for (int k = 0; k < 4; k++) {
+            if (strcmp(PQgetvalue(res->res, i, 0), names[k]) == 0)
+                n[k] = strtoull(PQgetvalue(res->res, i, 1), NULL, 10);
+        }
+    }
+    memcpy(e->st.active, n, sizeof(n));
+}
+
 static void on_poll(void *arg)
 {
     struct engine *e = arg;
 
+    if (++e->polls % ACTIVE_EVERY == 0 && !e->counting &&
+        dbq_exec(e->q, DBQ_FAST, DBQ_RETRY_SAFE, SQL_ACTIVE, 0, NULL, NULL, NULL, on_active, e) ==
+            0)
+        e->counting = 1;
     on_poll_now(e);
     loop_timer_set(e->loop, &e->poll, loop_now(e->loop) + POLL_MS, on_poll, e);
 }

@@ -121,15 +121,32 @@ int engine_retry(struct engine *e, const char *run, engine_call_fn done, void *a
 /* 1 if id is a run id as this server writes them (a lower-case UUID). */
 int engine_valid_run_id(const char *id);
 
-/* Counters for /metrics. */
+/* A latency histogram: bucket i counts observations <= ENGINE_HIST_LE[i]
+ * seconds, the last one everything larger (+Inf). */
+#define ENGINE_HIST_N 14
+extern const double ENGINE_HIST_LE[ENGINE_HIST_N - 1];
+struct engine_hist {
+    uint64_t bucket[ENGINE_HIST_N]; /* not cumulative */
+    uint64_t count;
+    double sum; /* seconds */
+};
+
+/* Counters for /metrics (since core started), copied out on the loop
+ * thread. */
 struct engine_stats {
-    uint64_t triggered; /* runs inserted */
+    uint64_t triggered; /* runs inserted by this core */
     uint64_t claimed;   /* runs claimed from the database */
-    uint64_t steps;     /* steps committed */
-    uint64_t completed; /* runs ended completed */
-    uint64_t failed;    /* runs ended failed */
-    uint64_t released;  /* runs given back (worker gone) */
-    uint64_t held;      /* runs held by this host's workers now */
+    uint64_t steps;     /* activity steps committed */
+    uint64_t retries;   /* activity attempts beyond the first, in committed steps */
+    uint64_t completed, failed, cancelled; /* runs this core ended, by outcome */
+    uint64_t parked;                       /* runs parked sleeping or waiting */
+    uint64_t released;                     /* runs given back (their worker went) */
+    uint64_t held;                         /* runs held by this host's workers now */
+    uint64_t active[4]; /* runs pending, running, sleeping, waiting in the database (all hosts;
+                           read every few seconds) */
+    struct engine_hist run_seconds;   /* created → ended, runs this core ended */
+    struct engine_hist step_seconds;  /* first attempt started → committed */
+    struct engine_hist first_seconds; /* trigger → first activity started, runs started here */
 };
 void engine_stats(const struct engine *e, struct engine_stats *out);
 

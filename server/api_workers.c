@@ -71,12 +71,72 @@ static void series(char *buf, size_t cap, size_t *pos, const char *name, const c
            value);
 }
 
+/* A histogram of seconds (engine.h) in Prometheus form. */
+static void hist(char *buf, size_t cap, size_t *pos, const char *name, const char *help,
+                 const struct engine_hist *h)
+{
+    unsigned long long cum = 0;
+
+    metric(buf, cap, pos, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (int i = 0; i < ENGINE_HIST_N; i++) {
+        cum += h->bucket[i];
+        if (i < ENGINE_HIST_N - 1)
+            metric(buf, cap, pos, "%s_bucket{le=\"%g\"} %llu\n", name, ENGINE_HIST_LE[i], cum);
+        else
+            metric(buf, cap, pos, "%s_bucket{le=\"+Inf\"} %llu\n", name, cum);
+    }
+    metric(buf, cap, pos, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name,
+           (unsigned long long)h->count);
+}
+
+/* The run engine's series. */
+static void engine_metrics(char *buf, size_t cap, size_t *pos, const struct engine_stats *st)
+{
+    static const char *const active[4] = {"pending", "running", "sleeping", "waiting"};
+
+    metric(buf, cap, pos,
+           "# HELP wf_runs Runs not ended, by status, on every host (counted every 5 s).\n"
+           "# TYPE wf_runs gauge\n");
+    for (int k = 0; k < 4; k++)
+        metric(buf, cap, pos, "wf_runs{status=\"%s\"} %llu\n", active[k],
+               (unsigned long long)st->active[k]);
+    metric(buf, cap, pos,
+           "# HELP wf_runs_ended_total Runs this core ended, by outcome.\n"
+           "# TYPE wf_runs_ended_total counter\n"
+           "wf_runs_ended_total{status=\"completed\"} %llu\n"
+           "wf_runs_ended_total{status=\"failed\"} %llu\n"
+           "wf_runs_ended_total{status=\"cancelled\"} %llu\n",
+           (unsigned long long)st->completed, (unsigned long long)st->failed,
+           (unsigned long long)st->cancelled);
+    series(buf, cap, pos, "wf_runs_triggered_total", "counter", "Runs started by this core.",
+           st->triggered);
+    series(buf, cap, pos, "wf_runs_claimed_total", "counter",
+           "Runs claimed from the database (pending, released, due, or of a vanished host).",
+           st->claimed);
+    series(buf, cap, pos, "wf_runs_parked_total", "counter",
+           "Runs parked in the database, sleeping or waiting for a signal.", st->parked);
+    series(buf, cap, pos, "wf_runs_released_total", "counter",
+           "Runs given back at once because their worker went away.", st->released);
+    series(buf, cap, pos, "wf_runs_held", "gauge", "Runs held by this host's workers now.",
+           st->held);
+    series(buf, cap, pos, "wf_steps_total", "counter", "Activity steps committed.", st->steps);
+    series(buf, cap, pos, "wf_activity_retries_total", "counter",
+           "Activity attempts beyond the first, in committed steps.", st->retries);
+    hist(buf, cap, pos, "wf_run_duration_seconds", "From a run's creation to its end.",
+         &st->run_seconds);
+    hist(buf, cap, pos, "wf_step_duration_seconds", "From a step's first attempt to its commit.",
+         &st->step_seconds);
+    hist(buf, cap, pos, "wf_trigger_to_first_activity_seconds",
+         "From a trigger to its first activity's start, runs started on this host.",
+         &st->first_seconds);
+}
+
 enum MHD_Result api_metrics(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                             const char *const *args)
 {
     struct wview_counts wv;
     struct core_metrics m;
-    size_t cap = 16384, pos = 0;
+    size_t cap = 32768, pos = 0;
     char *buf = malloc(cap);
     struct MHD_Response *resp;
     enum MHD_Result ret;
@@ -163,6 +223,7 @@ enum MHD_Result api_metrics(struct core *c, struct MHD_Connection *conn, struct 
             metric(buf, cap, &pos, "wf_db_commit_batch_size_bucket{le=\"+Inf\"} %llu\n", cum);
     }
     metric(buf, cap, &pos, "wf_db_commit_batch_size_count %llu\n", cum);
+    engine_metrics(buf, cap, &pos, &m.engine);
     resp = MHD_create_response_from_buffer_with_free_callback(pos, buf, free);
     if (resp == NULL) {
         free(buf);

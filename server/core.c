@@ -115,6 +115,8 @@ static void publish(struct core *c)
         m.artifacts_fetched = as.fetched;
         m.artifact_bytes_fetched = as.bytes;
     }
+    if (c->engine != NULL)
+        engine_stats(c->engine, &m.engine);
     pthread_mutex_lock(&c->metrics_mu);
     c->metrics = m;
     pthread_mutex_unlock(&c->metrics_mu);

@@ -19,6 +19,7 @@
 #ifndef WF_CORE_H
 #define WF_CORE_H
 
+#include "engine.h"
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -56,6 +57,7 @@ struct core_metrics {
     uint64_t http_pool_queued;
     uint64_t artifacts_fetched;
     uint64_t artifact_bytes_fetched;
+    struct engine_stats engine;
 };
 
 struct core {

@@ -13,7 +13,8 @@
  *     started later claims and completes it;
  *   - 200 triggers at once all complete;
  *   - a run whose worker is killed with -9 while it holds the run is
- *     released and finished by the restarted worker.
+ *     released and finished by the restarted worker;
+ *   - /metrics counts runs, steps and their latencies.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -175,6 +176,23 @@ int main(void)
         CHECK_STR(v, "completed");
         free(v);
         CHECK(th_wait_until(all_done, pg, 30000, 50) == 0);
+    }
+
+    /* /metrics counts them (published every 100 ms). */
+    usleep(300 * 1000);
+    CHECK(th_metric(&srv, "wf_steps_total") >= 200);
+    CHECK(th_metric(&srv, "wf_runs_triggered_total") >= 200);
+    CHECK(th_metric(&srv, "wf_run_duration_seconds_count") >= 200);
+    CHECK(th_metric(&srv, "wf_trigger_to_first_activity_seconds_count") >= 200);
+    CHECK(th_metric(&srv, "wf_step_duration_seconds_count") >= 200);
+    CHECK(th_metric(&srv, "wf_runs_held") == 0);
+    {
+        struct th_reply r;
+        CHECK_EQ_INT(th_http(&srv, "GET", "/metrics", NULL, 0, &r), 200);
+        CHECK(r.body != NULL &&
+              strstr(r.body, "wf_runs_ended_total{status=\"completed\"} ") != NULL);
+        CHECK(r.body != NULL && strstr(r.body, "wf_runs{status=\"pending\"} ") != NULL);
+        th_reply_free(&r);
     }
 
 out:
