@@ -48,6 +48,7 @@ enum erun_state {
 struct erun {
     char id[RUN_ID_LEN + 1];
     char project[WF_ID_MAX + 1];
+    char sha[65];  /* the code it is pinned to */
     uint64_t conn; /* the worker connection holding it */
     uint64_t gen;
     enum erun_state state;
@@ -56,6 +57,26 @@ struct erun {
     int64_t trigger_wall_ms; /* started here by a trigger: when (0: claimed) */
     int first_done;          /* its first step was seen */
     struct erun *next;
+};
+
+/* A code version a worker holds, and the runs it holds on it. */
+enum ever_state {
+    V_CURRENT,
+    V_PENDING,
+    V_READY
+};
+struct ever {
+    char sha[65];
+    enum ever_state state;
+    int runs;
+};
+
+/* A run item waiting for its code version to reach the worker. */
+struct pend {
+    char sha[65];
+    char id[RUN_ID_LEN + 1];
+    cJSON *item;
+    struct pend *next;
 };
 
 struct ework {
@@ -67,7 +88,11 @@ struct ework {
     int retired; /* a newer worker of the project is ready: it takes the new runs */
     int more;    /* the last claim was full, or runs were released: claim again */
     int first_claim_done;
-    cJSON *out;             /* items to send at the end of the turn */
+    cJSON *out;        /* items to send at the end of the turn */
+    struct ever *vers; /* code versions it holds (current ones included) */
+    int nvers, capvers;
+    int vdirty; /* vers changed: publish at the end of the turn */
+    struct pend *pend;
     struct loop_timer wake; /* the earliest sleeping run it parked is due */
     struct engine *e;
     struct ework *next;
@@ -179,7 +204,116 @@ static struct ework *work_for(struct engine *e, const char *project)
     return NULL;
 }
 
+/* ---- code versions a worker holds ---- */
+
+static struct ever *ever_find(struct ework *w, const char *sha)
+{
+    for (int i = 0; i < w->nvers; i++) {
+        if (strcmp(w->vers[i].sha, sha) == 0)
+            return &w->vers[i];
+    }
+    return NULL;
+}
+
+static struct ever *ever_add(struct ework *w, const char *sha, enum ever_state state)
+{
+    struct ever *v = ever_find(w, sha);
+
+    if (v != NULL)
+        return v;
+    if (w->nvers == w->capvers) {
+        int cap = w->capvers != 0 ? w->capvers * 2 : 4;
+        struct ever *n = realloc(w->vers, (size_t)cap * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        w->vers = n;
+        w->capvers = cap;
+    }
+    v = &w->vers[w->nvers++];
+    snprintf(v->sha, sizeof(v->sha), "%s", sha);
+    v->state = state;
+    v->runs = 0;
+    w->vdirty = 1;
+    return v;
+}
+
+static void work_free(struct engine *e, struct ework *w)
+{
+    loop_timer_cancel(e->loop, &w->wake);
+    while (w->pend != NULL) {
+        struct pend *p = w->pend;
+        w->pend = p->next;
+        cJSON_Delete(p->item);
+        free(p);
+    }
+    free(w->vers);
+    cJSON_Delete(w->code);
+    cJSON_Delete(w->out);
+    free(w);
+}
+
+static void fail_held(struct engine *e, struct erun *r, const char *message);
+static void to_worker(struct engine *e, struct ework *w, cJSON *item);
+
+/* Version sha reached w (err NULL) or cannot: its waiting runs go on, or
+ * fail with err. */
+static void version_ready(struct engine *e, struct ework *w, const char *sha, const char *err)
+{
+    struct ever *v = ever_find(w, sha);
+    struct pend **pp = &w->pend;
+
+    if (v != NULL && err == NULL)
+        v->state = V_READY;
+    while (*pp != NULL) {
+        struct pend *p = *pp;
+        struct erun *r;
+        if (strcmp(p->sha, sha) != 0) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        r = run_find(e, p->id);
+        if (err == NULL && r != NULL) {
+            to_worker(e, w, p->item);
+        } else {
+            cJSON_Delete(p->item);
+            if (r != NULL) {
+                char msg[600];
+                snprintf(msg, sizeof(msg), "code version %.12s: %s", sha, err);
+                fail_held(e, r, msg);
+            }
+        }
+        free(p);
+    }
+    if (v != NULL && err != NULL)
+        *v = w->vers[--w->nvers];
+    w->vdirty = 1;
+}
+
 /* ---- sending to workers ---- */
+
+/* The worker's code versions and the runs it holds on each, for its
+ * status: [{"sha256","current","runs"}]. */
+static void publish_versions(struct engine *e, struct ework *w)
+{
+    struct wconn *c = e->env.find(e->env.arg, w->conn);
+    cJSON *arr = cJSON_CreateArray();
+    char *text;
+
+    w->vdirty = 0;
+    for (int i = 0; arr != NULL && i < w->nvers; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "sha256", w->vers[i].sha);
+        cJSON_AddBoolToObject(o, "current", w->vers[i].state == V_CURRENT);
+        cJSON_AddNumberToObject(o, "runs", w->vers[i].runs);
+        cJSON_AddItemToArray(arr, o);
+    }
+    text = arr != NULL ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    if (c != NULL && text != NULL && e->env.versions != NULL)
+        e->env.versions(e->env.arg, c, text);
+    free(text);
+}
 
 static void flush_works(void *arg)
 {
@@ -191,6 +325,8 @@ static void flush_works(void *arg)
         for (struct ework *w = e->works[b]; w != NULL; w = w->next) {
             struct wconn *c;
             cJSON *msg;
+            if (w->vdirty)
+                publish_versions(e, w);
             if (w->out == NULL)
                 continue;
             msg = cJSON_CreateObject();
@@ -443,9 +579,25 @@ static void submit_end(struct engine *e, struct erun *r, const char *status, con
 static void drop_run(struct engine *e, struct erun *r)
 {
     struct ework *w = work_by_conn(e, r->project, r->conn);
+    struct ever *v = w != NULL ? ever_find(w, r->sha) : NULL;
 
     if (w != NULL && w->held > 0)
         w->held--;
+    if (v != NULL && v->runs > 0)
+        v->runs--;
+    if (v != NULL)
+        w->vdirty = 1;
+    if (v != NULL && v->state == V_READY && v->runs == 0) {
+        /* Its last run here ended: the worker unloads it. */
+        struct wconn *c = e->env.find(e->env.arg, w->conn);
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "t", "unversion");
+        cJSON_AddStringToObject(m, "sha256", v->sha);
+        *v = w->vers[--w->nvers];
+        if (c != NULL && wconn_send(c, m) < 0)
+            log_debug("could not tell a worker of project %s to unload a version", r->project);
+        cJSON_Delete(m);
+    }
     run_del(e, r);
 }
 
@@ -938,6 +1090,14 @@ static void hand_new_run(struct engine *e, struct trig *t)
         return;
     }
     r->trigger_wall_ms = t->t0_wall_ms;
+    snprintf(r->sha, sizeof(r->sha), "%s", t->sha);
+    {
+        struct ever *v = ever_add(w, t->sha, V_CURRENT);
+        if (v != NULL) {
+            v->runs++;
+            w->vdirty = 1;
+        }
+    }
     item = item_new("run", t->id);
     cJSON_AddStringToObject(item, "workflow", t->workflow);
     cJSON_AddStringToObject(item, "sha256", t->sha);
@@ -1109,6 +1269,63 @@ static void claimjob_free(struct claimjob *j)
     free(j);
 }
 
+/*
+ * Hands run item (taken) of r to w, or queues it until w holds the code
+ * version r is pinned to: a version not the worker's current code for that
+ * workflow is sent to it first (loadcode_provide through env). May reset
+ * the worker (then w and its runs are gone when this returns).
+ */
+static void deliver(struct engine *e, struct ework *w, struct erun *r, cJSON *item)
+{
+    const char *cur = ju_str(w->code, ju_str(item, "workflow"));
+    struct ever *v;
+    struct pend *p;
+    struct wconn *c;
+    uint64_t conn = w->conn;
+    char project[WF_ID_MAX + 1];
+    int rc;
+
+    if (r->sha[0] == '\0' || (cur != NULL && strcmp(cur, r->sha) == 0)) {
+        v = ever_add(w, r->sha, V_CURRENT);
+    } else {
+        v = ever_find(w, r->sha);
+        if (v == NULL)
+            v = ever_add(w, r->sha, V_PENDING);
+        else if (v->state == V_CURRENT)
+            v = NULL; /* another workflow's current code: it is loaded */
+    }
+    if (v != NULL)
+        v->runs++;
+    w->vdirty = 1;
+    if (v == NULL || v->state != V_PENDING) {
+        to_worker(e, w, item);
+        return;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        cJSON_Delete(item);
+        fail_held(e, r, "could not wait for the run's code version: out of memory");
+        return;
+    }
+    snprintf(p->sha, sizeof(p->sha), "%s", r->sha);
+    snprintf(p->id, sizeof(p->id), "%s", r->id);
+    p->item = item;
+    p->next = w->pend;
+    w->pend = p;
+    for (struct pend *q = p->next; q != NULL; q = q->next) {
+        if (strcmp(q->sha, p->sha) == 0)
+            return; /* already asked for */
+    }
+    c = e->env.find(e->env.arg, w->conn);
+    snprintf(project, sizeof(project), "%s", w->project);
+    rc = c != NULL ? e->env.provide(e->env.arg, c, r->sha) : -1;
+    w = work_by_conn(e, project, conn);
+    if (w == NULL)
+        return; /* reset meanwhile: its runs were released */
+    if (rc != 0)
+        version_ready(e, w, p->sha, rc > 0 ? NULL : "could not send the code version");
+}
+
 static void claim_finish(struct engine *e, struct claimjob *j, int ok)
 {
     struct ework *w = work_by_conn(e, j->project, j->conn);
@@ -1135,8 +1352,11 @@ static void claim_finish(struct engine *e, struct claimjob *j, int ok)
         if (r == NULL)
             continue;
         w->held++;
-        to_worker(e, w, j->items[i]);
+        snprintf(r->sha, sizeof(r->sha), "%s", ju_str(j->items[i], "sha256"));
+        deliver(e, w, r, j->items[i]);
         j->items[i] = NULL;
+        /* Providing a version may have reset the worker. */
+        w = work_by_conn(e, j->project, j->conn);
     }
     if (w != NULL && ok && j->n >= j->limit)
         w->more = 1;
@@ -1320,6 +1540,14 @@ void engine_worker_ready(struct engine *e, struct wconn *c)
     if (w->code == NULL)
         w->code = cJSON_CreateObject();
     cJSON_Delete(sum);
+    {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, w->code)
+        {
+            if (cJSON_IsString(it))
+                (void)ever_add(w, it->valuestring, V_CURRENT);
+        }
+    }
     /* The newest ready worker of a project takes its new runs (a restart:
      * the old one drains what it holds and goes). */
     for (struct ework *o = e->works[b]; o != NULL; o = o->next) {
@@ -1380,10 +1608,7 @@ void engine_worker_gone(struct engine *e, struct wconn *c)
         struct ework *w = *pp;
         if (w->conn == conn) {
             *pp = w->next;
-            loop_timer_cancel(e->loop, &w->wake);
-            cJSON_Delete(w->code);
-            cJSON_Delete(w->out);
-            free(w);
+            work_free(e, w);
             break;
         }
     }
@@ -1566,10 +1791,7 @@ void engine_free(struct engine *e)
         while (e->works[b] != NULL) {
             struct ework *w = e->works[b];
             e->works[b] = w->next;
-            loop_timer_cancel(e->loop, &w->wake);
-            cJSON_Delete(w->code);
-            cJSON_Delete(w->out);
-            free(w);
+            work_free(e, w);
         }
     }
     free(e);
@@ -1746,4 +1968,18 @@ int engine_retry(struct engine *e, const char *run, engine_call_fn done, void *a
 int engine_valid_run_id(const char *id)
 {
     return valid_uuid(id);
+}
+
+void engine_version_ready(struct engine *e, uint64_t wid, const char *sha, const char *err)
+{
+    if (e->detached)
+        return;
+    for (unsigned b = 0; b < NPBUCKETS; b++) {
+        for (struct ework *w = e->works[b]; w != NULL; w = w->next) {
+            if (w->conn == wid) {
+                version_ready(e, w, sha, err);
+                return;
+            }
+        }
+    }
 }

@@ -50,6 +50,12 @@ struct engine_env {
     const char *(*code_of)(void *arg, const struct wconn *w);
     /* The connection with id, or NULL when it is gone. */
     struct wconn *(*find)(void *arg, uint64_t id);
+    /* Sends w the code version sha (loadcode_provide): 1 sent now, 0 later
+     * (then engine_version_ready), -1 not (w may have been reset). */
+    int (*provide)(void *arg, struct wconn *w, const char *sha);
+    /* The worker's code versions for its status: JSON text
+     * [{"sha256","current","runs"}]. */
+    void (*versions)(void *arg, const struct wconn *w, const char *json);
     void *arg;
 };
 
@@ -69,6 +75,10 @@ void engine_free(struct engine *e);
 void engine_worker_ready(struct engine *e, struct wconn *w);
 void engine_worker_gone(struct engine *e, struct wconn *w);
 int engine_worker_message(struct engine *e, struct wconn *w, const cJSON *msg);
+
+/* A code version asked for through env.provide reached worker wid (err
+ * NULL), or could not (its runs fail with err). */
+void engine_version_ready(struct engine *e, uint64_t wid, const char *sha, const char *err);
 
 /* The outcome of a trigger: status 202 (created), 200 (the idempotency key
  * named an existing run), 404 (no such project or workflow: message says

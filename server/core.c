@@ -320,6 +320,28 @@ static struct wconn *engine_find(void *arg, uint64_t id)
     return wconns_find(c->wc, id);
 }
 
+static void on_version_provided(void *arg, uint64_t wid, const char *sha, const char *err)
+{
+    struct core *c = arg;
+
+    if (c->engine != NULL)
+        engine_version_ready(c->engine, wid, sha, err);
+}
+
+static int engine_provide(void *arg, struct wconn *w, const char *sha)
+{
+    struct core *c = arg;
+
+    return loadcode_provide(c->lc, w, sha, on_version_provided, c);
+}
+
+static void engine_versions(void *arg, const struct wconn *w, const char *json)
+{
+    struct core *c = arg;
+
+    wview_set_versions(c->view, wconn_project(w), wconn_pid(w), json);
+}
+
 /* ---- start-up ---- */
 
 /* Returns 1 if SIGTERM/SIGINT is pending or the manager is gone. */
@@ -468,7 +490,7 @@ static int build(struct core *c, int ctl_fd)
                             .wait_ms = 5000};
     struct mgrlink_events mev = {on_mgr_hello, on_mgr_state, on_mgr_attach, on_mgr_gone, c};
     struct wconns_events wev = {on_worker_hello, on_worker_gone, on_worker_message, c};
-    struct engine_env eenv = {engine_code_of, engine_find, c};
+    struct engine_env eenv = {engine_code_of, engine_find, engine_provide, engine_versions, c};
 
     c->loop = loop_new();
     if (c->loop == NULL || setup_signals(c) < 0) {

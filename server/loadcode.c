@@ -639,3 +639,116 @@ void loadcode_free(struct loadcode *lc)
     free(lc->arts);
     free(lc);
 }
+
+/* ---- older versions ---- */
+
+struct lc_prov {
+    struct loadcode *lc;
+    uint64_t wid;
+    char sha[65];
+    loadcode_provided_fn done;
+    void *arg;
+};
+
+/* Sends w the memfd of sha and the version message. 0, or -1 (w reset,
+ * or out of memory: then err says so and w is intact). */
+static int send_version(struct loadcode *lc, struct wconn *w, const char *sha, const char **err)
+{
+    int fd = cache_fd(lc, sha);
+    cJSON *m = cJSON_CreateObject();
+
+    *err = "out of memory";
+    if (fd < 0 || m == NULL || cJSON_AddStringToObject(m, "t", "artifact") == NULL ||
+        cJSON_AddStringToObject(m, "sha256", sha) == NULL) {
+        cJSON_Delete(m);
+        return -1;
+    }
+    if (wconn_send_fd(w, m, fd) < 0) {
+        cJSON_Delete(m);
+        *err = "the worker was reset";
+        return -1;
+    }
+    cJSON_DeleteItemFromObject(m, "t");
+    if (cJSON_AddStringToObject(m, "t", "version") == NULL || wconn_send(w, m) < 0) {
+        cJSON_Delete(m);
+        *err = "the worker was reset";
+        return -1;
+    }
+    cJSON_Delete(m);
+    return 0;
+}
+
+/* Records sha as one w holds (the cache keeps it). 0 or -1 (ENOMEM). */
+static int name_sha(struct wconn *w, const char *sha)
+{
+    struct lc_worker *st = state_of(w);
+    char(*n)[65];
+
+    if (st == NULL)
+        return -1;
+    for (size_t i = 0; i < st->nshas; i++) {
+        if (strcmp(st->shas[i], sha) == 0)
+            return 0;
+    }
+    n = realloc(st->shas, (st->nshas + 1) * sizeof(*n));
+    if (n == NULL)
+        return -1;
+    st->shas = n;
+    snprintf(st->shas[st->nshas++], sizeof(st->shas[0]), "%s", sha);
+    return 0;
+}
+
+static void on_version_fetched(void *arg, const int *fds, const char *err)
+{
+    struct lc_prov *p = arg;
+    struct loadcode *lc = p->lc;
+    struct wconn *w;
+    const char *why = NULL;
+    char msg[900];
+
+    if (fds != NULL)
+        cache_put(lc, p->sha, fds[0]);
+    w = lc->wc != NULL ? wconns_find(lc->wc, p->wid) : NULL;
+    if (w == NULL) {
+        if (lc->wc != NULL)
+            cache_gc(lc, NULL);
+        p->done(p->arg, p->wid, p->sha, "the worker is gone");
+    } else if (fds == NULL) {
+        snprintf(msg, sizeof(msg), "could not prepare code version %.12s: %s", p->sha, err);
+        p->done(p->arg, p->wid, p->sha, msg);
+    } else if (send_version(lc, w, p->sha, &why) < 0) {
+        snprintf(msg, sizeof(msg), "could not send code version %.12s: %s", p->sha, why);
+        p->done(p->arg, p->wid, p->sha, msg);
+    } else {
+        p->done(p->arg, p->wid, p->sha, NULL);
+    }
+    free(p);
+}
+
+int loadcode_provide(struct loadcode *lc, struct wconn *w, const char *sha,
+                     loadcode_provided_fn done, void *arg)
+{
+    struct lc_prov *p;
+    const char *why;
+
+    if (name_sha(w, sha) < 0)
+        return -1;
+    if (cache_fd(lc, sha) >= 0)
+        return send_version(lc, w, sha, &why) < 0 ? -1 : 1;
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return -1;
+    p->lc = lc;
+    p->wid = wconn_id(w);
+    snprintf(p->sha, sizeof(p->sha), "%s", sha);
+    p->done = done;
+    p->arg = arg;
+    {
+        const char *shas[1] = {p->sha};
+        if (artfetch_fetch(lc->af, shas, 1, on_version_fetched, p) < 0) {
+            free(p);
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -27,6 +27,7 @@
 #define WF_LOADCODE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cJSON.h>
 
@@ -63,6 +64,19 @@ void loadcode_gone(struct loadcode *lc, struct wconn *w);
 /* The summary (JSON text) of what w was given or confirmed to hold, or NULL
  * (borrowed: valid until w goes). */
 const char *loadcode_summary(struct loadcode *lc, const struct wconn *w);
+
+/*
+ * Older code for runs pinned to it (DESIGN §5, code versions): makes sure w
+ * holds artifact sha beside its current code, by sending it
+ * {"t":"artifact","sha256"} with the sealed memfd and then
+ * {"t":"version","sha256"}. Returns 1 when both were sent now, 0 when the
+ * memfd is being made (done(arg, id of w, sha, err) follows on the loop
+ * thread: err NULL once sent, else why not), or -1 (out of memory, or w
+ * was reset). The memfd stays cached while w holds it.
+ */
+typedef void (*loadcode_provided_fn)(void *arg, uint64_t wid, const char *sha, const char *err);
+int loadcode_provide(struct loadcode *lc, struct wconn *w, const char *sha,
+                     loadcode_provided_fn done, void *arg);
 
 /* One active code row of a project. */
 struct loadcode_row {

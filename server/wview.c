@@ -39,6 +39,7 @@ struct wv_entry {
     char *error;            /* malloc'ed or NULL */
     char *loaded;           /* malloc'ed JSON text or NULL */
     char *sandbox;          /* malloc'ed JSON text or NULL: the worker's sandbox report */
+    char *versions;         /* malloc'ed JSON text or NULL: its code versions and runs */
 };
 
 struct wview {
@@ -84,6 +85,7 @@ static void entry_free(struct wv_entry *e)
     free(e->error);
     free(e->loaded);
     free(e->sandbox);
+    free(e->versions);
     free(e);
 }
 
@@ -378,6 +380,17 @@ void wview_set_loaded(struct wview *v, const char *project, pid_t pid, const cha
     pthread_rwlock_unlock(&v->lock);
 }
 
+void wview_set_versions(struct wview *v, const char *project, pid_t pid, const char *json)
+{
+    struct wv_entry *e;
+
+    pthread_rwlock_wrlock(&v->lock);
+    e = idmap_get(&v->entries, project);
+    if (e != NULL && e->pid == pid)
+        set_str(&e->versions, json);
+    pthread_rwlock_unlock(&v->lock);
+}
+
 void wview_set_sandbox(struct wview *v, const char *project, pid_t pid, const char *report)
 {
     struct wv_entry *e;
@@ -549,7 +562,7 @@ static void add_time(cJSON *o, const char *key, int64_t wall_ms)
 int wview_status_json(struct wview *v, const char *project, cJSON *o)
 {
     const struct wv_entry *e;
-    cJSON *loaded, *sandbox;
+    cJSON *loaded, *sandbox, *versions;
 
     pthread_rwlock_rdlock(&v->lock);
     e = idmap_get(&v->entries, project);
@@ -559,6 +572,7 @@ int wview_status_json(struct wview *v, const char *project, cJSON *o)
     }
     loaded = e->loaded != NULL ? cJSON_Parse(e->loaded) : NULL;
     sandbox = e->sandbox != NULL ? cJSON_Parse(e->sandbox) : NULL;
+    versions = e->versions != NULL ? cJSON_Parse(e->versions) : NULL;
     cJSON_AddStringToObject(o, "status", e->status);
     cJSON_AddBoolToObject(o, "isRunning", strcmp(e->status, "running") == 0);
     cJSON_AddStringToObject(o, "workerId", e->worker_id);
@@ -583,6 +597,10 @@ int wview_status_json(struct wview *v, const char *project, cJSON *o)
         ju_set(o, "sandbox", sandbox);
     else
         cJSON_AddNullToObject(o, "sandbox");
+    if (versions != NULL)
+        ju_set(o, "versions", versions);
+    else
+        cJSON_AddArrayToObject(o, "versions");
     return 1;
 }
 

@@ -63,6 +63,10 @@ void wview_set_loaded(struct wview *v, const char *project, pid_t pid, const cha
  * and stored in its row. */
 void wview_set_sandbox(struct wview *v, const char *project, pid_t pid, const char *report);
 
+/* loop: the code versions worker pid of project holds and the runs on each
+ * (JSON text from the engine), shown in its status as "versions". */
+void wview_set_versions(struct wview *v, const char *project, pid_t pid, const char *json);
+
 /* loop: the recorded code of project's current worker as JSON text (a
  * malloc'ed copy, caller frees), or NULL when none is known. */
 char *wview_loaded(struct wview *v, const char *project);

@@ -65,11 +65,23 @@ enum run_state {
     R_GONE      /* out of the table */
 };
 
+/* An older code version loaded for runs pinned to it. */
+struct version {
+    char sha[65];
+    struct plg_registry *reg; /* NULL: it could not be loaded (error says why) */
+    char *error;
+    int runs;    /* runs here that use it */
+    int dropped; /* core no longer needs it: unload at runs == 0 */
+    struct version *next;
+};
+
 struct wrun {
     char id[RUN_ID_LEN + 1];
     char *workflow;
     char sha[65];
     const struct wf_workflow_def *wf;
+    struct version *ver; /* the code version it runs on; NULL: the current code */
+    struct runs *rs;
     cJSON *input;
     struct wstep *steps;
     int nsteps, cap;
@@ -85,6 +97,7 @@ struct wrun {
     int attempt;
     int64_t act_started_ms; /* wall ms of its first attempt */
     struct act *act_job;    /* the attempt running, until it is answered or abandoned */
+    size_t tslot;           /* its timer's heap index + 1; 0: none */
     /* the step with core (R_COMMIT) */
     struct wstep pending;
     int pending_seq;
@@ -163,6 +176,8 @@ struct tentry {
 struct runs {
     struct runs_config cfg;
     const struct plg_registry *reg;
+    cJSON *code; /* {"<workflow>":"<sha256>"} of reg */
+    struct version *versions;
     const char *project;
     runs_send_fn send;
     void *send_arg;
@@ -225,10 +240,36 @@ static void clear_activity(struct wrun *r)
     r->act_started_ms = 0;
 }
 
+static void version_free(struct version *v)
+{
+    plg_unload(v->reg);
+    free(v->error);
+    free(v);
+}
+
+/* Unloads v if it was dropped and no run uses it. */
+static void version_check(struct runs *rs, struct version *v)
+{
+    if (!v->dropped || v->runs > 0)
+        return;
+    for (struct version **pp = &rs->versions; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == v) {
+            *pp = v->next;
+            log_info("project=%s unloaded code version %.12s", rs->project, v->sha);
+            version_free(v);
+            return;
+        }
+    }
+}
+
 static void run_unref(struct wrun *r)
 {
     if (--r->refs > 0)
         return;
+    if (r->ver != NULL) {
+        r->ver->runs--;
+        version_check(r->rs, r->ver);
+    }
     for (int i = 0; i < r->nsteps; i++)
         step_clear(&r->steps[i]);
     free(r->steps);
@@ -239,7 +280,9 @@ static void run_unref(struct wrun *r)
     free(r);
 }
 
-/* Takes r out of the table (its jobs and timers keep it until they end). */
+static void timer_cancel(struct runs *rs, struct wrun *r);
+
+/* Takes r out of the table (its jobs keep it until they end). */
 static void run_remove(struct runs *rs, struct wrun *r)
 {
     struct wrun **pp = &rs->buckets[hash_id(r->id) & (rs->nbuckets - 1)];
@@ -252,6 +295,7 @@ static void run_remove(struct runs *rs, struct wrun *r)
     }
     if (r->act_job != NULL)
         __atomic_store_n(&r->act_job->cancel, 1, __ATOMIC_RELAXED);
+    timer_cancel(rs, r);
     r->state = R_GONE;
     r->token++;
     rs->count--;
@@ -368,12 +412,40 @@ static void post(struct job *j)
 
 /* ---- timers ---- */
 
-static void heap_swap(struct runs *rs, size_t a, size_t b)
+/* Puts e at heap index i, telling its run where it is. */
+static void heap_set(struct runs *rs, size_t i, struct tentry e)
 {
-    struct tentry t = rs->heap[a];
+    rs->heap[i] = e;
+    e.run->tslot = i + 1;
+}
 
-    rs->heap[a] = rs->heap[b];
-    rs->heap[b] = t;
+static void sift_up(struct runs *rs, size_t i)
+{
+    struct tentry e = rs->heap[i];
+
+    while (i > 0 && rs->heap[(i - 1) / 2].at > e.at) {
+        heap_set(rs, i, rs->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(rs, i, e);
+}
+
+static void sift_down(struct runs *rs, size_t i)
+{
+    struct tentry e = rs->heap[i];
+
+    for (;;) {
+        size_t l = 2 * i + 1, m = l;
+        if (l >= rs->nheap)
+            break;
+        if (l + 1 < rs->nheap && rs->heap[l + 1].at < rs->heap[l].at)
+            m = l + 1;
+        if (rs->heap[m].at >= e.at)
+            break;
+        heap_set(rs, i, rs->heap[m]);
+        i = m;
+    }
+    heap_set(rs, i, e);
 }
 
 static void arm(struct runs *rs)
@@ -396,10 +468,36 @@ static void arm(struct runs *rs)
     rs->armed_at = at;
 }
 
+/* Takes the entry at heap index i out (its run reference goes to the
+ * caller) and returns it. */
+static struct tentry heap_take(struct runs *rs, size_t i)
+{
+    struct tentry e = rs->heap[i];
+
+    e.run->tslot = 0;
+    rs->nheap--;
+    if (i < rs->nheap) {
+        heap_set(rs, i, rs->heap[rs->nheap]);
+        sift_down(rs, i);
+        sift_up(rs, i);
+    }
+    return e;
+}
+
+/* Cancels r's timer, if it has one. A run has at most one: the deadline of
+ * its running attempt, or the wait before its next attempt. */
+static void timer_cancel(struct runs *rs, struct wrun *r)
+{
+    if (r->tslot == 0)
+        return;
+    (void)heap_take(rs, r->tslot - 1);
+    run_unref(r); /* not the last reference: the caller holds one */
+    arm(rs);
+}
+
 static int timer_add(struct runs *rs, struct wrun *r, int64_t at, int deadline)
 {
-    size_t i;
-
+    timer_cancel(rs, r);
     if (rs->nheap == rs->capheap) {
         size_t cap = rs->capheap != 0 ? rs->capheap * 2 : 64;
         struct tentry *h = realloc(rs->heap, cap * sizeof(*h));
@@ -408,35 +506,16 @@ static int timer_add(struct runs *rs, struct wrun *r, int64_t at, int deadline)
         rs->heap = h;
         rs->capheap = cap;
     }
-    i = rs->nheap++;
-    rs->heap[i] = (struct tentry){at, r, r->token, deadline};
+    rs->heap[rs->nheap] = (struct tentry){at, r, r->token, deadline};
     r->refs++;
-    while (i > 0 && rs->heap[(i - 1) / 2].at > rs->heap[i].at) {
-        heap_swap(rs, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
+    sift_up(rs, rs->nheap++);
     arm(rs);
     return 0;
 }
 
 static struct tentry timer_pop(struct runs *rs)
 {
-    struct tentry top = rs->heap[0];
-    size_t i = 0;
-
-    rs->heap[0] = rs->heap[--rs->nheap];
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        if (l < rs->nheap && rs->heap[l].at < rs->heap[m].at)
-            m = l;
-        if (l + 1 < rs->nheap && rs->heap[l + 1].at < rs->heap[m].at)
-            m = l + 1;
-        if (m == i)
-            break;
-        heap_swap(rs, i, m);
-        i = m;
-    }
-    return top;
+    return heap_take(rs, 0);
 }
 
 /* ---- the host API of a workflow turn (turn pool threads) ---- */
@@ -943,6 +1022,7 @@ static void on_act_done(struct runs *rs, struct act *j)
         act_free(j); /* abandoned: the run is gone, or the attempt timed out */
         return;
     }
+    timer_cancel(rs, r); /* its deadline */
     if (j->st == WF_OK) {
         cJSON *output = j->output != NULL ? j->output : cJSON_CreateNull();
         char *text = j->output_text;
@@ -1010,7 +1090,12 @@ static void on_turn_done(struct runs *rs, struct turn *t)
     } else if (record_nows(r, t) < 0) {
         fail_run(rs, r, "could not record the clock: out of memory", t);
     } else if (t->cmd == C_ACTIVITY) {
-        const struct wf_activity_def *def = plg_activity(rs->reg, t->cmd_name);
+        /* A run on an older version calls that version's activity if it
+         * has one, else the current one of that name. */
+        const struct wf_activity_def *def =
+            r->ver != NULL ? plg_activity(r->ver->reg, t->cmd_name) : NULL;
+        if (def == NULL)
+            def = plg_activity(rs->reg, t->cmd_name);
         if (t->nnows > 0) {
             /* The clock reads go to core ahead of the step, in order. */
             o = item_new("nows", r);
@@ -1208,13 +1293,37 @@ static int take_run(struct runs *rs, cJSON *item, char *err, size_t errlen)
     r->hnext = rs->buckets[hash_id(r->id) & (rs->nbuckets - 1)];
     rs->buckets[hash_id(r->id) & (rs->nbuckets - 1)] = r;
     rs->count++;
-    r->wf = plg_workflow(rs->reg, workflow);
-    if (r->wf == NULL) {
-        char why[300];
-        snprintf(why, sizeof(why), "workflow \"%.200s\" is not loaded in this worker", workflow);
-        release(rs, r, why, 0);
-        run_remove(rs, r);
-        return 0;
+    r->rs = rs;
+    {
+        const char *cur = ju_str(rs->code, workflow);
+        char why[1300];
+        why[0] = '\0';
+        if (cur == NULL || strcmp(cur, sha) != 0) {
+            struct version *v = rs->versions;
+            while (v != NULL && strcmp(v->sha, sha) != 0)
+                v = v->next;
+            if (v == NULL)
+                snprintf(why, sizeof(why),
+                         "code version %.12s of workflow \"%.200s\" is not loaded", sha, workflow);
+            else if (v->reg == NULL)
+                snprintf(why, sizeof(why), "code version %.12s could not be loaded: %s", sha,
+                         v->error != NULL ? v->error : "?");
+            else {
+                r->ver = v;
+                v->runs++;
+                r->wf = plg_workflow(v->reg, workflow);
+            }
+        } else {
+            r->wf = plg_workflow(rs->reg, workflow);
+        }
+        if (why[0] == '\0' && r->wf == NULL)
+            snprintf(why, sizeof(why), "workflow \"%.200s\" is not in code version %.12s", workflow,
+                     sha);
+        if (why[0] != '\0') {
+            release(rs, r, why, 0);
+            run_remove(rs, r);
+            return 0;
+        }
     }
     if (rs->draining) {
         release(rs, r, "the worker is stopping", 1);
@@ -1322,7 +1431,7 @@ void runs_core_lost(struct runs *rs)
 /* ---- life cycle ---- */
 
 struct runs *runs_new(const struct runs_config *cfg, const struct plg_registry *reg,
-                      const char *project, runs_send_fn send, void *arg)
+                      const cJSON *code, const char *project, runs_send_fn send, void *arg)
 {
     struct runs *rs = calloc(1, sizeof(*rs));
     size_t nb = 64;
@@ -1331,6 +1440,7 @@ struct runs *runs_new(const struct runs_config *cfg, const struct plg_registry *
         return NULL;
     rs->cfg = *cfg;
     rs->reg = reg;
+    rs->code = cJSON_IsObject(code) ? cJSON_Duplicate(code, 1) : cJSON_CreateObject();
     rs->project = project;
     rs->send = send;
     rs->send_arg = arg;
@@ -1345,7 +1455,7 @@ struct runs *runs_new(const struct runs_config *cfg, const struct plg_registry *
     rs->acts = pool_new("wf-activity", cfg->max_activities);
     rs->out = cJSON_CreateArray();
     if (rs->buckets == NULL || rs->efd < 0 || rs->tfd < 0 || rs->turns == NULL ||
-        rs->acts == NULL || rs->out == NULL) {
+        rs->acts == NULL || rs->out == NULL || rs->code == NULL) {
         (void)runs_free(rs, 0);
         return NULL;
     }
@@ -1365,6 +1475,40 @@ int runs_timer_fd(const struct runs *rs)
 int runs_count(const struct runs *rs)
 {
     return rs->count;
+}
+
+int runs_add_version(struct runs *rs, const char *sha, struct plg_registry *reg, const char *err)
+{
+    struct version *v;
+
+    for (v = rs->versions; v != NULL; v = v->next) {
+        if (strcmp(v->sha, sha) == 0) {
+            /* Sent again (core had dropped it): keep the one loaded. */
+            v->dropped = 0;
+            plg_unload(reg);
+            return 0;
+        }
+    }
+    v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return -1;
+    snprintf(v->sha, sizeof(v->sha), "%s", sha);
+    v->reg = reg;
+    v->error = err != NULL ? strdup(err) : NULL;
+    v->next = rs->versions;
+    rs->versions = v;
+    return 0;
+}
+
+void runs_drop_version(struct runs *rs, const char *sha)
+{
+    for (struct version *v = rs->versions; v != NULL; v = v->next) {
+        if (strcmp(v->sha, sha) == 0) {
+            v->dropped = 1;
+            version_check(rs, v);
+            return;
+        }
+    }
 }
 
 void runs_drain(struct runs *rs)
@@ -1424,6 +1568,12 @@ int runs_free(struct runs *rs, int wait_ms)
     if (rs->tfd >= 0)
         close(rs->tfd);
     pthread_mutex_destroy(&rs->mu);
+    while (rs->versions != NULL) {
+        struct version *v = rs->versions;
+        rs->versions = v->next;
+        version_free(v);
+    }
+    cJSON_Delete(rs->code);
     cJSON_Delete(rs->out);
     free(rs->buckets);
     free(rs);

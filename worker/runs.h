@@ -52,9 +52,20 @@ struct runs_config {
 typedef int (*runs_send_fn)(void *arg, const cJSON *msg);
 
 /* Returns the table, or NULL (ENOMEM, or the wakeup descriptors could not
- * be made). reg must outlive it. */
+ * be made). reg (the current code) must outlive it; code is the load
+ * summary's {"<workflow>":"<sha256>"} of it (copied; may be NULL). */
 struct runs *runs_new(const struct runs_config *cfg, const struct plg_registry *reg,
-                      const char *project, runs_send_fn send, void *arg);
+                      const cJSON *code, const char *project, runs_send_fn send, void *arg);
+
+/*
+ * Code versions: an older artifact sha loaded beside the current code for
+ * runs pinned to it (reg taken; NULL with err when it could not be loaded:
+ * its runs then fail with err). A run whose sha is neither the current
+ * code of its workflow nor a version here is failed. Dropping a version
+ * unloads it once no run here uses it. Returns 0 or -1 (ENOMEM).
+ */
+int runs_add_version(struct runs *rs, const char *sha, struct plg_registry *reg, const char *err);
+void runs_drop_version(struct runs *rs, const char *sha);
 
 /* Descriptors to watch for EPOLLIN: the pools' completions and the timer
  * (retries, activity deadlines). */

@@ -216,8 +216,7 @@ static int keep_artifact(struct worker *w, const cJSON *msg, int fd)
 {
     const char *sha = ju_str(msg, "sha256");
 
-    if (fd < 0 || sha == NULL || strlen(sha) != 64 || w->narts == WORKER_MAX_ARTIFACTS ||
-        w->loaded) {
+    if (fd < 0 || sha == NULL || strlen(sha) != 64 || w->narts == WORKER_MAX_ARTIFACTS) {
         if (fd >= 0)
             close(fd);
         wlog_error("protocol error: a malformed or unexpected artifact message from core");
@@ -283,7 +282,8 @@ static int start_runs(struct worker *w, char *err, size_t errlen)
         .turn_threads = WORKER_TURN_THREADS};
     struct epoll_event ev = {.events = EPOLLIN};
 
-    w->runs = runs_new(&rc, w->reg, w->project, send_to_core, w);
+    w->runs = runs_new(&rc, w->reg, cJSON_GetObjectItemCaseSensitive(w->code, "workflowCode"),
+                       w->project, send_to_core, w);
     if (w->runs == NULL) {
         snprintf(err, errlen, "could not set up the run table: %s", strerror(errno));
         return -1;
@@ -382,6 +382,53 @@ static void load_code(struct worker *w, cJSON *msg)
               cJSON_GetArraySize(act), n);
 }
 
+/*
+ * {"t":"version","sha256"}: an older artifact, for runs pinned to it, sent
+ * with its memfd just before. Loaded beside the current code (RTLD_LOCAL);
+ * a version that cannot be loaded is remembered with its error, which fails
+ * the runs that need it. {"t":"unversion","sha256"}: no run needs it any
+ * more. Returns 0, or -1 on a protocol error.
+ */
+static int take_version(struct worker *w, const cJSON *msg, int load)
+{
+    const char *sha = ju_str(msg, "sha256");
+    struct plg_registry *reg = NULL;
+    char err[1024] = "";
+    char label[32];
+
+    if (!w->loaded || w->runs == NULL || sha == NULL || strlen(sha) != 64) {
+        wlog_error("protocol error: a malformed or unexpected version message from core");
+        return -1;
+    }
+    if (!load) {
+        wlog_debug("core no longer needs code version %.12s", sha);
+        runs_drop_version(w->runs, sha);
+        return 0;
+    }
+    snprintf(label, sizeof(label), "version %.12s", sha);
+    {
+        char path[32];
+        int fd = artifact_fd(w, sha);
+        struct plg_source src = {label, path};
+        if (fd < 0) {
+            snprintf(err, sizeof(err), "core did not send code version %.12s", sha);
+        } else {
+            snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+            reg = plg_load(&src, 1, err, sizeof(err));
+        }
+    }
+    drop_artifacts(w);
+    if (reg == NULL)
+        wlog_error("could not load code version %.12s: %s", sha, err);
+    else
+        wlog_info("loaded code version %.12s for the runs pinned to it", sha);
+    if (runs_add_version(w->runs, sha, reg, reg == NULL ? err : NULL) < 0) {
+        plg_unload(reg);
+        wlog_error("could not keep code version %.12s: out of memory", sha);
+    }
+    return 0;
+}
+
 /* Core checks we are alive and reading: answer at once. */
 static void pong(struct worker *w, const cJSON *ping)
 {
@@ -429,6 +476,12 @@ static void process_work(struct worker *w)
             }
         } else if (t != NULL && strcmp(t, "load") == 0) {
             load_code(w, msg);
+        } else if (t != NULL && (strcmp(t, "version") == 0 || strcmp(t, "unversion") == 0)) {
+            if (take_version(w, msg, strcmp(t, "version") == 0) < 0) {
+                cJSON_Delete(msg);
+                w->stop = WF_EXIT_PROTOCOL;
+                return;
+            }
         } else if (t != NULL && strcmp(t, "ev") == 0) {
             char err[300];
             if (w->runs == NULL || runs_on_message(w->runs, msg, err, sizeof(err)) < 0) {
