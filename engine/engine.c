@@ -429,21 +429,24 @@ static struct erun *ref_run(const struct ref *x)
 
 static const char SQL_TRIGGER[] =
     "INSERT INTO executions (id, project_id, workflow, code_sha256, input, status, lease_owner,"
-    " lease_expires_at, started_at, attempt)"
+    " lease_expires_at, started_at, attempt, deadline_at)"
     " SELECT u.id, u.project, u.workflow, u.sha, u.input, 'running', u.owner,"
-    "  now() + make_interval(secs => u.lease_ms / 1000.0), clock_timestamp(), 1"
+    "  now() + make_interval(secs => u.lease_ms / 1000.0), clock_timestamp(), 1,"
+    "  now() + make_interval(secs => u.timeout_ms / 1000.0)"
     " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],"
-    "  $7::int[]) AS u(id, project, workflow, sha, input, owner, lease_ms)";
+    "  $7::int[], $8::bigint[]) AS u(id, project, workflow, sha, input, owner, lease_ms, "
+    "timeout_ms)";
 
 static const char SQL_TRIGGER_ONE[] =
     "INSERT INTO executions (id, project_id, workflow, code_sha256, input, idempotency_key,"
-    " status, lease_owner, lease_expires_at, started_at, attempt)"
+    " status, lease_owner, lease_expires_at, started_at, attempt, deadline_at)"
     " SELECT $1::uuid, w.project_id, w.kebab_name, coalesce($4, w.artifact_sha256), $5::jsonb, $6,"
     "  CASE WHEN $7::text IS NULL THEN 'pending' ELSE 'running' END, $7,"
     "  CASE WHEN $7::text IS NULL THEN NULL"
     "   ELSE now() + make_interval(secs => $8::int / 1000.0) END,"
     "  CASE WHEN $7::text IS NULL THEN NULL ELSE clock_timestamp() END,"
-    "  CASE WHEN $7::text IS NULL THEN 0 ELSE 1 END"
+    "  CASE WHEN $7::text IS NULL THEN 0 ELSE 1 END,"
+    "  now() + make_interval(secs => $9::bigint / 1000.0)"
     " FROM workflows w WHERE w.project_id = $2 AND w.kebab_name = $3 AND w.is_active"
     " ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
     " RETURNING id, status";
@@ -533,6 +536,17 @@ static const char SQL_SIGNAL[] = "SELECT wf_signal($1::uuid, $2, $3::jsonb)";
 static const char SQL_CANCEL[] = "SELECT wf_cancel($1::uuid)";
 static const char SQL_RETRY[] = "SELECT wf_retry($1::uuid)";
 static const char SQL_NOTIFY[] = "SELECT pg_notify('wf_runs', $1)";
+
+/* Runs past their deadline fail, unless another live host holds them (it
+ * times them out itself). */
+static const char SQL_TIMEOUT_SWEEP[] =
+    "UPDATE executions SET status = 'failed', completed_at = clock_timestamp(),"
+    " error = jsonb_build_object('message', 'run timed out after ' ||"
+    "  round(extract(epoch FROM deadline_at - created_at) * 1000)::bigint || ' ms'),"
+    " lease_owner = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()"
+    " WHERE deadline_at < now() AND status IN ('pending', 'running', 'sleeping', 'waiting')"
+    " AND (lease_owner IS NULL OR lease_owner = $1 OR lease_expires_at < now())"
+    " RETURNING id";
 
 /* Runs not ended, by status, all hosts (the claim index covers them). */
 static const char SQL_ACTIVE[] =
@@ -1192,15 +1206,17 @@ static void on_trigger_one(void *arg, const struct dbq_result *res)
 }
 
 int engine_trigger(struct engine *e, const char *project, const char *workflow, const char *input,
-                   const char *idempotency_key, engine_trigger_fn done, void *arg)
+                   const char *idempotency_key, int64_t timeout_ms, engine_trigger_fn done,
+                   void *arg)
 {
     struct trig *t = calloc(1, sizeof(*t));
     struct ework *w;
     const char *sha = NULL;
-    char lease[16];
+    char lease[16], tmo[24];
 
     if (t == NULL)
         return -1;
+    snprintf(tmo, sizeof(tmo), "%" PRId64, timeout_ms);
     t->e = e;
     t->done = done;
     t->arg = arg;
@@ -1227,19 +1243,21 @@ int engine_trigger(struct engine *e, const char *project, const char *workflow, 
         w->more = 1; /* full, or does not know the workflow: the claim decides */
     }
     if (sha != NULL && t->key == NULL) {
-        const char *vals[7] = {t->id, project, workflow, t->sha, t->input, e->cfg->host_id, lease};
+        const char *vals[8] = {t->id,    project,         workflow, t->sha,
+                               t->input, e->cfg->host_id, lease,    timeout_ms > 0 ? tmo : NULL};
         if (dbq_row(e->t_trigger, vals, on_trigger_row, t) == 0)
             return 0;
     } else {
-        const char *params[8] = {t->id,
+        const char *params[9] = {t->id,
                                  project,
                                  workflow,
                                  sha != NULL ? t->sha : NULL,
                                  t->input,
                                  t->key,
                                  sha != NULL ? e->cfg->host_id : NULL,
-                                 lease};
-        if (dbq_exec(e->q, DBQ_DURABLE, 0, SQL_TRIGGER_ONE, 8, params, NULL, NULL, on_trigger_one,
+                                 lease,
+                                 timeout_ms > 0 ? tmo : NULL};
+        if (dbq_exec(e->q, DBQ_DURABLE, 0, SQL_TRIGGER_ONE, 9, params, NULL, NULL, on_trigger_one,
                      t) == 0)
             return 0;
     }
@@ -1654,10 +1672,17 @@ static void on_active(void *arg, const struct dbq_result *res)
     memcpy(e->st.active, n, sizeof(n));
 }
 
+static void on_cancel_sweep(void *arg, const struct dbq_result *res);
+
 static void on_poll(void *arg)
 {
     struct engine *e = arg;
+    const char *params[1] = {e->cfg->host_id};
 
+    /* Timed-out runs end; this host's workers let go of theirs. */
+    if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE, SQL_TIMEOUT_SWEEP, 1, params, NULL, NULL,
+                 on_cancel_sweep, e) < 0)
+        log_error("could not time runs out: out of memory");
     if (++e->polls % ACTIVE_EVERY == 0 && !e->counting &&
         dbq_exec(e->q, DBQ_FAST, DBQ_RETRY_SAFE, SQL_ACTIVE, 0, NULL, NULL, NULL, on_active, e) ==
             0)
@@ -1745,7 +1770,7 @@ struct engine *engine_new(const struct wf_config *cfg, struct loop *l, struct db
     e->loop = l;
     e->q = q;
     e->env = *env;
-    e->t_trigger = dbq_rows_new(q, DBQ_DURABLE, 0, SQL_TRIGGER, 7);
+    e->t_trigger = dbq_rows_new(q, DBQ_DURABLE, 0, SQL_TRIGGER, 8);
     e->t_step = dbq_rows_new(q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_STEP, 10);
     e->t_end = dbq_rows_new(q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_END, 6);
     if (e->t_trigger == NULL || e->t_step == NULL || e->t_end == NULL ||

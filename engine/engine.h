@@ -92,14 +92,15 @@ struct engine_trigger_result {
 typedef void (*engine_trigger_fn)(void *arg, const struct engine_trigger_result *res);
 
 /*
- * Starts a run of workflow in project with input (JSON text) and an optional
- * idempotency key (NULL: none). done is called exactly once, on the loop
- * thread, after the run's row is committed (or why not). Returns 0, or -1
- * (out of memory; done not called).
+ * Starts a run of workflow in project with input (JSON text), an optional
+ * idempotency key (NULL: none) and an optional timeout (ms > 0: the run
+ * fails once it has not ended that long after its start; 0: none). done is called exactly once, on
+ * the loop thread, after the run's row is committed (or why not). Returns 0, or -1 (out of memory;
+ * done not called).
  */
 int engine_trigger(struct engine *e, const char *project, const char *workflow, const char *input,
-                   const char *idempotency_key, engine_trigger_fn done, void *arg)
-    __attribute__((warn_unused_result));
+                   const char *idempotency_key, int64_t timeout_ms, engine_trigger_fn done,
+                   void *arg) __attribute__((warn_unused_result));
 
 /* The outcome of a cancel, signal or retry: status 200/202, 404 (no such
  * run), 409 (it ended, or is not failed: run_status says what it is), 503

@@ -17,6 +17,7 @@ struct trigger_call {
     char project[WF_ID_MAX + 1];
     char workflow[65];
     char key[APIBODY_KEY_MAX + 1];
+    long long timeout_ms;
     char *input;
 };
 
@@ -56,7 +57,7 @@ static void trigger_on_loop(void *arg)
         return;
     }
     if (engine_trigger(r->core->engine, t->project, t->workflow, t->input,
-                       t->key[0] != '\0' ? t->key : NULL, on_triggered, r) < 0)
+                       t->key[0] != '\0' ? t->key : NULL, t->timeout_ms, on_triggered, r) < 0)
         http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
 }
 
@@ -72,7 +73,8 @@ enum MHD_Result api_runs_trigger(struct core *c, struct MHD_Connection *conn, st
     t = calloc(1, sizeof(*t));
     if (t == NULL)
         return MHD_NO;
-    if (apibody_trigger(r->body, r->len, t->workflow, &t->input, t->key, &why) < 0) {
+    if (apibody_trigger(r->body, r->len, t->workflow, &t->input, t->key, &t->timeout_ms, &why) <
+        0) {
         free(t);
         return http_send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
     }

@@ -158,10 +158,10 @@ int apibody_project_create(const char *body, size_t len, char id[WF_ID_MAX + 1],
 }
 
 int apibody_trigger(const char *body, size_t len, char workflow[65], char **input,
-                    char key[APIBODY_KEY_MAX + 1], const char **why)
+                    char key[APIBODY_KEY_MAX + 1], long long *timeout_ms, const char **why)
 {
     cJSON *o = parse_object(body, len, 0, why);
-    const cJSON *wf, *in, *k;
+    const cJSON *wf, *in, *k, *tm;
     char *text;
     int rc = -1;
 
@@ -170,6 +170,7 @@ int apibody_trigger(const char *body, size_t len, char workflow[65], char **inpu
     wf = cJSON_GetObjectItemCaseSensitive(o, "workflow");
     in = cJSON_GetObjectItemCaseSensitive(o, "input");
     k = cJSON_GetObjectItemCaseSensitive(o, "idempotencyKey");
+    tm = cJSON_GetObjectItemCaseSensitive(o, "timeoutMs");
     if (wf == NULL || cJSON_IsNull(wf)) {
         *why = "workflow is required";
     } else if (!cJSON_IsString(wf) || wf->valuestring[0] == '\0' || strlen(wf->valuestring) > 64) {
@@ -178,6 +179,11 @@ int apibody_trigger(const char *body, size_t len, char workflow[65], char **inpu
                (!cJSON_IsString(k) || k->valuestring[0] == '\0' ||
                 strlen(k->valuestring) > APIBODY_KEY_MAX)) {
         *why = "invalid idempotencyKey: must be a string of 1 to 255 bytes";
+    } else if (tm != NULL && !cJSON_IsNull(tm) &&
+               (!cJSON_IsNumber(tm) || tm->valuedouble < 1 ||
+                tm->valuedouble > (double)APIBODY_TIMEOUT_MAX ||
+                tm->valuedouble != (double)(long long)tm->valuedouble)) {
+        *why = "invalid timeoutMs: must be an integer number of milliseconds from 1 to a year";
     } else {
         text = in != NULL ? cJSON_PrintUnformatted(in) : strdup("null");
         if (text == NULL) {
@@ -185,6 +191,7 @@ int apibody_trigger(const char *body, size_t len, char workflow[65], char **inpu
         } else {
             snprintf(workflow, 65, "%s", wf->valuestring);
             snprintf(key, APIBODY_KEY_MAX + 1, "%s", cJSON_IsString(k) ? k->valuestring : "");
+            *timeout_ms = cJSON_IsNumber(tm) ? (long long)tm->valuedouble : 0;
             *input = text;
             rc = 0;
         }

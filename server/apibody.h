@@ -33,20 +33,22 @@ int apibody_project_create(const char *body, size_t len, char id[WF_ID_MAX + 1],
 
 /*
  * POST /projects/{id}/executions: {"workflow": name, "input"?: any JSON,
- * "idempotencyKey"?: string of 1..255 bytes or null}. workflow gets the name
+ * "idempotencyKey"?: string of 1..255 bytes or null, "timeoutMs"?: integer
+ * 1..APIBODY_TIMEOUT_MAX or null}; *timeout_ms is 0 without one. workflow gets the name
  * (not checked beyond its length: the caller checks kebab-case), *input the
  * input printed compactly ("null" when absent; malloc'ed, the caller frees:
  * the one allocation that outlives a call here), key[0] is '\0' without a
  * key.
  */
 #define APIBODY_KEY_MAX 255
+#define APIBODY_TIMEOUT_MAX (366LL * 24 * 3600 * 1000) /* a year */
 
 /* Any JSON value (a signal's payload); an empty body is null. *text gets it
  * printed compactly (malloc'ed; the caller frees). */
 int apibody_json_value(const char *body, size_t len, char **text, const char **why)
     __attribute__((warn_unused_result));
 int apibody_trigger(const char *body, size_t len, char workflow[65], char **input,
-                    char key[APIBODY_KEY_MAX + 1], const char **why)
+                    char key[APIBODY_KEY_MAX + 1], long long *timeout_ms, const char **why)
     __attribute__((warn_unused_result));
 
 #endif

@@ -248,6 +248,13 @@ static const struct migration migrations[] = {
      "  PERFORM pg_notify('wf_runs', v_project);"
      "  RETURN 'retried:' || v_project;"
      " END $f$;"},
+    {6, "run timeouts",
+     /* A run given timeoutMs fails once deadline_at passes, wherever it
+      * is; the index holds only runs with a deadline that have not ended. */
+     "ALTER TABLE executions ADD COLUMN deadline_at timestamptz;"
+     "CREATE INDEX executions_deadline_idx ON executions (deadline_at)"
+     "  WHERE deadline_at IS NOT NULL"
+     "  AND status IN ('pending', 'running', 'sleeping', 'waiting');"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

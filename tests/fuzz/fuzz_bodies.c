@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cJSON.h>
+
 #include "apibody.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -49,6 +51,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     } else if (why == NULL || why[0] == '\0') {
         abort();
+    }
+
+    /* POST /projects/:id/executions: a name, the input re-printed as JSON
+     * that parses again, a bounded key and timeout. */
+    {
+        char wf[65], key[APIBODY_KEY_MAX + 1], *input = NULL;
+        long long tmo = -1;
+        why = NULL;
+        if (apibody_trigger(copy, size, wf, &input, key, &tmo, &why) == 0) {
+            cJSON *again = cJSON_Parse(input);
+            if (wf[0] == '\0' || strlen(wf) > 64 || strlen(key) > APIBODY_KEY_MAX || tmo < 0 ||
+                tmo > APIBODY_TIMEOUT_MAX || again == NULL || memchr(copy, 0, size) != NULL)
+                abort();
+            cJSON_Delete(again);
+            free(input);
+        } else if (why == NULL || why[0] == '\0') {
+            abort();
+        }
+    }
+
+    /* A signal's payload: any JSON, re-printed. */
+    {
+        char *text = NULL;
+        why = NULL;
+        if (apibody_json_value(copy, size, &text, &why) == 0) {
+            cJSON *again = cJSON_Parse(text);
+            if (again == NULL)
+                abort();
+            cJSON_Delete(again);
+            free(text);
+        } else if (why == NULL || why[0] == '\0') {
+            abort();
+        }
     }
     free(copy);
     return 0;

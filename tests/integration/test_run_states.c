@@ -9,7 +9,7 @@
  *     resuming at the failed step;
  *   - a durable sleep; a signal sent before the wait and after it; a signal
  *     wait that times out;
- *   - cancelled while running, sleeping and waiting;
+ *   - cancelled while running, sleeping and waiting; timed out (timeoutMs);
  *   - non-determinism fails the run naming both steps;
  *   - a 1 MB input and a 5 MB activity output;
  *   - a restart drains the old worker: its running activity finishes once;
@@ -276,6 +276,32 @@ static void test_big(void)
               "5000000");
 }
 
+/* timeoutMs: a run still going past it fails, whatever it is doing (here
+ * an activity of 30 s); a bad value is refused. */
+static void test_run_timeout(void)
+{
+    char id[64];
+    char *v;
+    cJSON *j = NULL;
+
+    CHECK_EQ_INT(post("/projects/p/executions",
+                      "{\"workflow\":\"one-activity\",\"timeoutMs\":400,"
+                      "\"input\":{\"activity\":\"slow\",\"input\":{\"ms\":30000}}}",
+                      &j),
+                 202);
+    snprintf(id, sizeof(id), "%s",
+             th_json_str(j, "executionId") ? th_json_str(j, "executionId") : "");
+    cJSON_Delete(j);
+    CHECK(reaches(id, "failed", 5000));
+    v = run_col(id, "e.error->>'message'");
+    CHECK_STR(v, "run timed out after 400 ms");
+    free(v);
+    CHECK_EQ_INT(post("/projects/p/executions", "{\"workflow\":\"steps\",\"timeoutMs\":0}", NULL),
+                 400);
+    CHECK_EQ_INT(post("/projects/p/executions", "{\"workflow\":\"steps\",\"timeoutMs\":1.5}", NULL),
+                 400);
+}
+
 /* A restart drains the old worker: the activity it runs finishes and is
  * recorded once; the new worker goes on from there. */
 static void test_drain(void)
@@ -351,6 +377,7 @@ int main(void)
     test_cancel();
     test_nondeterminism();
     test_big();
+    test_run_timeout();
     test_drain();
     test_errors();
 out:
