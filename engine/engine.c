@@ -1506,8 +1506,9 @@ static void claim(struct engine *e, struct ework *w)
     char lease[16], limit[16];
     const char *params[5];
     int room = e->cfg->max_runs - w->held;
+    struct wconn *c = e->env.find(e->env.arg, w->conn);
 
-    if (w->claiming || w->retired || room <= 0)
+    if (w->claiming || w->retired || room <= 0 || c == NULL || wconn_draining(c))
         return;
     j = calloc(1, sizeof(*j));
     if (j == NULL)

@@ -210,16 +210,39 @@ static void on_mgr_hello(void *arg, const cJSON *ev)
     wview_on_hello(c->view, ev, on_views_ready, c);
 }
 
+struct retire {
+    pid_t keep;
+};
+
+static void retire_other(void *arg, struct wconn *w)
+{
+    const struct retire *rt = arg;
+
+    if (wconn_pid(w) != rt->keep)
+        wconn_set_draining(w);
+}
+
 static void on_mgr_state(void *arg, const cJSON *ev)
 {
     struct core *c = arg;
     const char *loaded = NULL;
+    const char *status = ju_str(ev, "status");
     int64_t pid;
 
     if (ju_int(ev, "pid", &pid) == 0) {
         struct wconn *w = wconns_find_pid(c->wc, (pid_t)pid);
         if (w != NULL)
             loaded = loadcode_summary(c->lc, w);
+        if (w != NULL && status != NULL && strcmp(status, "draining") == 0)
+            wconn_set_draining(w); /* stopping: no new runs */
+        /* The project's worker is pid now (a restart: the old one drains):
+         * no other worker of it takes new runs, even before this one's
+         * ready reaches core. */
+        if (status != NULL && strcmp(status, "running") == 0 &&
+            ju_valid_id(ju_str(ev, "project"))) {
+            struct retire rt = {(pid_t)pid};
+            wconns_each(c->wc, ju_str(ev, "project"), retire_other, &rt);
+        }
     }
     wview_on_state(c->view, ev, loaded);
 }

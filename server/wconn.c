@@ -394,6 +394,11 @@ int wconn_draining(const struct wconn *w)
     return w->draining;
 }
 
+void wconn_set_draining(struct wconn *w)
+{
+    w->draining = 1;
+}
+
 void *wconn_user(const struct wconn *w)
 {
     return w->user;

@@ -81,6 +81,8 @@ uint64_t wconn_id(const struct wconn *w);
 pid_t wconn_pid(const struct wconn *w);
 const char *wconn_project(const struct wconn *w);
 int wconn_draining(const struct wconn *w);
+/* The manager replaced or is stopping this worker: it takes no new runs. */
+void wconn_set_draining(struct wconn *w);
 
 /* A pointer the code loader keeps per connection (freed by its owner in
  * the gone event). */
