@@ -85,8 +85,9 @@ struct ework {
     cJSON *code; /* {"<workflow>":"<sha256>"} of what it loaded */
     int held;    /* runs handed to it */
     int claiming;
-    int retired; /* a newer worker of the project is ready: it takes the new runs */
-    int more;    /* the last claim was full, or runs were released: claim again */
+    int retired;  /* a newer worker of the project is ready: it takes the new runs */
+    int reserved; /* slots a claim in flight may fill */
+    int more;     /* the last claim was full, or runs were released: claim again */
     int first_claim_done;
     cJSON *out;        /* items to send at the end of the turn */
     struct ever *vers; /* code versions it holds (current ones included) */
@@ -467,8 +468,10 @@ static const char SQL_STEP[] =
     " FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::jsonb[],"
     "  $7::text[], $8::int[], $9::text[], $10::float8[])"
     "  AS u(id, seq, name, kind, status, output, error, attempts, owner, started_ms)"
-    " JOIN executions e ON e.id = u.id AND e.lease_owner = u.owner AND e.status = 'running'"
-    "  AND NOT e.cancel_requested"
+    /* LATERAL: one primary-key lookup per row (a join would scan every
+     * leased run's index entries, dead ones included) */
+    " CROSS JOIN LATERAL (SELECT x.project_id FROM executions x WHERE x.id = u.id"
+    "  AND x.lease_owner = u.owner AND x.status = 'running' AND NOT x.cancel_requested) e"
     " ON CONFLICT DO NOTHING RETURNING execution_id, seq,"
     "  extract(epoch FROM clock_timestamp() - started_at), attempts";
 
@@ -481,7 +484,8 @@ static const char SQL_END[] =
     " updated_at = clock_timestamp(), lease_owner = NULL, lease_expires_at = NULL"
     " FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[], $6::float8[])"
     "  AS u(id, status, output, error, owner, wake_ms)"
-    " WHERE e.id = u.id AND e.lease_owner = u.owner AND e.status = 'running'"
+    " WHERE e.id = ANY($1::uuid[]) AND e.id = u.id AND e.lease_owner = u.owner"
+    " AND e.status = 'running'" /* ANY: found by primary key */
     " RETURNING e.id, extract(epoch FROM clock_timestamp() - e.created_at)";
 
 /* A run whose cancel was asked for ends cancelled instead. */
@@ -590,6 +594,8 @@ static void submit_end(struct engine *e, struct erun *r, const char *status, con
 }
 
 /* Forgets r (its worker's slot is free again). */
+static void claim(struct engine *e, struct ework *w);
+
 static void drop_run(struct engine *e, struct erun *r)
 {
     struct ework *w = work_by_conn(e, r->project, r->conn);
@@ -613,6 +619,9 @@ static void drop_run(struct engine *e, struct erun *r)
         cJSON_Delete(m);
     }
     run_del(e, r);
+    /* A slot is free: runs that found none wait in the database. */
+    if (w != NULL && w->more)
+        claim(e, w);
 }
 
 static void on_end_done(void *arg, const struct dbq_result *res)
@@ -1233,7 +1242,7 @@ int engine_trigger(struct engine *e, const char *project, const char *workflow, 
     /* A local worker with room that loaded the workflow takes the run at
      * once, pinned to the code it runs. */
     w = work_for(e, project);
-    if (w != NULL && w->held < e->cfg->max_runs)
+    if (w != NULL && w->held + w->reserved < e->cfg->max_runs)
         sha = ju_str(w->code, workflow);
     if (sha != NULL) {
         t->conn = w->conn;
@@ -1344,12 +1353,25 @@ static void deliver(struct engine *e, struct ework *w, struct erun *r, cJSON *it
         version_ready(e, w, p->sha, rc > 0 ? NULL : "could not send the code version");
 }
 
+/* The claim j answered: its worker may claim again, and the slots it
+ * reserved are free (what it claimed is counted as held from here). */
+static void claim_settle(struct engine *e, struct claimjob *j)
+{
+    struct ework *w = work_by_conn(e, j->project, j->conn);
+
+    if (w == NULL)
+        return;
+    w->claiming = 0;
+    w->reserved -= j->limit;
+    if (w->reserved < 0)
+        w->reserved = 0;
+}
+
 static void claim_finish(struct engine *e, struct claimjob *j, int ok)
 {
     struct ework *w = work_by_conn(e, j->project, j->conn);
 
-    if (w != NULL)
-        w->claiming = 0;
+    claim_settle(e, j);
     for (int i = 0; i < j->n; i++) {
         struct erun *r;
         if (w == NULL || !ok) {
@@ -1425,14 +1447,12 @@ static void on_claimed(void *arg, const struct dbq_result *res)
 {
     struct claimjob *j = arg;
     struct engine *e = j->e;
-    struct ework *w = work_by_conn(e, j->project, j->conn);
     char *arr;
     const char *params[1];
     size_t cap;
 
     if (res->outcome != DBQ_OK) {
-        if (w != NULL)
-            w->claiming = 0;
+        claim_settle(e, j);
         log_warning("could not claim runs of project %s: %s", j->project, res->message);
         claimjob_free(j);
         return;
@@ -1440,8 +1460,7 @@ static void on_claimed(void *arg, const struct dbq_result *res)
     for (int i = 0; i < PQntuples(res->res); i++)
         j->n += strcmp(PQgetvalue(res->res, i, 4), "t") != 0; /* not ended by a cancel */
     if (j->n == 0) {
-        if (w != NULL)
-            w->claiming = 0;
+        claim_settle(e, j);
         claimjob_free(j);
         return;
     }
@@ -1505,7 +1524,7 @@ static void claim(struct engine *e, struct ework *w)
     struct claimjob *j;
     char lease[16], limit[16];
     const char *params[5];
-    int room = e->cfg->max_runs - w->held;
+    int room = e->cfg->max_runs - w->held - w->reserved;
     struct wconn *c = e->env.find(e->env.arg, w->conn);
 
     if (w->claiming || w->retired || room <= 0 || c == NULL || wconn_draining(c))
@@ -1531,6 +1550,7 @@ static void claim(struct engine *e, struct ework *w)
         return;
     }
     w->claiming = 1;
+    w->reserved += j->limit; /* triggers meanwhile do not take these slots */
 }
 
 /* ---- workers ---- */
