@@ -3,7 +3,7 @@
 set(WF_BENCH_SRC ${CMAKE_CURRENT_LIST_DIR})
 set(WF_BENCH_OUT ${CMAKE_BINARY_DIR}/bench)
 
-add_executable(bench_http ${WF_BENCH_SRC}/bench_http.c ${WF_BENCH_SRC}/stats.c)
+add_executable(bench_http ${WF_BENCH_SRC}/bench_http.c ${WF_BENCH_SRC}/fire.c ${WF_BENCH_SRC}/stats.c)
 target_link_libraries(bench_http PRIVATE PkgConfig::CURL Threads::Threads)
 
 add_executable(bare_mhd ${WF_BENCH_SRC}/bare_mhd.c)
