@@ -17,6 +17,16 @@
  *       /projects/{id}/activities/{NAME} with the raw .so body for each NAME.
  *       A project that already exists (409) is fine. Prints one JSON object.
  *
+ *   bench_http fire   --port P --path T --body B --count N [--conns C] [--rate R]
+ *                     [--ids FILE] [--label L] [--max-seconds S] [--timeout-ms MS]
+ *       N POSTs of body B (a trigger, say) over C keep-alive connections
+ *       (default 64), one request in flight on each, as fast as they are
+ *       answered or paced at R requests a second (open loop); an epoll
+ *       client of its own (fire.c), not libcurl. Prints one JSON object
+ *       (reply-time percentiles, the first request's wall-clock time) and,
+ *       with --ids, writes "<executionId>\t<sent epoch µs>\t<answered epoch
+ *       µs>" per 2xx reply, for the harness to load into PostgreSQL.
+ *
  * Every loop is bounded by its count and by --max-seconds (default 300);
  * every request by --timeout-ms (default 60000). Only 127.0.0.1 is ever
  * contacted, with proxies disabled. A reply that is not 2xx counts as an
@@ -32,6 +42,7 @@
 
 #include <curl/curl.h>
 
+#include "fire.h"
 #include "stats.h"
 
 #define MAX_COUNT 100000
@@ -54,6 +65,9 @@ struct opts {
     int threads;
     double max_seconds;
     long timeout_ms;
+    int conns;
+    double rate;
+    const char *ids_path;
     const char *names[MAX_NAMES];
     int nnames;
 };
@@ -87,7 +101,9 @@ static void usage(void)
             "                      (--prefix X --from A --count N | --id X --count N)\n"
             "                      [--threads K] [--label L] [--max-seconds S] [--timeout-ms MS]\n"
             "       bench_http deploy --port P --prefix X --from A --count N --so FILE\n"
-            "                      [--threads K] [--max-seconds S] NAME...\n");
+            "                      [--threads K] [--max-seconds S] NAME...\n"
+            "       bench_http fire --port P --path T --body B --count N [--conns C] [--rate R]\n"
+            "                      [--ids FILE] [--label L] [--max-seconds S] [--timeout-ms MS]\n");
     exit(2);
 }
 
@@ -114,6 +130,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
     o->max_seconds = 300;
     o->timeout_ms = 60000;
     o->label = "requests";
+    o->conns = 64;
     if (argc < 2)
         usage();
     o->cmd = argv[1];
@@ -149,7 +166,13 @@ static void parse_args(int argc, char **argv, struct opts *o)
         else if (strcmp(a, "--from") == 0)
             o->from = parse_long(v, 0, 10000000, "from");
         else if (strcmp(a, "--count") == 0)
-            o->count = parse_long(v, 1, MAX_COUNT, "count");
+            o->count = parse_long(v, 1, FIRE_MAX_COUNT, "count");
+        else if (strcmp(a, "--conns") == 0)
+            o->conns = (int)parse_long(v, 1, FIRE_MAX_CONNS, "conns");
+        else if (strcmp(a, "--rate") == 0)
+            o->rate = (double)parse_long(v, 0, 10000000, "rate");
+        else if (strcmp(a, "--ids") == 0)
+            o->ids_path = v;
         else if (strcmp(a, "--threads") == 0)
             o->threads = (int)parse_long(v, 1, MAX_THREADS, "threads");
         else if (strcmp(a, "--max-seconds") == 0)
@@ -161,7 +184,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
     }
     if (o->port == 0 || o->count == 0)
         usage();
-    if ((o->prefix == NULL) == (o->id == NULL))
+    if (strcmp(o->cmd, "fire") == 0) {
+        if (o->path == NULL || o->body == NULL || o->nnames != 0)
+            usage();
+        return;
+    }
+    if (o->count > MAX_COUNT || (o->prefix == NULL) == (o->id == NULL))
         usage();
     if (strcmp(o->cmd, "run") == 0) {
         if (o->method == NULL || o->path == NULL || o->nnames != 0)
@@ -441,6 +469,11 @@ int main(int argc, char **argv)
     int started = 0;
 
     parse_args(argc, argv, &o);
+    if (strcmp(o.cmd, "fire") == 0) {
+        struct fire_opts fo = {o.port, o.path,        o.body,       o.count, o.conns,
+                               o.rate, o.max_seconds, o.timeout_ms, o.label, o.ids_path};
+        return fire_main(&fo);
+    }
     memset(&s, 0, sizeof(s));
     s.o = &o;
     pthread_mutex_init(&s.lock, NULL);

@@ -3,7 +3,7 @@
 set(WF_BENCH_SRC ${CMAKE_CURRENT_LIST_DIR})
 set(WF_BENCH_OUT ${CMAKE_BINARY_DIR}/bench)
 
-add_executable(bench_http ${WF_BENCH_SRC}/bench_http.c ${WF_BENCH_SRC}/stats.c)
+add_executable(bench_http ${WF_BENCH_SRC}/bench_http.c ${WF_BENCH_SRC}/fire.c ${WF_BENCH_SRC}/stats.c)
 target_link_libraries(bench_http PRIVATE PkgConfig::CURL Threads::Threads)
 
 add_executable(bare_mhd ${WF_BENCH_SRC}/bare_mhd.c)
@@ -24,8 +24,16 @@ target_link_libraries(bench_chan PRIVATE wf_common)
 add_executable(bench_dbq ${WF_BENCH_SRC}/bench_dbq.c ${WF_BENCH_SRC}/stats.c)
 target_link_libraries(bench_dbq PRIVATE wf_roles PkgConfig::PQ Threads::Threads)
 
-set_target_properties(bench_http bare_mhd bench_baseline bench_dlopen bench_chan bench_dbq
+# The run engine's test plugin (tests/plugins/engine_recorder.c: workflows
+# one-step and five-steps, activity noop, ...), built here too because the
+# bench configures with BUILD_TESTING=OFF, so tests/ is not part of its build.
+add_library(bench_engine_recorder MODULE ${WF_BENCH_SRC}/../tests/plugins/engine_recorder.c)
+target_include_directories(bench_engine_recorder PRIVATE ${WF_BENCH_SRC}/../include)
+target_link_libraries(bench_engine_recorder PRIVATE PkgConfig::CJSON)
+set_target_properties(bench_engine_recorder PROPERTIES PREFIX "" OUTPUT_NAME engine_recorder)
+
+set_target_properties(bench_http bare_mhd bench_engine_recorder bench_baseline bench_dlopen bench_chan bench_dbq
   PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${WF_BENCH_OUT} LIBRARY_OUTPUT_DIRECTORY ${WF_BENCH_OUT})
 
 add_custom_target(bench_tools
-  DEPENDS bench_http bare_mhd bench_baseline bench_dlopen bench_chan bench_dbq)
+  DEPENDS bench_http bare_mhd bench_baseline bench_dlopen bench_chan bench_dbq bench_engine_recorder)
