@@ -16,8 +16,13 @@
  *
  * Activities (input → output; every failure calls a->api->fail first):
  *   record {dir, run, step, payload?} → {"step": step, "echo": payload|null}
- *       appends "<run> <step> <attempt> <pid>\n" (version 2: "… <pid> v2\n")
- *       to <dir>/invocations.log. Retries: WF_RETRY_DEFAULT.
+ *       appends "<run> <step> <attempt> <pid> <us>\n" (version 2:
+ *       "… <us> v2\n") to <dir>/invocations.log, where <us> is the wall
+ *       clock (CLOCK_REALTIME) in microseconds since the epoch, read just
+ *       before the line is written: PostgreSQL's clock_timestamp() reads
+ *       the same clock, so a line later than its step's steps.completed_at
+ *       is an invocation that started after the step was committed.
+ *       Retries: WF_RETRY_DEFAULT.
  *   flaky {dir, key, failures} → {"calls": n}
  *       appends one fixed-length line per call to <dir>/flaky-<key>; the
  *       call's number n is its line's end offset over the line length, so
@@ -206,6 +211,7 @@ static enum wf_status er_record(struct wf_activity_ctx *a, const cJSON *in, cJSO
 {
     const char *dir = er_str(in, "dir"), *run = er_str(in, "run");
     const cJSON *payload = cJSON_GetObjectItemCaseSensitive(in, "payload");
+    struct timespec now;
     char line[512];
     long long step;
     cJSON *o;
@@ -216,8 +222,9 @@ static enum wf_status er_record(struct wf_activity_ctx *a, const cJSON *in, cJSO
         a->api->fail(a, "bad input: record needs {dir, run, step}");
         return WF_EINVAL;
     }
-    n = snprintf(line, sizeof(line), "%s %lld %d %ld" ER_LINE_TAG "\n", run, step, a->attempt,
-                 (long)getpid());
+    clock_gettime(CLOCK_REALTIME, &now);
+    n = snprintf(line, sizeof(line), "%s %lld %d %ld %lld" ER_LINE_TAG "\n", run, step, a->attempt,
+                 (long)getpid(), (long long)now.tv_sec * 1000000 + (long long)(now.tv_nsec / 1000));
     if (n < 0 || (size_t)n >= sizeof(line)) {
         a->api->fail(a, "bad input: run id too long");
         return WF_EINVAL;
