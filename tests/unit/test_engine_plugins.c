@@ -516,6 +516,29 @@ static void test_steps(const struct plg_registry *reg, int version)
         run_free(&r);
     }
 
+    /* step_ms: each record step takes that long after its line; out of
+     * range, the input is refused. */
+    {
+        long long t0, t1;
+        remove_file("invocations.log");
+        run_init(&r, reg, "run-slow", 0);
+        t0 = wall_us();
+        CHECK_INT(
+            run_workflow(&r, "steps", jsonf("{\"dir\":\"%s\",\"n\":3,\"step_ms\":30}", dir), &out),
+            WF_OK);
+        t1 = wall_us();
+        CHECK(t1 - t0 >= 90000);
+        log = slurp("invocations.log");
+        CHECK(check_record_lines(log, "run-slow", 3, version, t0, t1));
+        free(log);
+        cJSON_Delete(out);
+        run_free(&r);
+        run_init(&r, reg, "run-slow-bad", 0);
+        CHECK_INT(run_workflow(&r, "steps", jsonf("{\"dir\":\"%s\",\"step_ms\":10001}", dir), &out),
+                  WF_EINVAL);
+        run_free(&r);
+    }
+
     /* Default n is 20; without dir the input is refused. */
     remove_file("invocations.log");
     run_init(&r, reg, "run-20", 0);
