@@ -43,10 +43,16 @@ int dur_make_dir(char *dir, size_t len, const char *test)
 
 void dur_remove_dir(const char *dir)
 {
+    const char *keep = getenv("WF_TEST_KEEP_LOGS");
     char cmd[400];
 
     if (dir[0] == '\0')
         return;
+    /* Kept like the server log (harness.h). */
+    if (keep != NULL && (th_failures() > 0 || strcmp(keep, "all") == 0)) {
+        fprintf(stderr, "kept the invocation log: %s/invocations.log\n", dir);
+        return;
+    }
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
