@@ -1139,8 +1139,12 @@ static void on_claimed(void *arg, const struct dbq_result *res)
         claimjob_free(j);
         return;
     }
+    /* Not ended by a cancel, and not held here: a first claim takes this
+     * host's runs, and one a local worker holds stays with it (if that
+     * worker goes, its release and the claim after it hand the run on). */
     for (int i = 0; i < PQntuples(res->res); i++)
-        j->n += strcmp(PQgetvalue(res->res, i, 4), "t") != 0; /* not ended by a cancel */
+        j->n += strcmp(PQgetvalue(res->res, i, 4), "t") != 0 &&
+                run_find(e, PQgetvalue(res->res, i, 0)) == NULL;
     if (j->n == 0) {
         if (w != NULL)
             w->claiming = 0;
@@ -1169,7 +1173,8 @@ static void on_claimed(void *arg, const struct dbq_result *res)
             return;
         }
         for (int i = 0, k = 0; i < PQntuples(res->res); i++) {
-            if (strcmp(PQgetvalue(res->res, i, 4), "t") == 0)
+            if (strcmp(PQgetvalue(res->res, i, 4), "t") == 0 ||
+                run_find(e, PQgetvalue(res->res, i, 0)) != NULL)
                 continue;
             snprintf(rows[k].id, sizeof(rows[k].id), "%s", PQgetvalue(res->res, i, 0));
             rows[k++].row = i;
@@ -1195,7 +1200,9 @@ static void on_claimed(void *arg, const struct dbq_result *res)
         free(rows);
     }
     params[0] = arr;
-    if (dbq_exec(e->q, DBQ_FAST, DBQ_RETRY_SAFE, SQL_HISTORY, 1, params, NULL, NULL, on_history,
+    /* Durable: read after every step submitted before it (a worker that
+     * went submitted its release after its last steps), never older. */
+    if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE, SQL_HISTORY, 1, params, NULL, NULL, on_history,
                  j) < 0)
         claim_finish(e, j, 0);
     free(arr);
