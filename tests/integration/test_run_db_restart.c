@@ -23,6 +23,12 @@
  *   - every run ended within 20 s of the last cut (the work left takes
  *     under 9 s), with WF_LEASE_MS at 60 s: no run waits for its own
  *     host's lease to expire.
+ * The cuts rarely land in that window, so it is also made on purpose: while
+ * the first step of a run (3 steps of 1.5 s) runs, the test writes its row
+ * as the step's commit would have (as if core had lost the answer and sent
+ * the step again): the step is then not recorded when the worker's result
+ * comes, and the run must still end promptly (within 10 s, where its
+ * lease would keep it a minute), with that step run only once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +82,52 @@ static int health_is(void *arg)
 
     th_reply_free(&r);
     return st == *(long *)arg;
+}
+
+/* 1 when dir's invocation log holds a line starting with *arg. */
+static int logged(void *arg)
+{
+    char path[300], *log;
+    int found;
+
+    snprintf(path, sizeof(path), "%s/invocations.log", dir);
+    log = th_read_file(path, NULL);
+    found = log != NULL && strstr(log, arg) != NULL;
+    free(log);
+    return found;
+}
+
+/* A step committed whose answer core never got (see the header). */
+static void lost_answer(void)
+{
+    static struct dur_id id[1];
+    struct dur_report rep;
+    char in[512], line[64];
+    const char *params[1];
+    PGresult *r;
+    long long t0;
+
+    snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"n\":3,\"step_ms\":1500}", dir);
+    if (!CHECK_EQ_INT(dur_trigger(&srv, "p", "steps", in, 1, id), 1))
+        return;
+    snprintf(line, sizeof(line), "%s 0 ", id[0].s);
+    CHECK(th_wait_until(logged, line, 10000, 10) == 0);
+    params[0] = id[0].s;
+    r = th_sql(pg,
+               "INSERT INTO steps (execution_id, seq, project_id, name, kind, status, output,"
+               " attempts, started_at, completed_at) VALUES ($1::uuid, 0, 'p', 'record',"
+               " 'activity', 'completed', '{\"step\": 0, \"echo\": null}', 1, clock_timestamp(),"
+               " clock_timestamp())",
+               1, params);
+    CHECK(r != NULL);
+    PQclear(r);
+    t0 = th_now_ms();
+    CHECK(dur_wait_ended(pg, id, 1, 20000) == 0);
+    printf("lost answer: the run ended %lld ms after its first step was written for it\n",
+           th_now_ms() - t0);
+    CHECK(th_now_ms() - t0 < 10000);
+    if (CHECK(dur_check(pg, dir, id, 1, 3, "lost answer", &rep) == 0))
+        dur_expect_clean(&rep, "lost answer");
 }
 
 int main(void)
@@ -156,6 +208,7 @@ int main(void)
     CHECK(th_now_ms() - t_back < 20000);
     if (CHECK(dur_check(pg, dir, ids, NRUNS, NSTEPS, "db restart", &rep) == 0))
         dur_expect_clean(&rep, "db restart");
+    lost_answer();
 out:
     if (admin != NULL) {
         if (db.created)
