@@ -446,6 +446,8 @@ static void fail_held(struct engine *e, struct erun *r, const char *message)
 
 /* ---- steps ---- */
 
+static void rehand(struct engine *e, struct erun *r);
+
 static void on_step_done(void *arg, const struct dbq_result *res)
 {
     struct ref *x = arg;
@@ -488,14 +490,16 @@ static void on_step_done(void *arg, const struct dbq_result *res)
     free(x);
     w = work_by_conn(e, r->project, r->conn);
     if (!landed) {
-        /* Another host holds the run now, or the step was already written:
-         * this worker's view is stale; the holder goes on from the rows. */
+        /* Another host holds the run now, or the step was already written
+         * (a retry after a lost answer): this worker's view is stale. Give
+         * the run back (only if it is still ours) and claim it again from
+         * the rows, or it would sit under our renewed lease. */
         log_warning("run %s: step %d was not recorded (lease lost or step already written); "
-                    "dropping it here",
+                    "giving it back",
                     r->id, r->seq);
         if (w != NULL)
             to_worker(e, w, item_new("drop", r->id));
-        drop_run(e, r);
+        rehand(e, r);
         return;
     }
     e->st.steps++;
