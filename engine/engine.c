@@ -1228,7 +1228,9 @@ static void claim(struct engine *e, struct ework *w)
     j->e = e;
     j->conn = w->conn;
     snprintf(j->project, sizeof(j->project), "%s", w->project);
-    j->limit = room < CLAIM_BATCH ? room : CLAIM_BATCH;
+    /* The first claim takes this host's runs whatever their lease says,
+     * which no later claim does: as many as there is room for. */
+    j->limit = room < CLAIM_BATCH || !w->first_claim_done ? room : CLAIM_BATCH;
     snprintf(lease, sizeof(lease), "%d", e->cfg->lease_ms);
     snprintf(limit, sizeof(limit), "%d", j->limit);
     params[0] = w->project;
