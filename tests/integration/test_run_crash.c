@@ -42,34 +42,6 @@ static struct th_server srv;
 static PGconn *pg;
 static char dir[256];
 
-/* Sends signal "go" to runs ids[from..to-1], each with its own id as
- * payload. Returns how many answered 202. */
-static int send_signals(const struct dur_id *ids, int from, int to)
-{
-    const char *paths[NRUNS], *bodies[NRUNS];
-    static char pbuf[NRUNS][96], bbuf[NRUNS][48];
-    long status[NRUNS];
-    cJSON *json[NRUNS];
-    int k = 0, ok = 0;
-
-    for (int i = from; i < to && k < NRUNS; i++, k++) {
-        snprintf(pbuf[k], sizeof(pbuf[k]), "/executions/%s/signals/go", ids[i].s);
-        snprintf(bbuf[k], sizeof(bbuf[k]), "\"%s\"", ids[i].s);
-        paths[k] = pbuf[k];
-        bodies[k] = bbuf[k];
-    }
-    if (k == 0)
-        return 0;
-    (void)th_http_parallel(&srv, "POST", paths, bodies, k, status, json);
-    for (int i = 0; i < k; i++) {
-        ok += status[i] == 202;
-        if (status[i] != 202)
-            fprintf(stderr, "signal to %s: %ld\n", ids[from + i].s, status[i]);
-        cJSON_Delete(json[i]);
-    }
-    return ok;
-}
-
 /*
  * One round: triggers NRUNS runs of workflow with input, then kills the
  * worker a random 10-300 ms after each time it is back, until every run
@@ -101,7 +73,7 @@ static void round_of(const char *label, const char *workflow, const char *input,
                 break;
             CHECK_EQ_INT(dur_trigger(&srv, "p", workflow, input, TOPUP, ids + nruns), TOPUP);
             if (signals) {
-                sig_ok += send_signals(ids, nruns, nruns + TOPUP);
+                sig_ok += dur_signal(&srv, ids, nruns, nruns + TOPUP, "go");
                 signalled += TOPUP;
             }
             nruns += TOPUP;
@@ -110,7 +82,7 @@ static void round_of(const char *label, const char *workflow, const char *input,
         if (signals && signalled < NRUNS) {
             int to = signalled + (NRUNS + MIN_KILLS - 1) / MIN_KILLS;
             to = to > NRUNS ? NRUNS : to;
-            sig_ok += send_signals(ids, signalled, to);
+            sig_ok += dur_signal(&srv, ids, signalled, to, "go");
             signalled = to;
         }
         delay = dur_rand(10, 300);
@@ -127,7 +99,7 @@ static void round_of(const char *label, const char *workflow, const char *input,
             break;
     }
     if (signals && signalled < NRUNS) {
-        sig_ok += send_signals(ids, signalled, NRUNS);
+        sig_ok += dur_signal(&srv, ids, signalled, NRUNS, "go");
         signalled = NRUNS;
     }
     if (signals)

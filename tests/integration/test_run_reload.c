@@ -58,25 +58,35 @@ static pid_t restart(pid_t old)
 }
 
 /*
- * NRUNS runs of `steps` (nsteps of step_ms each), and nrestarts restarts
- * gap_lo..gap_hi ms apart (while runs remain); then the check. all_in_flight:
- * the runs are long enough that every restart must find them in flight.
+ * NRUNS runs of workflow (`steps`, or `waiter`: then a slice of the runs
+ * gets its signal before each restart), nsteps of step_ms each, and
+ * nrestarts restarts gap_lo..gap_hi ms apart (while runs remain); then the
+ * check. all_in_flight: the runs are long enough that every restart must
+ * find them in flight. Every run must end within 20 s of the last restart
+ * (WF_LEASE_MS is 60 s: no run may be left to its lease).
  */
-static void reload_under_load(const char *label, int nsteps, int step_ms, int nrestarts, int gap_lo,
-                              int gap_hi, int all_in_flight)
+static void reload_under_load(const char *label, const char *workflow, int nsteps, int step_ms,
+                              int nrestarts, int gap_lo, int gap_hi, int all_in_flight)
 {
     static struct dur_id ids[NRUNS];
     struct dur_report rep;
     char in[512], trace[1024];
     size_t tlen = 0;
-    int in_flight = 0, done = 0;
+    int in_flight = 0, done = 0, signals = strcmp(workflow, "waiter") == 0;
+    int signalled = 0, sig_ok = 0;
     pid_t pid = th_status_pid(&srv, "p", NULL);
     long long t0 = th_now_ms(), t1;
 
     snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"n\":%d,\"step_ms\":%d}", dir, nsteps, step_ms);
-    CHECK_EQ_INT(dur_trigger(&srv, "p", "steps", in, NRUNS, ids), NRUNS);
+    CHECK_EQ_INT(dur_trigger(&srv, "p", workflow, in, NRUNS, ids), NRUNS);
     for (; done < nrestarts; done++) {
         long long left;
+        if (signals) {
+            int to = signalled + (NRUNS + nrestarts - 1) / nrestarts;
+            to = to > NRUNS ? NRUNS : to;
+            sig_ok += dur_signal(&srv, ids, signalled, to, "go");
+            signalled = to;
+        }
         th_sleep_ms(dur_rand(gap_lo, gap_hi));
         pid = restart(pid);
         left = dur_unended(pg, ids, NRUNS);
@@ -86,10 +96,14 @@ static void reload_under_load(const char *label, int nsteps, int step_ms, int nr
         if (pid < 0 || left <= 0)
             break;
     }
+    if (signals) {
+        sig_ok += dur_signal(&srv, ids, signalled, NRUNS, "go");
+        CHECK_EQ_INT(sig_ok, NRUNS);
+    }
     if (all_in_flight)
         CHECK_EQ_INT(in_flight, nrestarts);
     t1 = th_now_ms();
-    CHECK(dur_wait_ended(pg, ids, NRUNS, 60000) == 0);
+    CHECK(dur_wait_ended(pg, ids, NRUNS, 20000) == 0);
     printf("%s: %d restarts in %lld ms, runs left after each:%s; all ended %lld ms later\n", label,
            done, t1 - t0, trace, th_now_ms() - t1);
     if (CHECK(dur_check(pg, dir, ids, NRUNS, nsteps, label, &rep) == 0))
@@ -180,7 +194,7 @@ int main(int argc, char **argv)
     int pinning = argc > 1 && strcmp(argv[1], "pinning") == 0;
     struct th_db db;
     char rw[300];
-    const char *overrides[4];
+    const char *overrides[5];
     int rc;
 
     if (dur_make_dir(dir, sizeof(dir), pinning ? "test-run-pinning" : "test-run-reload") < 0)
@@ -189,7 +203,8 @@ int main(int argc, char **argv)
     overrides[0] = rw;
     overrides[1] = "WF_MAX_CONNECTIONS_PER_IP=256"; /* 100 triggers at once */
     overrides[2] = "WF_LISTEN_ADDR=127.0.0.1";
-    overrides[3] = NULL;
+    overrides[3] = "WF_LEASE_MS=60000"; /* a run left to its lease would wait a minute */
+    overrides[4] = NULL;
     rc = th_setup(pinning ? "test_run_pinning" : "test_run_reload", &db, &srv, overrides, &pg);
     if (rc == TH_SKIP) {
         dur_remove_dir(dir);
@@ -205,8 +220,9 @@ int main(int argc, char **argv)
     if (!pinning) {
         /* 5,000 steps of 100 ms on 100 threads take at least 5 s: the five
          * restarts are over well before. */
-        reload_under_load("reload", 5, 100, 5, 200, 400, 1);
-        reload_under_load("quick reloads", 20, 0, 20, 50, 150, 0);
+        reload_under_load("reload", "steps", 5, 100, 5, 200, 400, 1);
+        reload_under_load("quick reloads", "steps", 20, 0, 20, 50, 150, 0);
+        reload_under_load("quick reloads, signals", "waiter", 20, 0, 20, 50, 150, 0);
     }
     new_code(pinning);
 out:

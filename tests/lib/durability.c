@@ -122,6 +122,34 @@ int dur_trigger(const struct th_server *s, const char *project, const char *work
     return ok;
 }
 
+int dur_signal(const struct th_server *s, const struct dur_id *ids, int from, int to,
+               const char *name)
+{
+    const char *paths[TRIGGER_BATCH], *bodies[TRIGGER_BATCH];
+    static char pbuf[TRIGGER_BATCH][256], bbuf[TRIGGER_BATCH][48];
+    long status[TRIGGER_BATCH];
+    cJSON *json[TRIGGER_BATCH];
+    int ok = 0;
+
+    for (int i0 = from; i0 < to; i0 += TRIGGER_BATCH) {
+        int k = to - i0 < TRIGGER_BATCH ? to - i0 : TRIGGER_BATCH;
+        for (int i = 0; i < k; i++) {
+            snprintf(pbuf[i], sizeof(pbuf[i]), "/executions/%s/signals/%s", ids[i0 + i].s, name);
+            snprintf(bbuf[i], sizeof(bbuf[i]), "\"%s\"", ids[i0 + i].s);
+            paths[i] = pbuf[i];
+            bodies[i] = bbuf[i];
+        }
+        (void)th_http_parallel(s, "POST", paths, bodies, k, status, json);
+        for (int i = 0; i < k; i++) {
+            ok += status[i] == 202;
+            if (status[i] != 202)
+                fprintf(stderr, "signal %s to %s: %ld\n", name, ids[i0 + i].s, status[i]);
+            cJSON_Delete(json[i]);
+        }
+    }
+    return ok;
+}
+
 /* "{id,id,…}" of the ids that are set (caller frees), or NULL. */
 static char *id_array(const struct dur_id *ids, int n)
 {

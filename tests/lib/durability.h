@@ -70,6 +70,14 @@ int dur_deploy(const struct th_server *s, const char *project, const char *plugi
 int dur_trigger(const struct th_server *s, const char *project, const char *workflow,
                 const char *input, int n, struct dur_id *ids);
 
+/*
+ * Sends signal name to runs ids[from..to-1], each with its own run id (a
+ * JSON string) as payload, at most 100 requests at once. Returns how many
+ * answered 202 (each other answer printed).
+ */
+int dur_signal(const struct th_server *s, const struct dur_id *ids, int from, int to,
+               const char *name);
+
 /* The runs of ids not ended yet (not completed, failed or cancelled), or
  * -1 when the query failed. */
 long long dur_unended(PGconn *pg, const struct dur_id *ids, int n);
