@@ -6,9 +6,9 @@
  * own WF_RUNTIME_DIR, WF_LEASE_MS 2000) both run a worker of project p.
  *   1. Exactly once: 300 runs are triggered, 150 on each host, before any
  *      worker runs (all pending), then both workers are started at once:
- *      their first claims (FOR UPDATE SKIP LOCKED, 256 at most each) share
- *      the runs out. Every run completes with the right output, every step
- *      is committed once, no invocation came after its step's commit
+ *      their first claims (FOR UPDATE SKIP LOCKED, at most 200 each, the
+ *      MAX_CONCURRENT_WORKFLOW_EXECUTIONS of both) share the runs out. Every run completes with the
+ * right output, every step is committed once, no invocation came after its step's commit
  *      (durability.h), and both workers ran steps.
  *   2. A host that vanishes: 300 runs (5 record steps of 100 ms), 150 on
  *      each host; while A holds runs, A's manager is frozen (SIGSTOP), its
@@ -43,7 +43,7 @@ static char dir[256];
 static int start_host(struct th_server *s, const struct th_db *db, const char *host)
 {
     char hostid[64], rt[320], rw[300];
-    const char *ov[8];
+    const char *ov[9];
 
     snprintf(hostid, sizeof(hostid), "WF_HOST_ID=%s", host);
     snprintf(rt, sizeof(rt), "WF_RUNTIME_DIR=%s/runtime-%s", dir, host);
@@ -54,7 +54,8 @@ static int start_host(struct th_server *s, const struct th_db *db, const char *h
     ov[3] = "WF_LEASE_MS=2000";
     ov[4] = "WF_MAX_CONNECTIONS_PER_IP=256"; /* 100 triggers at once */
     ov[5] = "WF_LISTEN_ADDR=127.0.0.1";
-    ov[6] = NULL;
+    ov[6] = "MAX_CONCURRENT_WORKFLOW_EXECUTIONS=200"; /* neither takes all 300 */
+    ov[7] = NULL;
     return CHECK(th_server_start(s, db, ov) == 0) ? 0 : -1;
 }
 
