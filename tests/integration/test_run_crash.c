@@ -35,7 +35,7 @@
 #define TOPUP 25   /* runs added when all ended before MIN_KILLS kills hit runs */
 #define MAXRUNS (NRUNS + 8 * TOPUP)
 #define MIN_KILLS 8
-#define KILL_BUDGET_MS 40000 /* a round stops killing after this */
+#define KILL_BUDGET_MS 25000 /* a round stops killing after this */
 #define END_WAIT_MS 30000    /* then every run must end within this */
 
 static struct th_server srv;
@@ -137,7 +137,7 @@ int main(void)
 {
     struct th_db db;
     char rw[300], in[512];
-    const char *overrides[4];
+    const char *overrides[5];
     int rc;
 
     if (dur_make_dir(dir, sizeof(dir), "test-run-crash") < 0)
@@ -146,7 +146,9 @@ int main(void)
     overrides[0] = rw;
     overrides[1] = "WF_MAX_CONNECTIONS_PER_IP=256"; /* 200 signals at once */
     overrides[2] = "WF_LISTEN_ADDR=127.0.0.1";
-    overrides[3] = NULL;
+    /* Every run's activity at once: a round takes a few worker lives. */
+    overrides[3] = "MAX_CONCURRENT_ACTIVITY_EXECUTIONS=200";
+    overrides[4] = NULL;
     rc = th_setup("test_run_crash", &db, &srv, overrides, &pg);
     if (rc == TH_SKIP) {
         dur_remove_dir(dir);

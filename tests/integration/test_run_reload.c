@@ -13,6 +13,11 @@
  *     and 20 restarts 50-150 ms apart: the old worker then still sends
  *     steps while its successor's first claim reads the runs' history, and
  *     goes before that claim is handed out;
+ *   - the same with `waiter` runs (10 steps, a wait for signal "go", 10
+ *     steps), a slice of them signalled before each restart, so that
+ *     signal waits are answered while workers come and go;
+ *   - WF_LEASE_MS is 60 s, and each part must end within 20 s of its last
+ *     restart: a run left to its lease would show;
  *   - new code: runs of version 1 in flight (`sleepy`, parked in a 1.5 s
  *     sleep), version 2 deployed under the same names, a restart: new runs
  *     run version 2; the version-1 runs complete, with no committed step run
