@@ -671,6 +671,8 @@ static void fail_held(struct engine *e, struct erun *r, const char *message)
 
 /* ---- steps ---- */
 
+static void rehand(struct engine *e, struct erun *r);
+
 static void on_step_done(void *arg, const struct dbq_result *res)
 {
     struct ref *x = arg;
@@ -718,14 +720,16 @@ static void on_step_done(void *arg, const struct dbq_result *res)
     free(x);
     w = work_by_conn(e, r->project, r->conn);
     if (!landed) {
-        /* Another host holds the run now, or the step was already written:
-         * this worker's view is stale; the holder goes on from the rows. */
+        /* Another host holds the run now, or the step was already written
+         * (a retry after a lost answer): this worker's view is stale. Give
+         * the run back (only if it is still ours) and claim it again from
+         * the rows, or it would sit under our renewed lease. */
         log_warning("run %s: step %d was not recorded (lease lost or step already written); "
-                    "dropping it here",
+                    "giving it back",
                     r->id, r->seq);
         if (w != NULL)
             to_worker(e, w, item_new("drop", r->id));
-        drop_run(e, r);
+        rehand(e, r);
         return;
     }
     e->st.steps++;
@@ -1457,8 +1461,12 @@ static void on_claimed(void *arg, const struct dbq_result *res)
         claimjob_free(j);
         return;
     }
+    /* Not ended by a cancel, and not held here: a first claim takes this
+     * host's runs, and one a local worker holds stays with it (if that
+     * worker goes, its release and the claim after it hand the run on). */
     for (int i = 0; i < PQntuples(res->res); i++)
-        j->n += strcmp(PQgetvalue(res->res, i, 4), "t") != 0; /* not ended by a cancel */
+        j->n += strcmp(PQgetvalue(res->res, i, 4), "t") != 0 &&
+                run_find(e, PQgetvalue(res->res, i, 0)) == NULL;
     if (j->n == 0) {
         claim_settle(e, j);
         claimjob_free(j);
@@ -1486,7 +1494,8 @@ static void on_claimed(void *arg, const struct dbq_result *res)
             return;
         }
         for (int i = 0, k = 0; i < PQntuples(res->res); i++) {
-            if (strcmp(PQgetvalue(res->res, i, 4), "t") == 0)
+            if (strcmp(PQgetvalue(res->res, i, 4), "t") == 0 ||
+                run_find(e, PQgetvalue(res->res, i, 0)) != NULL)
                 continue;
             snprintf(rows[k].id, sizeof(rows[k].id), "%s", PQgetvalue(res->res, i, 0));
             rows[k++].row = i;
@@ -1512,7 +1521,9 @@ static void on_claimed(void *arg, const struct dbq_result *res)
         free(rows);
     }
     params[0] = arr;
-    if (dbq_exec(e->q, DBQ_FAST, DBQ_RETRY_SAFE, SQL_HISTORY, 1, params, NULL, NULL, on_history,
+    /* Durable: read after every step submitted before it (a worker that
+     * went submitted its release after its last steps), never older. */
+    if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE, SQL_HISTORY, 1, params, NULL, NULL, on_history,
                  j) < 0)
         claim_finish(e, j, 0);
     free(arr);
@@ -1535,7 +1546,9 @@ static void claim(struct engine *e, struct ework *w)
     j->e = e;
     j->conn = w->conn;
     snprintf(j->project, sizeof(j->project), "%s", w->project);
-    j->limit = room < CLAIM_BATCH ? room : CLAIM_BATCH;
+    /* The first claim takes this host's runs whatever their lease says,
+     * which no later claim does: as many as there is room for. */
+    j->limit = room < CLAIM_BATCH || !w->first_claim_done ? room : CLAIM_BATCH;
     snprintf(lease, sizeof(lease), "%d", e->cfg->lease_ms);
     snprintf(limit, sizeof(limit), "%d", j->limit);
     params[0] = w->project;

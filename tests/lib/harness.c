@@ -822,8 +822,10 @@ void th_server_cleanup(struct th_server *s)
     /* orphans of a killed manager are still in its process group */
     if (s->pgid > 0)
         kill(-s->pgid, SIGKILL);
-    /* WF_TEST_KEEP_LOGS=1 keeps the log of a failed test for a closer look. */
-    if (s->dir[0] != '\0' && n_failed > 0 && getenv("WF_TEST_KEEP_LOGS") != NULL)
+    /* WF_TEST_KEEP_LOGS=1 keeps the log of a failed test for a closer look,
+     * WF_TEST_KEEP_LOGS=all that of every test. */
+    if (s->dir[0] != '\0' && getenv("WF_TEST_KEEP_LOGS") != NULL &&
+        (n_failed > 0 || strcmp(getenv("WF_TEST_KEEP_LOGS"), "all") == 0))
         fprintf(stderr, "kept the server log: %s\n", s->log_path);
     else if (s->dir[0] != '\0')
         nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

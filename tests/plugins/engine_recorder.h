@@ -15,9 +15,16 @@
  * never interleave.
  *
  * Activities (input → output; every failure calls a->api->fail first):
- *   record {dir, run, step, payload?} → {"step": step, "echo": payload|null}
- *       appends "<run> <step> <attempt> <pid>\n" (version 2: "… <pid> v2\n")
- *       to <dir>/invocations.log. Retries: WF_RETRY_DEFAULT.
+ *   record {dir, run, step, payload?, ms?} → {"step": step, "echo": payload|null}
+ *       appends "<run> <step> <attempt> <pid> <us>\n" (version 2:
+ *       "… <us> v2\n") to <dir>/invocations.log, where <us> is the wall
+ *       clock (CLOCK_REALTIME) in microseconds since the epoch, read just
+ *       before the line is written: PostgreSQL's clock_timestamp() reads
+ *       the same clock, so a line later than its step's steps.completed_at
+ *       is an invocation that started after the step was committed. With
+ *       ms (0 to 10000, default 0) it then sleeps that long before it
+ *       returns, so that a test can keep runs in flight for a known time.
+ *       Retries: WF_RETRY_DEFAULT.
  *   flaky {dir, key, failures} → {"calls": n}
  *       appends one fixed-length line per call to <dir>/flaky-<key>; the
  *       call's number n is its line's end offset over the line length, so
@@ -36,12 +43,13 @@
  *   noop {} → {} (touches no file).
  *
  * Workflows (every input member but dir has a default; run = the run's id):
- *   steps {dir, n=20, payload?} → {"sum": n, "steps": n, "version": V}
- *       n record steps, step = 0..n-1; sum counts the results whose "step"
- *       is the one asked for, so a result handed to the wrong call shows.
- *   sleepy {dir, n=20, sleep_ms=100} → as steps
+ *   steps {dir, n=20, payload?, step_ms=0} → {"sum": n, "steps": n, "version": V}
+ *       n record steps, step = 0..n-1, each with ms = step_ms; sum counts
+ *       the results whose "step" is the one asked for, so a result handed
+ *       to the wrong call shows.
+ *   sleepy {dir, n=20, sleep_ms=100, step_ms=0} → as steps
  *       record steps 0..n/2-1, sleep(sleep_ms), steps n/2..n-1.
- *   waiter {dir, n=20, signal="go", timeout_ms=-1} → as steps, plus
+ *   waiter {dir, n=20, signal="go", timeout_ms=-1, step_ms=0} → as steps, plus
  *       "payload": the signal's payload, or "timedOut": true
  *       record steps 0..n/2-1, wait_signal(signal, timeout_ms), the rest.
  *   retrying {dir, key, failures=0} → {"calls": n, "version": V}
@@ -206,24 +214,32 @@ static enum wf_status er_record(struct wf_activity_ctx *a, const cJSON *in, cJSO
 {
     const char *dir = er_str(in, "dir"), *run = er_str(in, "run");
     const cJSON *payload = cJSON_GetObjectItemCaseSensitive(in, "payload");
+    struct timespec now;
     char line[512];
-    long long step;
+    long long step, ms;
     cJSON *o;
     int n;
 
     if (dir == NULL || run == NULL || run[0] == '\0' || run[strcspn(run, " \n")] != '\0' ||
-        er_int(in, "step", -1, 0, ER_N_MAX, &step) != 0 || step < 0) {
-        a->api->fail(a, "bad input: record needs {dir, run, step}");
+        er_int(in, "step", -1, 0, ER_N_MAX, &step) != 0 || step < 0 ||
+        er_int(in, "ms", 0, 0, 10000, &ms) != 0) {
+        a->api->fail(a, "bad input: record needs {dir, run, step, ms?}");
         return WF_EINVAL;
     }
-    n = snprintf(line, sizeof(line), "%s %lld %d %ld" ER_LINE_TAG "\n", run, step, a->attempt,
-                 (long)getpid());
+    clock_gettime(CLOCK_REALTIME, &now);
+    n = snprintf(line, sizeof(line), "%s %lld %d %ld %lld" ER_LINE_TAG "\n", run, step, a->attempt,
+                 (long)getpid(), (long long)now.tv_sec * 1000000 + (long long)(now.tv_nsec / 1000));
     if (n < 0 || (size_t)n >= sizeof(line)) {
         a->api->fail(a, "bad input: run id too long");
         return WF_EINVAL;
     }
     if (er_append(a, dir, "invocations.log", line, (size_t)n, NULL) != 0)
         return WF_ERROR;
+    if (ms > 0) {
+        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
     o = cJSON_CreateObject();
     if (o == NULL || cJSON_AddNumberToObject(o, "step", (double)step) == NULL ||
         !er_add(o, "echo", payload != NULL ? cJSON_Duplicate(payload, 1) : cJSON_CreateNull())) {
@@ -413,10 +429,11 @@ static enum wf_status er_bad_input(struct wf_ctx *ctx, const char *what)
     return WF_EINVAL;
 }
 
-/* Runs record steps first..last-1 with payload (may be NULL), adding to
- * *sum each result that names the step asked for. */
+/* Runs record steps first..last-1 with payload (may be NULL) and ms (0:
+ * none), adding to *sum each result that names the step asked for. */
 static enum wf_status er_record_steps(struct wf_ctx *ctx, const char *dir, long long first,
-                                      long long last, const cJSON *payload, long long *sum)
+                                      long long last, const cJSON *payload, long long ms,
+                                      long long *sum)
 {
     for (long long i = first; i < last; i++) {
         cJSON *in = cJSON_CreateObject(), *res = NULL;
@@ -427,6 +444,7 @@ static enum wf_status er_record_steps(struct wf_ctx *ctx, const char *dir, long 
             (cJSON_AddStringToObject(in, "dir", dir) == NULL ||
              cJSON_AddStringToObject(in, "run", ctx->execution_id) == NULL ||
              cJSON_AddNumberToObject(in, "step", (double)i) == NULL ||
+             (ms > 0 && cJSON_AddNumberToObject(in, "ms", (double)ms) == NULL) ||
              (payload != NULL && !er_add(in, "payload", cJSON_Duplicate(payload, 1))))) {
             cJSON_Delete(in);
             in = NULL;
@@ -468,12 +486,14 @@ static enum wf_status er_done(cJSON *o, cJSON **output)
 static enum wf_status wf_steps(struct wf_ctx *ctx, const cJSON *input, cJSON **output)
 {
     const char *dir = er_str(input, "dir");
-    long long n, sum = 0;
+    long long n, ms, sum = 0;
     enum wf_status st;
 
-    if (dir == NULL || er_int(input, "n", 20, 0, ER_N_MAX, &n) != 0)
-        return er_bad_input(ctx, "steps needs {dir, n?, payload?}");
-    st = er_record_steps(ctx, dir, 0, n, cJSON_GetObjectItemCaseSensitive(input, "payload"), &sum);
+    if (dir == NULL || er_int(input, "n", 20, 0, ER_N_MAX, &n) != 0 ||
+        er_int(input, "step_ms", 0, 0, 10000, &ms) != 0)
+        return er_bad_input(ctx, "steps needs {dir, n?, payload?, step_ms?}");
+    st = er_record_steps(ctx, dir, 0, n, cJSON_GetObjectItemCaseSensitive(input, "payload"), ms,
+                         &sum);
     if (st != WF_OK)
         return st;
     return er_done(er_steps_result(n, sum), output);
@@ -482,13 +502,14 @@ static enum wf_status wf_steps(struct wf_ctx *ctx, const cJSON *input, cJSON **o
 static enum wf_status wf_sleepy(struct wf_ctx *ctx, const cJSON *input, cJSON **output)
 {
     const char *dir = er_str(input, "dir");
-    long long n, ms, sum = 0;
+    long long n, ms, step_ms, sum = 0;
     enum wf_status st;
 
     if (dir == NULL || er_int(input, "n", 20, 0, ER_N_MAX, &n) != 0 ||
-        er_int(input, "sleep_ms", 100, 0, INT64_MAX / 2, &ms) != 0)
-        return er_bad_input(ctx, "sleepy needs {dir, n?, sleep_ms?}");
-    st = er_record_steps(ctx, dir, 0, n / 2, NULL, &sum);
+        er_int(input, "sleep_ms", 100, 0, INT64_MAX / 2, &ms) != 0 ||
+        er_int(input, "step_ms", 0, 0, 10000, &step_ms) != 0)
+        return er_bad_input(ctx, "sleepy needs {dir, n?, sleep_ms?, step_ms?}");
+    st = er_record_steps(ctx, dir, 0, n / 2, NULL, step_ms, &sum);
     if (st != WF_OK)
         return st;
     st = ctx->api->sleep(ctx, ms);
@@ -497,7 +518,7 @@ static enum wf_status wf_sleepy(struct wf_ctx *ctx, const cJSON *input, cJSON **
             ctx->api->log(ctx, WF_LOG_ERROR, "sleep failed: %s", ctx->api->error(ctx));
         return st;
     }
-    st = er_record_steps(ctx, dir, n / 2, n, NULL, &sum);
+    st = er_record_steps(ctx, dir, n / 2, n, NULL, step_ms, &sum);
     if (st != WF_OK)
         return st;
     return er_done(er_steps_result(n, sum), output);
@@ -506,16 +527,17 @@ static enum wf_status wf_sleepy(struct wf_ctx *ctx, const cJSON *input, cJSON **
 static enum wf_status wf_waiter(struct wf_ctx *ctx, const cJSON *input, cJSON **output)
 {
     const char *dir = er_str(input, "dir"), *sig = er_str(input, "signal");
-    long long n, timeout, sum = 0;
+    long long n, timeout, step_ms, sum = 0;
     cJSON *payload = NULL, *o;
     enum wf_status st, waited;
 
     if (dir == NULL || er_int(input, "n", 20, 0, ER_N_MAX, &n) != 0 ||
-        er_int(input, "timeout_ms", -1, -1, INT64_MAX / 2, &timeout) != 0)
-        return er_bad_input(ctx, "waiter needs {dir, n?, signal?, timeout_ms?}");
+        er_int(input, "timeout_ms", -1, -1, INT64_MAX / 2, &timeout) != 0 ||
+        er_int(input, "step_ms", 0, 0, 10000, &step_ms) != 0)
+        return er_bad_input(ctx, "waiter needs {dir, n?, signal?, timeout_ms?, step_ms?}");
     if (sig == NULL)
         sig = "go";
-    st = er_record_steps(ctx, dir, 0, n / 2, NULL, &sum);
+    st = er_record_steps(ctx, dir, 0, n / 2, NULL, step_ms, &sum);
     if (st != WF_OK)
         return st;
     waited = ctx->api->wait_signal(ctx, sig, timeout, &payload);
@@ -526,7 +548,7 @@ static enum wf_status wf_waiter(struct wf_ctx *ctx, const cJSON *input, cJSON **
         cJSON_Delete(payload);
         return waited;
     }
-    st = er_record_steps(ctx, dir, n / 2, n, NULL, &sum);
+    st = er_record_steps(ctx, dir, n / 2, n, NULL, step_ms, &sum);
     if (st != WF_OK) {
         cJSON_Delete(payload);
         return st;
@@ -693,7 +715,7 @@ static enum wf_status wf_clock(struct wf_ctx *ctx, const cJSON *input, cJSON **o
     if (dir == NULL)
         return er_bad_input(ctx, "clock needs {dir}");
     t0 = ctx->api->now(ctx);
-    st = er_record_steps(ctx, dir, 0, 1, NULL, &sum);
+    st = er_record_steps(ctx, dir, 0, 1, NULL, 0, &sum);
     if (st != WF_OK)
         return st;
     t1 = ctx->api->now(ctx);

@@ -26,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "loader.h"
@@ -409,6 +410,56 @@ static int count_lines(const char *text)
     return n;
 }
 
+/* Wall-clock microseconds (CLOCK_REALTIME), the clock record stamps its
+ * lines with. */
+static long long wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Checks that the first `steps` lines of log are record's lines for run,
+ * steps 0..steps-1 in order, attempt 1, this pid, stamped within [t0, t1]
+ * in non-decreasing order, ending in " v2" exactly under version 2.
+ * Returns 1 if they are (each mismatch is printed), else 0.
+ */
+static int check_record_lines(const char *log, const char *run, int steps, int version,
+                              long long t0, long long t1)
+{
+    const char *line = log;
+    long long prev = t0;
+
+    for (int i = 0; i < steps; i++) {
+        char id[64], tail[8] = "";
+        int step = -1, attempt = -1, used = 0;
+        long pid = -1;
+        long long us = -1;
+        const char *nl = line != NULL ? strchr(line, '\n') : NULL;
+        char buf[256];
+
+        if (nl == NULL || (size_t)(nl - line) >= sizeof(buf)) {
+            fprintf(stderr, "record line %d missing or too long\n", i);
+            return 0;
+        }
+        memcpy(buf, line, (size_t)(nl - line));
+        buf[nl - line] = '\0';
+        if (sscanf(buf, "%63s %d %d %ld %lld%n", id, &step, &attempt, &pid, &us, &used) != 5 ||
+            sscanf(buf + used, "%7s", tail) > 1 || strcmp(id, run) != 0 || step != i ||
+            attempt != 1 || pid != (long)getpid() || us < prev || us > t1 ||
+            strcmp(tail, version == 2 ? "v2" : "") != 0) {
+            fprintf(stderr, "record line %d is \"%s\" (run %s, window %lld..%lld)\n", i, buf, run,
+                    prev, t1);
+            return 0;
+        }
+        prev = us;
+        line = nl + 1;
+    }
+    return 1;
+}
+
 static double num(const cJSON *o, const char *key)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -433,17 +484,19 @@ __attribute__((format(printf, 1, 2))) static const char *jsonf(const char *fmt, 
 /* steps, in both modes, and version 2's marks. */
 static void test_steps(const struct plg_registry *reg, int version)
 {
-    char want[128];
     struct run r;
     cJSON *out;
     char *log;
 
     for (int each = 0; each <= 1; each++) {
+        long long t0, t1;
         remove_file("invocations.log");
         run_init(&r, reg, "run-steps", each);
+        t0 = wall_us();
         CHECK_INT(run_workflow(&r, "steps",
                                jsonf("{\"dir\":\"%s\",\"n\":5,\"payload\":{\"a\":1}}", dir), &out),
                   WF_OK);
+        t1 = wall_us();
         CHECK_INT(num(out, "sum"), 5);
         CHECK_INT(num(out, "steps"), 5);
         CHECK_INT(num(out, "version"), version);
@@ -456,11 +509,33 @@ static void test_steps(const struct plg_registry *reg, int version)
         }
         log = slurp("invocations.log");
         CHECK_INT(count_lines(log), 5);
-        snprintf(want, sizeof(want), "run-steps 0 1 %ld%s\nrun-steps 1 1 %ld%s\n", (long)getpid(),
-                 version == 2 ? " v2" : "", (long)getpid(), version == 2 ? " v2" : "");
-        CHECK(log != NULL && strncmp(log, want, strlen(want)) == 0);
+        /* "<run> <step> <attempt> <pid> <us>[ v2]": stamped while it ran */
+        CHECK(check_record_lines(log, "run-steps", 5, version, t0, t1));
         free(log);
         cJSON_Delete(out);
+        run_free(&r);
+    }
+
+    /* step_ms: each record step takes that long after its line; out of
+     * range, the input is refused. */
+    {
+        long long t0, t1;
+        remove_file("invocations.log");
+        run_init(&r, reg, "run-slow", 0);
+        t0 = wall_us();
+        CHECK_INT(
+            run_workflow(&r, "steps", jsonf("{\"dir\":\"%s\",\"n\":3,\"step_ms\":30}", dir), &out),
+            WF_OK);
+        t1 = wall_us();
+        CHECK(t1 - t0 >= 90000);
+        log = slurp("invocations.log");
+        CHECK(check_record_lines(log, "run-slow", 3, version, t0, t1));
+        free(log);
+        cJSON_Delete(out);
+        run_free(&r);
+        run_init(&r, reg, "run-slow-bad", 0);
+        CHECK_INT(run_workflow(&r, "steps", jsonf("{\"dir\":\"%s\",\"step_ms\":10001}", dir), &out),
+                  WF_EINVAL);
         run_free(&r);
     }
 
@@ -758,12 +833,13 @@ static void test_concurrent_appends(const struct plg_registry *reg)
         char *nl = strchr(line, '\n');
         int p, step, attempt;
         long pid;
+        long long us;
         char tail[8] = "";
         if (nl == NULL)
             break;
         *nl = '\0';
-        if (sscanf(line, "run-%d %d %d %ld%7s", &p, &step, &attempt, &pid, tail) >= 4 && p >= 0 &&
-            p < PROCS && step >= 0 && step < CALLS && attempt == 1 && pid > 0)
+        if (sscanf(line, "run-%d %d %d %ld %lld%7s", &p, &step, &attempt, &pid, &us, tail) == 5 &&
+            p >= 0 && p < PROCS && step >= 0 && step < CALLS && attempt == 1 && pid > 0 && us > 0)
             good++;
         line = nl + 1;
     }
