@@ -323,6 +323,7 @@ static void flush_works(void *arg)
     if (e->detached)
         return;
     for (unsigned b = 0; b < NPBUCKETS; b++) {
+again:
         for (struct ework *w = e->works[b]; w != NULL; w = w->next) {
             struct wconn *c;
             cJSON *msg;
@@ -335,9 +336,13 @@ static void flush_works(void *arg)
             cJSON_AddItemToObject(msg, "e", w->out);
             w->out = NULL;
             c = e->env.find(e->env.arg, w->conn);
-            /* A failed send resets the worker: its gone event follows. */
-            if (c != NULL && wconn_send(c, msg) < 0)
-                log_debug("could not send runs to a worker of project %s", w->project);
+            /* A failed send resets the worker, whose gone event frees w
+             * and changes this bucket: start it over (what was sent has
+             * out NULL). */
+            if (c != NULL && wconn_send(c, msg) < 0) {
+                cJSON_Delete(msg);
+                goto again;
+            }
             cJSON_Delete(msg);
         }
     }
@@ -608,15 +613,13 @@ static void drop_run(struct engine *e, struct erun *r)
     if (v != NULL)
         w->vdirty = 1;
     if (v != NULL && v->state == V_READY && v->runs == 0) {
-        /* Its last run here ended: the worker unloads it. */
-        struct wconn *c = e->env.find(e->env.arg, w->conn);
+        /* Its last run here ended: the worker unloads it (an item of the
+         * turn's message: sending here could reset the worker under us). */
         cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "t", "unversion");
+        cJSON_AddStringToObject(m, "k", "unversion");
         cJSON_AddStringToObject(m, "sha256", v->sha);
         *v = w->vers[--w->nvers];
-        if (c != NULL && wconn_send(c, m) < 0)
-            log_debug("could not tell a worker of project %s to unload a version", r->project);
-        cJSON_Delete(m);
+        to_worker(e, w, m);
     }
     run_del(e, r);
     /* A slot is free: runs that found none wait in the database. */

@@ -1401,6 +1401,14 @@ int runs_on_message(struct runs *rs, const cJSON *msg, char *err, size_t errlen)
             rc = take_run(rs, it, err, errlen);
         } else if (strcmp(k, "ack") == 0) {
             rc = take_ack(rs, it, err, errlen);
+        } else if (strcmp(k, "unversion") == 0) {
+            const char *sha = ju_str(it, "sha256");
+            if (sha == NULL || strlen(sha) != 64) {
+                snprintf(err, errlen, "malformed unversion from core");
+                return -1;
+            }
+            runs_drop_version(rs, sha);
+            rc = 0;
         } else if (strcmp(k, "drop") == 0) {
             const char *id = ju_str(it, "run");
             struct wrun *r = id != NULL ? find(rs, id) : NULL;

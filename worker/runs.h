@@ -23,6 +23,7 @@
  *                    "name","status","output","error"}]}
  *                  {"k":"ack","run","seq"}      the step at seq is committed
  *                  {"k":"drop","run"}           forget the run (not ours any more)
+ *                  {"k":"unversion","sha256"}   no run here needs that code version
  *   worker → core  {"k":"step","run","seq","kind":"activity","name","status":"completed"|
  *                    "failed","output","error","attempts","nows":[{"seq","value"}]}
  *                  {"k":"end","run","status":"completed"|"failed","output","error",
