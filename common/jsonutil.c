@@ -9,6 +9,22 @@
 #include <string.h>
 #include <time.h>
 
+int ju_valid_run_id(const char *s)
+{
+    if (s == NULL || strlen(s) != 36)
+        return 0;
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int ju_valid_id(const char *s)
 {
     size_t n = 0;

@@ -19,6 +19,10 @@
 /* 1 if s matches ^[A-Za-z0-9_-]{1,64}$, else 0. */
 int ju_valid_id(const char *s);
 
+/* 1 if s is a run id as core writes them: a UUID in lower-case hex,
+ * 8-4-4-4-12. */
+int ju_valid_run_id(const char *s);
+
 /* The string value of obj[key], or NULL if absent or not a string. */
 const char *ju_str(const cJSON *obj, const char *key);
 

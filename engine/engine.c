@@ -384,22 +384,6 @@ static int new_uuid(char out[RUN_ID_LEN + 1])
     return 0;
 }
 
-static int valid_uuid(const char *id)
-{
-    if (id == NULL || strlen(id) != RUN_ID_LEN)
-        return 0;
-    for (int i = 0; i < RUN_ID_LEN; i++) {
-        char c = id[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return 0;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* A callback's reference to a run: its id and generation. */
 struct ref {
     struct engine *e;
@@ -1017,7 +1001,7 @@ int engine_worker_message(struct engine *e, struct wconn *c, const cJSON *msg)
     {
         const char *k = ju_str(it, "k");
         const char *id = ju_str(it, "run");
-        struct erun *r = valid_uuid(id) ? run_find(e, id) : NULL;
+        struct erun *r = ju_valid_run_id(id) ? run_find(e, id) : NULL;
         const char *why = NULL;
         int rc = 0;
 
@@ -1903,6 +1887,18 @@ static const char *call_text(struct call *k, const struct dbq_result *res)
     return PQgetvalue(res->res, 0, 0);
 }
 
+/* 'ended:<status>': the run is over, 409 (k answered). Returns 1 then. */
+static int answered_ended(struct call *k, const char *v)
+{
+    char msg[160];
+
+    if (strncmp(v, "ended:", 6) != 0)
+        return 0;
+    snprintf(msg, sizeof(msg), "execution %s already %s", k->id, v + 6);
+    call_answer(k, 409, v + 6, msg);
+    return 1;
+}
+
 /* Claims at once for the local worker of project, if any. */
 static void nudge(struct engine *e, const char *project)
 {
@@ -1919,15 +1915,11 @@ static void on_cancelled(void *arg, const struct dbq_result *res)
     struct call *k = arg;
     struct engine *e = k->e;
     const char *v = call_text(k, res);
-    char msg[160];
 
     if (v == NULL)
         return;
-    if (strncmp(v, "ended:", 6) == 0) {
-        snprintf(msg, sizeof(msg), "execution %s already %s", k->id, v + 6);
-        call_answer(k, 409, v + 6, msg);
+    if (answered_ended(k, v))
         return;
-    }
     if (strcmp(v, "cancelled") == 0) {
         call_answer(k, 200, "cancelled", NULL);
         return;
@@ -1952,15 +1944,11 @@ static void on_signalled(void *arg, const struct dbq_result *res)
     struct call *k = arg;
     struct engine *e = k->e;
     const char *v = call_text(k, res);
-    char msg[160];
 
     if (v == NULL)
         return;
-    if (strncmp(v, "ended:", 6) == 0) {
-        snprintf(msg, sizeof(msg), "execution %s already %s", k->id, v + 6);
-        call_answer(k, 409, v + 6, msg);
+    if (answered_ended(k, v))
         return;
-    }
     if (strncmp(v, "delivered:", 10) == 0)
         nudge(e, v + 10);
     call_answer(k, 202, NULL, NULL);
@@ -2029,7 +2017,7 @@ int engine_retry(struct engine *e, const char *run, engine_call_fn done, void *a
 
 int engine_valid_run_id(const char *id)
 {
-    return valid_uuid(id);
+    return ju_valid_run_id(id);
 }
 
 void engine_version_ready(struct engine *e, uint64_t wid, const char *sha, const char *err)

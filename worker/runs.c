@@ -1207,22 +1207,6 @@ static enum step_kind parse_kind(const char *s, int *ok)
     return K_ACTIVITY;
 }
 
-static int valid_run_id(const char *id)
-{
-    if (id == NULL || strlen(id) != RUN_ID_LEN)
-        return 0;
-    for (int i = 0; i < RUN_ID_LEN; i++) {
-        char c = id[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return 0;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* {"k":"run"}: takes the run and its history (detached from item). */
 static int take_run(struct runs *rs, cJSON *item, char *err, size_t errlen)
 {
@@ -1234,7 +1218,7 @@ static int take_run(struct runs *rs, cJSON *item, char *err, size_t errlen)
     cJSON *s;
     int n = 0;
 
-    if (!valid_run_id(id) || workflow == NULL || sha == NULL || strlen(sha) != 64 ||
+    if (!ju_valid_run_id(id) || workflow == NULL || sha == NULL || strlen(sha) != 64 ||
         (steps != NULL && !cJSON_IsArray(steps))) {
         snprintf(err, errlen, "malformed run from core");
         return -1;
