@@ -460,7 +460,10 @@ static const char SQL_STEP[] =
     /* LATERAL: one primary-key lookup per row (a join would scan every
      * leased run's index entries, dead ones included) */
     " CROSS JOIN LATERAL (SELECT x.project_id FROM executions x WHERE x.id = u.id"
-    "  AND x.lease_owner = u.owner AND x.status = 'running' AND NOT x.cancel_requested) e"
+    "  AND x.lease_owner = u.owner AND x.status = 'running' AND NOT x.cancel_requested"
+    /* FOR SHARE: a claim by another host (its lease expired) waits for
+     * this commit, and then reads the step */
+    "  FOR SHARE) e"
     " ON CONFLICT DO NOTHING RETURNING execution_id, seq,"
     "  extract(epoch FROM clock_timestamp() - started_at), attempts";
 
@@ -902,9 +905,22 @@ static void on_signal_wait(void *arg, const struct dbq_result *res)
     struct erun *r = ref_run(x);
     const char *v;
 
-    free(x);
-    if (r == NULL)
+    if (r == NULL) {
+        /* Its worker went meanwhile: a run that goes on ('continue') is
+         * still leased here, and nobody holds it: give it back. */
+        if (res->outcome == DBQ_OK && PQntuples(res->res) == 1 &&
+            strcmp(PQgetvalue(res->res, 0, 0), "continue") == 0) {
+            char arr[64];
+            const char *params[2] = {arr, e->cfg->host_id};
+            snprintf(arr, sizeof(arr), "{%s}", x->id);
+            if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_RELEASE, 2, params,
+                         NULL, NULL, log_failure, what_release) < 0)
+                log_error("could not release run %s: out of memory", x->id);
+        }
+        free(x);
         return;
+    }
+    free(x);
     if (res->outcome != DBQ_OK || PQntuples(res->res) != 1) {
         log_error("run %s: could not wait for its signal: %s", r->id,
                   res->outcome == DBQ_OK ? "no answer" : res->message);
@@ -1588,10 +1604,15 @@ void engine_worker_ready(struct engine *e, struct wconn *c)
         }
     }
     /* The newest ready worker of a project takes its new runs (a restart:
-     * the old one drains what it holds and goes). */
+     * the old one drains what it holds and goes). Only a project's first
+     * worker since core started takes this host's leased runs of it (the
+     * previous core's): a successor must not take what its predecessor
+     * still holds. */
     for (struct ework *o = e->works[b]; o != NULL; o = o->next) {
-        if (strcmp(o->project, w->project) == 0)
+        if (strcmp(o->project, w->project) == 0) {
             o->retired = 1;
+            w->first_claim_done = 1;
+        }
     }
     w->next = e->works[b];
     e->works[b] = w;
