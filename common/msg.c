@@ -30,7 +30,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,36 +85,7 @@ static void put_header(unsigned char *h, unsigned flags, uint32_t len)
  * on top of the largest text that may come out.
  */
 #define MSG_PRINT_SLACK 64
-#define SCRATCH_SIZE (MSG_REC_MAX + MSG_PRINT_SLACK)
-
-/* Allocated on a thread's first message, freed when it exits: a thread
- * that never sends or receives (a worker's activity threads) holds none of
- * it, where a static __thread array cost every thread 64 KiB. */
-static __thread char *scratch_buf;
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_key_init(void)
-{
-    if (pthread_key_create(&scratch_key, free) != 0)
-        abort(); /* only at EAGAIN: no key left in the process */
-}
-
-/* The calling thread's scratch buffer (SCRATCH_SIZE bytes), or NULL with
- * errno ENOMEM. */
-static char *scratch(void)
-{
-    if (scratch_buf == NULL) {
-        pthread_once(&scratch_once, scratch_key_init);
-        scratch_buf = malloc(SCRATCH_SIZE);
-        if (scratch_buf == NULL) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        (void)pthread_setspecific(scratch_key, scratch_buf);
-    }
-    return scratch_buf;
-}
+static __thread char scratch[MSG_REC_MAX + MSG_PRINT_SLACK];
 
 /* cJSON_PrintPreallocated takes a non-const item but does not modify it. */
 static int print_into(const cJSON *msg, char *buf, size_t size)
@@ -173,7 +143,6 @@ fail:
 int msg_encode(const cJSON *msg, size_t max, struct msg_rec *out)
 {
     size_t len;
-    char *sbuf;
 
     out->buf = NULL;
     out->len = 0;
@@ -189,11 +158,8 @@ int msg_encode(const cJSON *msg, size_t max, struct msg_rec *out)
     }
     /* Most messages are small: print into the scratch buffer, and copy out
      * what fits inline. */
-    sbuf = scratch();
-    if (sbuf == NULL)
-        return -1;
-    if (print_into(msg, sbuf, MSG_INLINE_MAX + MSG_PRINT_SLACK) == 0) {
-        len = strlen(sbuf);
+    if (print_into(msg, scratch, MSG_INLINE_MAX + MSG_PRINT_SLACK) == 0) {
+        len = strlen(scratch);
         if (len > max) {
             errno = EMSGSIZE;
             return -1;
@@ -206,7 +172,7 @@ int msg_encode(const cJSON *msg, size_t max, struct msg_rec *out)
             }
             out->len = MSG_HDR_LEN + len;
             put_header(out->buf, 0, (uint32_t)len);
-            memcpy(out->buf + MSG_HDR_LEN, sbuf, len);
+            memcpy(out->buf + MSG_HDR_LEN, scratch, len);
             return 0;
         }
     }
@@ -386,7 +352,7 @@ int msg_recv_max(int sock, size_t max, cJSON **out, int *recv_fd, size_t *wire)
     /* One record is at most MSG_REC_MAX bytes; anything longer arrives
      * truncated (MSG_TRUNC) and is refused. The byte after the record is
      * set to NUL (see parse_memfd for why). */
-    char *buf = scratch();
+    char *buf = scratch;
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int) * MSG_MAX_FDS)];
@@ -398,9 +364,6 @@ int msg_recv_max(int sock, size_t max, cJSON **out, int *recv_fd, size_t *wire)
     int bad = 0;
     ssize_t n;
     uint32_t len;
-
-    if (buf == NULL)
-        return -1; /* ENOMEM */
 
     memset(&mh, 0, sizeof(mh));
     mh.msg_iov = &iov;

@@ -1319,7 +1319,19 @@ static void deliver(struct engine *e, struct ework *w, struct erun *r, cJSON *it
     char project[WF_ID_MAX + 1];
     int rc;
 
-    if (r->sha[0] == '\0' || (cur != NULL && strcmp(cur, r->sha) == 0)) {
+    if (r->sha[0] == '\0') {
+        /* A run without a pinned version (a row written by hand): the
+         * worker's current code, if it has the workflow. */
+        if (cur == NULL) {
+            cJSON_Delete(item);
+            fail_held(e, r, "the run has no code version and the worker lacks its workflow");
+            return;
+        }
+        snprintf(r->sha, sizeof(r->sha), "%s", cur);
+        cJSON_DeleteItemFromObjectCaseSensitive(item, "sha256");
+        cJSON_AddStringToObject(item, "sha256", cur);
+    }
+    if (cur != NULL && strcmp(cur, r->sha) == 0) {
         v = ever_add(w, r->sha, V_CURRENT);
     } else {
         v = ever_find(w, r->sha);
