@@ -562,6 +562,19 @@ static void log_failure(void *arg, const struct dbq_result *res)
         log_error("could not %s: %s", (const char *)arg, res->message);
 }
 
+/* Gives run id back to the database (lease cleared) for any worker to
+ * claim; a failure is logged. */
+static void release_run(struct engine *e, const char *id)
+{
+    char arr[64];
+    const char *params[2] = {arr, e->cfg->host_id};
+
+    snprintf(arr, sizeof(arr), "{%s}", id);
+    if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_RELEASE, 2, params, NULL,
+                 NULL, log_failure, what_release) < 0)
+        log_error("could not release run %s: out of memory", id);
+}
+
 /* ---- ending runs ---- */
 
 static void on_end_done(void *arg, const struct dbq_result *res);
@@ -881,15 +894,8 @@ static void wake_at(struct engine *e, struct ework *w, int64_t at_ms)
 static void rehand(struct engine *e, struct erun *r)
 {
     struct ework *w;
-    const char *params[2];
-    char arr[64];
 
-    snprintf(arr, sizeof(arr), "{%s}", r->id);
-    params[0] = arr;
-    params[1] = e->cfg->host_id;
-    if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_RELEASE, 2, params, NULL,
-                 NULL, log_failure, what_release) < 0)
-        log_error("could not release run %s: out of memory", r->id);
+    release_run(e, r->id);
     w = work_for(e, r->project); /* the project's current worker, after r is gone */
     drop_run(e, r);
     if (w != NULL) {
@@ -909,14 +915,8 @@ static void on_signal_wait(void *arg, const struct dbq_result *res)
         /* Its worker went meanwhile: a run that goes on ('continue') is
          * still leased here, and nobody holds it: give it back. */
         if (res->outcome == DBQ_OK && PQntuples(res->res) == 1 &&
-            strcmp(PQgetvalue(res->res, 0, 0), "continue") == 0) {
-            char arr[64];
-            const char *params[2] = {arr, e->cfg->host_id};
-            snprintf(arr, sizeof(arr), "{%s}", x->id);
-            if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_RELEASE, 2, params,
-                         NULL, NULL, log_failure, what_release) < 0)
-                log_error("could not release run %s: out of memory", x->id);
-        }
+            strcmp(PQgetvalue(res->res, 0, 0), "continue") == 0)
+            release_run(e, x->id);
         free(x);
         return;
     }
@@ -1103,14 +1103,7 @@ static void hand_new_run(struct engine *e, struct trig *t)
     if (w == NULL || e->env.find(e->env.arg, w->conn) == NULL) {
         /* The worker went while the row was written (its slots went with
          * it): give the run back. */
-        const char *params[2];
-        char arr[64];
-        snprintf(arr, sizeof(arr), "{%s}", t->id);
-        params[0] = arr;
-        params[1] = e->cfg->host_id;
-        if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_RELEASE, 2, params, NULL,
-                     NULL, log_failure, what_release) < 0)
-            log_error("could not release run %s: out of memory", t->id);
+        release_run(e, t->id);
         return;
     }
     r = run_add(e, t->id, t->project, w->conn);
@@ -1395,14 +1388,7 @@ static void claim_finish(struct engine *e, struct claimjob *j, int ok)
         struct erun *r;
         if (w == NULL || !ok) {
             /* Nobody to hand it to: give it back at once. */
-            const char *params[2];
-            char arr[64];
-            snprintf(arr, sizeof(arr), "{%s}", j->ids[i]);
-            params[0] = arr;
-            params[1] = e->cfg->host_id;
-            if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_RELEASE, 2, params,
-                         NULL, NULL, log_failure, what_release) < 0)
-                log_error("could not release run %s: out of memory", j->ids[i]);
+            release_run(e, j->ids[i]);
             continue;
         }
         if (run_find(e, j->ids[i]) != NULL)
