@@ -460,25 +460,20 @@ static const char SQL_STEP[] =
     /* LATERAL: one primary-key lookup per row (a join would scan every
      * leased run's index entries, dead ones included) */
     " CROSS JOIN LATERAL (SELECT x.project_id FROM executions x WHERE x.id = u.id"
-    "  AND x.lease_owner = u.owner AND x.status = 'running' AND NOT x.cancel_requested"
+    /* IS TRUE: not an index condition, so the probe is by the key, never
+     * a walk of this host's entries in the lease index */
+    "  AND (x.lease_owner = u.owner AND x.status = 'running' AND NOT x.cancel_requested) IS TRUE"
     /* FOR SHARE: a claim by another host (its lease expired) waits for
      * this commit, and then reads the step */
     "  FOR SHARE) e"
     " ON CONFLICT DO NOTHING RETURNING execution_id, seq,"
     "  extract(epoch FROM clock_timestamp() - started_at), attempts";
 
+/* wf_end (migration 7): one primary-key UPDATE per row, RETURNING the
+ * rows that ended (id, seconds since the run was created). */
 static const char SQL_END[] =
-    "UPDATE executions e SET status = u.status, output = u.output, error = u.error,"
-    " run_at = CASE WHEN u.wake_ms IS NULL THEN e.run_at"
-    "   ELSE to_timestamp(u.wake_ms / 1000.0) END,"
-    " completed_at = CASE WHEN u.status IN ('completed', 'failed', 'cancelled')"
-    "   THEN clock_timestamp() END,"
-    " updated_at = clock_timestamp(), lease_owner = NULL, lease_expires_at = NULL"
-    " FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[], $6::float8[])"
-    "  AS u(id, status, output, error, owner, wake_ms)"
-    " WHERE e.id = ANY($1::uuid[]) AND e.id = u.id AND e.lease_owner = u.owner"
-    " AND e.status = 'running'" /* ANY: found by primary key */
-    " RETURNING e.id, extract(epoch FROM clock_timestamp() - e.created_at)";
+    "SELECT id, secs FROM wf_end($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[],"
+    " $6::float8[])";
 
 /* A run whose cancel was asked for ends cancelled instead. */
 static const char SQL_RELEASE[] =
@@ -487,7 +482,7 @@ static const char SQL_RELEASE[] =
     " completed_at = CASE WHEN cancel_requested THEN clock_timestamp() ELSE completed_at END,"
     " error = CASE WHEN cancel_requested THEN '{\"message\": \"cancelled\"}' ELSE error END,"
     " updated_at = clock_timestamp()"
-    " WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'running'";
+    " WHERE id = ANY($1::uuid[]) AND (lease_owner = $2 AND status = 'running') IS TRUE";
 
 /* $5: this host's id on the first claim after core started (its runs from
  * before are its own, whatever their lease says), else NULL. */

@@ -255,6 +255,66 @@ static const struct migration migrations[] = {
      "CREATE INDEX executions_deadline_idx ON executions (deadline_at)"
      "  WHERE deadline_at IS NOT NULL"
      "  AND status IN ('pending', 'running', 'sleeping', 'waiting');"},
+    {7, "lighter run writes",
+     /* Each index a run's rows touch costs every run (bench/run, section
+      * 8). The lease-expiry index served no query (claims find expired
+      * leases through the claim index). The status list index holds only
+      * runs not completed, so a run's end, the commonest write, adds no
+      * entry to it; a list of completed runs walks the list index. Steps
+      * lose their foreign key: every step row paid a per-row check that
+      * locked its run, which the step INSERT already locks (FOR SHARE),
+      * and a statement trigger keeps ON DELETE CASCADE for operators who
+      * delete old runs with SQL. */
+     "DROP INDEX executions_lease_expiry_idx;"
+     "DROP INDEX executions_project_status_idx;"
+     "CREATE INDEX executions_unfinished_idx ON executions (project_id, status, created_at, id)"
+     "  WHERE status <> 'completed';"
+     "ALTER TABLE steps DROP CONSTRAINT steps_execution_id_fkey;"
+     "CREATE FUNCTION wf_steps_cascade() RETURNS trigger LANGUAGE plpgsql AS $f$"
+     " BEGIN"
+     "  DELETE FROM steps WHERE execution_id IN (SELECT id FROM wf_old);"
+     "  RETURN NULL;"
+     " END $f$;"
+     "CREATE TRIGGER executions_steps_cascade AFTER DELETE ON executions"
+     "  REFERENCING OLD TABLE AS wf_old FOR EACH STATEMENT EXECUTE FUNCTION wf_steps_cascade();"
+     /* Runs' ends and parks, a batch at a time, each row found by a
+      * primary-key probe. Left to itself the planner, with the statistics
+      * of a table growing faster than autovacuum analyzes it, hash-joined
+      * a scan of the whole table to every batch (bench/run, section 8,
+      * with BENCH_AUTO_EXPLAIN_MS); the function's settings leave it
+      * nested loops over index probes only, the one plan that is right at
+      * every size. */
+     "CREATE FUNCTION wf_end(p_id uuid[], p_status text[], p_output jsonb[], p_error jsonb[],"
+     "  p_owner text[], p_wake float8[]) RETURNS TABLE (id uuid, secs float8)"
+     "  LANGUAGE plpgsql SET enable_seqscan = off SET enable_bitmapscan = off"
+     "  SET enable_hashjoin = off SET enable_mergejoin = off AS $f$"
+     " BEGIN"
+     "  RETURN QUERY UPDATE executions e SET status = u.status, output = u.output,"
+     "   error = u.error,"
+     "   run_at = CASE WHEN u.wake_ms IS NULL THEN e.run_at"
+     "    ELSE to_timestamp(u.wake_ms / 1000.0) END,"
+     "   completed_at = CASE WHEN u.status IN ('completed', 'failed', 'cancelled')"
+     "    THEN clock_timestamp() END,"
+     "   updated_at = clock_timestamp(), lease_owner = NULL, lease_expires_at = NULL"
+     "  FROM unnest(p_id, p_status, p_output, p_error, p_owner, p_wake)"
+     "   AS u(id, status, output, error, owner, wake_ms)"
+     /* IS TRUE: the key is the only indexable condition */
+     "  WHERE e.id = u.id AND (e.lease_owner = u.owner AND e.status = 'running') IS TRUE"
+     "  RETURNING e.id, extract(epoch FROM clock_timestamp() - e.created_at)::float8;"
+     " END $f$;"
+     /* Runs lose the foreign key to their project for the same reason as
+      * steps: a per-row check on every trigger, for a project the engine
+      * has just seen (a trigger names a project that has a workflow, or a
+      * worker here). A statement trigger keeps the cascade. */
+     "ALTER TABLE executions DROP CONSTRAINT executions_project_id_fkey;"
+     "CREATE FUNCTION wf_executions_cascade() RETURNS trigger LANGUAGE plpgsql AS $f$"
+     " BEGIN"
+     "  DELETE FROM executions WHERE project_id IN (SELECT id FROM wf_old);"
+     "  RETURN NULL;"
+     " END $f$;"
+     "CREATE TRIGGER projects_executions_cascade AFTER DELETE ON projects"
+     "  REFERENCING OLD TABLE AS wf_old FOR EACH STATEMENT"
+     "  EXECUTE FUNCTION wf_executions_cascade();"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

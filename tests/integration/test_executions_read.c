@@ -760,6 +760,59 @@ static void test_token(const struct th_db *db)
     th_server_cleanup(&s2);
 }
 
+/* A count from SQL; -1 on error (printed). */
+static long long sql_count(const char *text, int n, const char *const *params)
+{
+    PGresult *res = th_sql(conn, text, n, params);
+    long long v = -1;
+
+    if (res != NULL && PQntuples(res) == 1)
+        v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return v;
+}
+
+/* Deleting runs or a project with SQL (an operator's retention job) takes
+ * their steps along: the cascade the foreign keys gave before migration 7,
+ * now kept by statement triggers. */
+static void test_sql_cascade(void)
+{
+    const char *p1[1] = {"6b3d0c2e-1f7a-4e8b-9c9d-4a3f2e1d0c9b"};
+    char path[128];
+    cJSON *j = NULL;
+
+    CHECK(sql("INSERT INTO executions (id, project_id, workflow) VALUES ($1, 'pr', 'w')", 1, p1) ==
+          0);
+    CHECK(sql("INSERT INTO steps (execution_id, seq, project_id, name, kind, status) VALUES"
+              " ($1, 0, 'pr', 'a', 'activity', 'completed'), ($1, 1, 'pr', 'b', 'sleep',"
+              " 'completed')",
+              1, p1) == 0);
+    CHECK(sql_count("SELECT count(*) FROM steps WHERE execution_id = $1", 1, p1) == 2);
+    CHECK(sql("DELETE FROM executions WHERE id = $1", 1, p1) == 0);
+    CHECK(sql_count("SELECT count(*) FROM steps WHERE execution_id = $1", 1, p1) == 0);
+    snprintf(path, sizeof path, "/executions/%s", p1[0]);
+    CHECK_EQ_INT(th_http_json(&srv, "GET", path, NULL, &j), 404);
+    cJSON_Delete(j);
+
+    /* a whole project: its runs, and their steps, go with it */
+    p1[0] = "pc";
+    CHECK(sql("INSERT INTO projects (id, name) VALUES ('pc', 'Doomed')", 0, NULL) == 0);
+    CHECK(sql("INSERT INTO executions (id, project_id, workflow) VALUES"
+              " ('4f1b8a0c-9d5e-4c6f-9a7b-2e1d0c9b8a7f', 'pc', 'w'),"
+              " ('5a2c9b1d-0e6f-4d7a-8b8c-3f2e1d0c9b8a', 'pc', 'w')",
+              0, NULL) == 0);
+    CHECK(sql("INSERT INTO steps (execution_id, seq, project_id, name, kind, status)"
+              " VALUES ('4f1b8a0c-9d5e-4c6f-9a7b-2e1d0c9b8a7f', 0, 'pc', 'a', 'activity',"
+              " 'completed')",
+              0, NULL) == 0);
+    CHECK(sql("DELETE FROM projects WHERE id = $1", 1, p1) == 0);
+    CHECK(sql_count("SELECT count(*) FROM executions WHERE project_id = $1", 1, p1) == 0);
+    CHECK(sql_count("SELECT count(*) FROM steps WHERE project_id = $1", 1, p1) == 0);
+    /* the others' are untouched */
+    p1[0] = e1;
+    CHECK(sql_count("SELECT count(*) FROM steps WHERE execution_id = $1", 1, p1) == 3);
+}
+
 int main(void)
 {
     struct th_db db;
@@ -779,6 +832,7 @@ int main(void)
     test_list_filters();
     test_list_details();
     test_big_documents();
+    test_sql_cascade(); /* after the reads: it deletes fixtures */
     test_token(&db);
 out:
     return th_teardown(&db, &srv, conn);
