@@ -24,6 +24,14 @@ target_link_libraries(bench_chan PRIVATE wf_common)
 add_executable(bench_dbq ${WF_BENCH_SRC}/bench_dbq.c ${WF_BENCH_SRC}/stats.c)
 target_link_libraries(bench_dbq PRIVATE wf_roles PkgConfig::PQ Threads::Threads)
 
+# Re-entering workflow code: replay (worker/runs.c's algorithm) against
+# coroutines on guarded mmap'd stacks, on the engine's test plugin (dlopened
+# at run time: bench_turns <build>/bench/engine_recorder.so).
+add_executable(bench_turns ${WF_BENCH_SRC}/bench_turns.c ${WF_BENCH_SRC}/stats.c)
+target_include_directories(bench_turns PRIVATE ${WF_BENCH_SRC}/../include)
+target_link_libraries(bench_turns PRIVATE PkgConfig::CJSON ${CMAKE_DL_LIBS})
+set_target_properties(bench_turns PROPERTIES C_STANDARD 17)
+
 # The run engine's test plugin (tests/plugins/engine_recorder.c: workflows
 # one-step and five-steps, activity noop, ...), built here too because the
 # bench configures with BUILD_TESTING=OFF, so tests/ is not part of its build.
@@ -33,7 +41,9 @@ target_link_libraries(bench_engine_recorder PRIVATE PkgConfig::CJSON)
 set_target_properties(bench_engine_recorder PROPERTIES PREFIX "" OUTPUT_NAME engine_recorder)
 
 set_target_properties(bench_http bare_mhd bench_engine_recorder bench_baseline bench_dlopen bench_chan bench_dbq
+  bench_turns
   PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${WF_BENCH_OUT} LIBRARY_OUTPUT_DIRECTORY ${WF_BENCH_OUT})
 
 add_custom_target(bench_tools
-  DEPENDS bench_http bare_mhd bench_baseline bench_dlopen bench_chan bench_dbq bench_engine_recorder)
+  DEPENDS bench_http bare_mhd bench_baseline bench_dlopen bench_chan bench_dbq bench_turns
+  bench_engine_recorder)
