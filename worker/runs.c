@@ -397,16 +397,24 @@ static void release(struct runs *rs, struct wrun *r, const char *why, int transi
 
 /* ---- mailbox ---- */
 
+/* Only the job that finds the list empty wakes the loop: runs_on_mailbox
+ * reads the eventfd before it takes the list, so a job added to a list
+ * not yet taken is seen by the wake its first job sent. A burst of
+ * finished activities then costs one write and one wake-up, not one each
+ * (bench/run --only-runs: futex and wake-ups were 40 % of the worker's
+ * CPU). */
 static void post(struct job *j)
 {
     struct runs *rs = j->rs;
     uint64_t one = 1;
+    int first;
 
     pthread_mutex_lock(&rs->mu);
+    first = rs->done == NULL;
     j->next = rs->done;
     rs->done = j;
     pthread_mutex_unlock(&rs->mu);
-    if (write(rs->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+    if (first && write(rs->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         log_error("project=%s could not wake the worker loop: %s", rs->project, strerror(errno));
 }
 
