@@ -66,6 +66,7 @@
 
 #include "api_code.h"
 #include "api_executions.h"
+#include "api_openapi.h"
 #include "api_projects.h"
 #include "api_runs.h"
 #include "api_workers.h"
@@ -104,6 +105,7 @@ struct route {
 static const struct route routes[] = {
     {"GET", "/health", 1, 0, api_health, NULL},
     {"GET", "/metrics", 1, 0, api_metrics, NULL},
+    {"GET", "/openapi.yaml", 1, 0, api_openapi, NULL},
     {"GET", "/workers", 0, 0, api_workers_list, NULL},
     {"POST", "/workers/start", 0, 0, api_workers_start, NULL},
     {"POST", "/workers/stop", 0, 0, api_workers_stop, NULL},
