@@ -130,6 +130,16 @@ static const struct route routes[] = {
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
+int http_route_at(size_t i, struct http_route_info *out)
+{
+    if (i >= NROUTES)
+        return -1;
+    out->method = routes[i].method;
+    out->pattern = routes[i].pattern;
+    out->public_route = routes[i].public_route;
+    return 0;
+}
+
 /* Queues body (taken) with an optional extra header (name NULL: none). */
 static enum MHD_Result send_json_with(struct MHD_Connection *conn, unsigned status, cJSON *body,
                                       const char *name, const char *value)

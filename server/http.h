@@ -22,6 +22,8 @@
 #ifndef WF_HTTP_H
 #define WF_HTTP_H
 
+#include <stddef.h>
+
 #include <microhttpd.h>
 
 #include <cJSON.h>
@@ -107,6 +109,20 @@ void http_set_work(struct http_req *r, void *work, void (*free_fn)(void *work));
  * request completes.
  */
 const char *http_query_arg(const struct http_req *r, const char *key);
+
+/* One route of the table, as docs/openapi.yaml must describe it. */
+struct http_route_info {
+    const char *method;  /* "GET", "POST", …; GET routes answer HEAD too */
+    const char *pattern; /* the path; each "*" is one captured segment */
+    int public_route;    /* answered without the token */
+};
+
+/*
+ * Any thread: route i of the table (static strings) in *out, and 0; -1
+ * (out untouched) once i is past the last route. For the route-set test
+ * (tests/unit/test_openapi_routes.c), which holds the table to the spec.
+ */
+int http_route_at(size_t i, struct http_route_info *out);
 
 /* Raises the open-file limit to its hard limit (core's start, before any
  * connection: the HTTP connection limit is computed from it). */
