@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# tests/openapi/ensure-node.sh DEST: makes DEST a directory whose
+# node_modules holds exactly what tests/openapi/package-lock.json pins, for
+# the OpenAPI checks (lint.mjs, validate-reply.mjs), and prints DEST.
+#
+#   - node and npm missing: installed from Debian's packages (nodejs npm)
+#     the way scripts/dev installs its packages (apt-get, as root or
+#     through sudo); when that is impossible, exit 77 (ctest: skipped);
+#   - DEST/node_modules missing or made from another lockfile: `npm ci`
+#     into DEST (a copy of package.json and package-lock.json; the registry
+#     is needed then, and only then); otherwise nothing is fetched;
+#   - concurrent callers (tests run in parallel) wait for each other on
+#     DEST/.lock, so one of them installs and the others reuse it.
+# DEST lives in the build directory, never in the repository.
+# Exit codes: 0 ready, 77 no node and no way to install it, 1 npm failed,
+# 100 usage.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+(($# == 1)) || {
+    echo "usage: $0 DEST" >&2
+    exit 100
+}
+DEST=$1
+
+say() { printf 'ensure-node: %s\n' "$*" >&2; }
+
+as_root() {
+    if ((EUID == 0)); then
+        "$@"
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        sudo -n "$@"
+    else
+        return 1
+    fi
+}
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    if ! command -v apt-get >/dev/null; then
+        say "node or npm missing and no apt-get to install them: skipping"
+        exit 77
+    fi
+    say "node or npm missing: installing Debian's nodejs and npm"
+    if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends nodejs npm >&2; then
+        # The package lists may be missing or stale: once more after an update.
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 || true
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            --no-install-recommends nodejs npm >&2 || true
+    fi
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        say "could not install nodejs and npm (not root, no sudo, or no package): skipping"
+        exit 77
+    fi
+fi
+
+mkdir -p "$DEST"
+exec 9>"$DEST/.lock"
+flock 9
+if [[ -d $DEST/node_modules && -f $DEST/.installed ]] &&
+    cmp -s "$HERE/package-lock.json" "$DEST/.installed" &&
+    cmp -s "$HERE/package.json" "$DEST/package.json"; then
+    printf '%s\n' "$DEST"
+    exit 0
+fi
+say "installing the pinned OpenAPI tools into $DEST (npm ci, node $(node --version))"
+rm -f "$DEST/.installed"
+cp "$HERE/package.json" "$HERE/package-lock.json" "$DEST/"
+if ! (cd "$DEST" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2); then
+    say "npm ci failed in $DEST"
+    exit 1
+fi
+cp "$HERE/package-lock.json" "$DEST/.installed"
+printf '%s\n' "$DEST"
