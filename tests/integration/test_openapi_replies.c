@@ -4,7 +4,7 @@
  * running the engine's test plugin (tests/plugins/engine_recorder.h).
  *
  * A representative set of calls: health, metrics (its Content-Type),
- * /openapi.yaml (its bytes are the file's), projects create/list/get, code
+ * /openapi.yaml (its bytes are the file's; HEAD too), projects create/list/get, code
  * put/list/delete with a real plugin, workers start/status/list/restart/
  * stop, executions trigger (new and by idempotency key)/get/list (paged and
  * filtered)/signal/cancel (at once and by the holder)/retry with their
@@ -210,6 +210,12 @@ static void test_public(void)
     record("getOpenApi", &r);
     th_reply_free(&r);
     free(file);
+    /* every GET route answers HEAD: the same status and headers, no body */
+    th_http_ex(&srv, "HEAD", "/openapi.yaml", NULL, 0, bad_auth, 60000, &r);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(r.body_len, 0);
+    CHECK(strcasestr(r.headers, "\nContent-Type: application/yaml") != NULL);
+    th_reply_free(&r);
 }
 
 static void test_common_errors(void)
