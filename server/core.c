@@ -117,12 +117,12 @@ static void report_ready(struct core *c)
     core_readiness(c, &rd);
     if (!core_is_ready(&rd))
         return;
+    log_info("service ready: the database is reachable, migrations are applied, HTTP serves");
     if (mgrlink_ready(c->ml) < 0) {
         log_warning("could not tell the manager the service is ready; trying again");
         return;
     }
     c->ready_reported = 1;
-    log_info("service ready: the database is reachable, migrations are applied, HTTP serves");
 }
 
 /* ---- loop thread: publishing ---- */
