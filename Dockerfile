@@ -20,12 +20,14 @@ RUN cmake -S . -B /build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
       /out/lib/wf/sample_activities.so \
  && install -D -m 0644 include/wf/plugin.h /out/include/wf/plugin.h
 
-# ---- runtime: the shared libraries, curl for the health check, the binaries
-# (wf-server, wfctl), the sample-activities plugin and the plugin header
+# ---- runtime: the shared libraries, curl for the health check, tzdata for
+# schedules' time zones (read from /usr/share/zoneinfo at run time), the
+# binaries (wf-server, wfctl), the sample-activities plugin and the plugin
+# header
 FROM debian:12
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libcjson1 libcurl4 libpq5 libssl3 curl ca-certificates \
+      libmicrohttpd12 libcjson1 libcurl4 libpq5 libssl3 curl ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --user-group --uid 10001 --home-dir /var/lib/wf --create-home \
       --shell /usr/sbin/nologin wf

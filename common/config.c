@@ -69,6 +69,32 @@ static int path_list(const char *name, char *out, size_t len, char *err, size_t 
     return 0;
 }
 
+/*
+ * PORT, or WORKER_SERVICE_PORT, the seed service's name for it: either may
+ * be set, both when they agree. Two values that differ are refused rather
+ * than one silently winning: a deployment that sets both means one of them
+ * and would be served on the other.
+ */
+static int load_port(struct wf_config *cfg, char *err, size_t errlen)
+{
+    const char *p = getenv("PORT");
+    const char *alias = getenv("WORKER_SERVICE_PORT");
+    long v, w;
+
+    if (config_env_long("PORT", 3011, 0, 65535, &v, err, errlen) < 0 ||
+        config_env_long("WORKER_SERVICE_PORT", v, 0, 65535, &w, err, errlen) < 0)
+        return -1;
+    if (p != NULL && *p != '\0' && alias != NULL && *alias != '\0' && v != w) {
+        snprintf(err, errlen,
+                 "PORT (%ld) and WORKER_SERVICE_PORT (%ld) differ; set one of them, or both "
+                 "to the same port",
+                 v, w);
+        return -1;
+    }
+    cfg->port = (int)w;
+    return 0;
+}
+
 int config_load(struct wf_config *cfg, char *err, size_t errlen)
 {
     const char *s;
@@ -84,9 +110,8 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
     }
     cfg->database_url = s;
 
-    if (config_env_long("PORT", 3011, 0, 65535, &v, err, errlen) < 0)
+    if (load_port(cfg, err, errlen) < 0)
         return -1;
-    cfg->port = (int)v;
 
     s = getenv("WF_LISTEN_ADDR");
     if (s == NULL || *s == '\0')

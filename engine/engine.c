@@ -1261,7 +1261,7 @@ int engine_trigger(struct engine *e, const char *project, const char *workflow, 
                                  sha != NULL ? e->cfg->host_id : NULL,
                                  lease,
                                  timeout_ms > 0 ? tmo : NULL};
-        if (dbq_exec(e->q, DBQ_DURABLE, 0, SQL_TRIGGER_ONE, 9, params, NULL, NULL, on_trigger_one,
+        if (dbq_exec(e->q, DBQ_INSERT, 0, SQL_TRIGGER_ONE, 9, params, NULL, NULL, on_trigger_one,
                      t) == 0)
             return 0;
     }
@@ -1805,7 +1805,12 @@ struct engine *engine_new(const struct wf_config *cfg, struct loop *l, struct db
     e->loop = l;
     e->q = q;
     e->env = *env;
-    e->t_trigger = dbq_rows_new(q, DBQ_DURABLE, 0, SQL_TRIGGER, 8);
+    /* Triggers insert new rows only (no lock on an existing one, no foreign
+     * key): on their own connection they commit beside the steps and ends
+     * of the durable stream, a second backend doing their share. A run is
+     * handed over, and so stepped or ended, only after its trigger
+     * committed: the two streams need no order between them. */
+    e->t_trigger = dbq_rows_new(q, DBQ_INSERT, 0, SQL_TRIGGER, 8);
     e->t_step = dbq_rows_new(q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_STEP, 10);
     e->t_end = dbq_rows_new(q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_END, 6);
     if (e->t_trigger == NULL || e->t_step == NULL || e->t_end == NULL ||

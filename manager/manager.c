@@ -10,6 +10,12 @@
  * Shutdown (SIGTERM/SIGINT): every worker is drained (SIGTERM, then SIGKILL
  * after WF_DRAIN_TIMEOUT_MS), core records each exit, then core is told to
  * stop, and the manager exits 0. A second signal kills what is left at once.
+ *
+ * Under a service manager (systemd's Type=notify), the manager is the
+ * unit's main process and speaks for the service (sdnotify.h): READY=1 when
+ * core reports itself ready (what GET /health/ready answers 200 for), and
+ * STOPPING=1 when a shutdown begins. Core knows readiness; the manager
+ * alone sends, so the unit can believe its main process only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +40,7 @@
 #include "log.h"
 #include "manager.h"
 #include "msg.h"
+#include "sdnotify.h"
 
 #define CORE_STOP_TIMEOUT_MS 10000
 
@@ -320,6 +327,7 @@ static void core_exited(struct mgr *m, int wstatus)
         log_error("core %s (%s); shutting down", desc,
                   WEXITSTATUS(wstatus) == WF_EXIT_USAGE ? "invalid configuration"
                                                         : "another server has this host id");
+        sdn_send("STOPPING=1\nSTATUS=stopping: core could not run");
         m->exit_code = WEXITSTATUS(wstatus);
         sv_shutdown(m);
         m->shutting_down = 1;
@@ -335,6 +343,19 @@ static void core_exited(struct mgr *m, int wstatus)
     }
     m->core_restart_at = at;
     log_error("core %s; restarting in %lld ms", desc, (long long)(at - now));
+    sdn_send("STATUS=core exited; restarting it");
+}
+
+/* Core says the service is ready (database reachable, migrations applied,
+ * HTTP serving): tell the service manager. Again after a core restart:
+ * READY=1 once ready is harmless, and the status line is current. */
+static void core_ready(struct mgr *m)
+{
+    char state[96];
+
+    snprintf(state, sizeof(state), "READY=1\nSTATUS=ready: serving on port %d", m->port);
+    sdn_send(state);
+    log_info("core reports the service ready");
 }
 
 /* Core's messages: at most a budget per readiness event (level-triggered
@@ -366,6 +387,9 @@ static void process_core_message(struct mgr *m)
             m->core_attached = 1;
             sv_core_hello(m);
             m->core_started_once = 1;
+        } else if (op != NULL && strcmp(op, "ready") == 0 && m->core_attached) {
+            if (!m->shutting_down)
+                core_ready(m);
         } else if (op != NULL && strcmp(op, "describe") == 0 && ju_int(msg, "req", &req) == 0 &&
                    fd >= 0) {
             dsc_request(m, (uint64_t)req,
@@ -530,6 +554,8 @@ static void begin_shutdown(struct mgr *m, const char *why)
         return;
     }
     log_info("received %s; shutting down", why);
+    /* First, so the service manager stops routing to us while we drain. */
+    sdn_send("STOPPING=1\nSTATUS=stopping: draining workers");
     m->shutting_down = 1;
     sv_shutdown(m);
 }
@@ -585,6 +611,9 @@ static int setup(struct mgr *m)
     int port;
 
     signal(SIGPIPE, SIG_IGN);
+    /* Before any child exists: NOTIFY_SOCKET leaves the environment here. */
+    if (sdn_init())
+        log_debug("will notify the service manager of readiness (NOTIFY_SOCKET)");
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
     sigaddset(&mask, SIGTERM);
@@ -632,6 +661,7 @@ static int setup(struct mgr *m)
     port = open_listener(m);
     if (port < 0 || scr_init(m, port) < 0)
         return -1;
+    m->port = port;
     m->sig_watch.kind = MW_SIGNAL;
     m->core_watch.kind = MW_CORE;
     if (mgr_watch_fd(m, m->sigfd, &m->sig_watch) < 0) {

@@ -109,6 +109,7 @@ struct mgr {
     int epfd;
     int sigfd;
     int listen_fd;
+    int port; /* the port listen_fd is bound to (PORT, or the one picked for PORT=0) */
     char worker_prog[PATH_MAX];
     char *worker_env[24];        /* the environment of every worker (spawn adds its own) */
     char instance_dir[PATH_MAX]; /* <WF_RUNTIME_DIR>/<port> */

@@ -15,7 +15,7 @@
  * write within its wait, the call is answered all the same (the worker did start or stop) and the
  * write stays queued until it lands.
  *
- * Status, list, metrics and health read memory on the MHD thread; a status
+ * Status, list and metrics read memory on the MHD thread; a status
  * for a project without a worker needs one read, deferred to the loop.
  */
 #include "api_workers.h"
@@ -33,14 +33,6 @@
 #include "wview.h"
 
 #define CALL_MARGIN_MS 5000
-
-enum MHD_Result api_health(struct core *c, struct MHD_Connection *conn, struct http_req *r,
-                           const char *const *args)
-{
-    int ok = __atomic_load_n(&c->db_ok, __ATOMIC_RELAXED) != 0;
-
-    return MHD_queue_response(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, c->health[ok]);
-}
 
 /* ---- metrics ---- */
 

@@ -1,15 +1,14 @@
 /*
  * api_workers.h: the seed-compatible worker routes (start, stop, restart,
- * status, list) and /health. Shapes are in docs/api.md and must not change:
- * fields may be added, never renamed or retyped.
+ * status, list) and /metrics (/health is in api_health.h). Shapes are in
+ * docs/api.md and must not change: fields may be added, never renamed or
+ * retyped.
  */
 #ifndef WF_API_WORKERS_H
 #define WF_API_WORKERS_H
 
 #include "http.h"
 
-enum MHD_Result api_health(struct core *c, struct MHD_Connection *conn, struct http_req *r,
-                           const char *const *args);
 /* Prometheus text exposition: workers by status, starts, crashes,
  * heartbeat age, database reachability, requests. No token needed. */
 enum MHD_Result api_metrics(struct core *c, struct MHD_Connection *conn, struct http_req *r,

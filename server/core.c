@@ -9,7 +9,9 @@
  * apply migrations with it; create the loop and the modules; wait (bounded)
  * for the database layer's connections, so the first /health tells the
  * truth; greet the manager, whose hello fills the worker view and starts
- * HTTP. Then the loop runs until SIGTERM or the manager is gone.
+ * HTTP. Then the loop runs until SIGTERM or the manager is gone. Once HTTP
+ * serves and every readiness check holds (/health/ready), core tells the
+ * manager, which tells the service manager (READY=1).
  *
  * Shutdown reverses it so that every suspended HTTP request is answered
  * before libmicrohttpd stops: no new work is posted, waiting manager calls
@@ -85,6 +87,44 @@ void core_metrics(struct core *c, struct core_metrics *out)
     pthread_mutex_unlock(&c->metrics_mu);
 }
 
+void core_readiness(struct core *c, struct core_readiness *out)
+{
+    out->database = __atomic_load_n(&c->db_ok, __ATOMIC_RELAXED) != 0;
+    out->core = !core_stopping(c);
+    out->manager = __atomic_load_n(&c->mgr_ok, __ATOMIC_RELAXED) != 0;
+    out->migrations = __atomic_load_n(&c->migrated, __ATOMIC_RELAXED) != 0;
+}
+
+int core_is_ready(const struct core_readiness *rd)
+{
+    return rd->database && rd->core && rd->manager && rd->migrations;
+}
+
+/* ---- loop thread: readiness ---- */
+
+/*
+ * Tells the manager, once per core, that the service is ready: HTTP serves
+ * and every check of /health/ready holds, so a probe sent after the
+ * manager's READY=1 (sdnotify.h) is answered 200. Called when HTTP starts,
+ * when the database comes back, and at every tick until it is done.
+ */
+static void report_ready(struct core *c)
+{
+    struct core_readiness rd;
+
+    if (c->ready_reported || c->httpd == NULL || c->ml == NULL)
+        return;
+    core_readiness(c, &rd);
+    if (!core_is_ready(&rd))
+        return;
+    log_info("service ready: the database is reachable, migrations are applied, HTTP serves");
+    if (mgrlink_ready(c->ml) < 0) {
+        log_warning("could not tell the manager the service is ready; trying again");
+        return;
+    }
+    c->ready_reported = 1;
+}
+
 /* ---- loop thread: publishing ---- */
 
 /* Copies the loop-owned counters where HTTP threads can read them. */
@@ -129,6 +169,7 @@ static void on_tick(void *arg)
     loop_timer_set(c->loop, &c->tick, loop_now(c->loop) + TICK_MS, on_tick, c);
     __atomic_store_n(&c->db_ok, dbq_healthy(c->dbq), __ATOMIC_RELAXED);
     publish(c);
+    report_ready(c);
 }
 
 static void on_db_health(void *arg, int healthy)
@@ -137,10 +178,12 @@ static void on_db_health(void *arg, int healthy)
 
     /* /health reflects it at once, not at the next tick. */
     __atomic_store_n(&c->db_ok, healthy, __ATOMIC_RELAXED);
-    if (healthy)
+    if (healthy) {
         log_info("database is reachable again");
-    else
+        report_ready(c);
+    } else {
         log_warning("database is unreachable or not answering");
+    }
 }
 
 static void on_signal(void *arg, uint32_t events)
@@ -195,6 +238,7 @@ static void on_views_ready(void *arg)
         }
         log_info("core ready (pid %d)", (int)getpid());
     }
+    report_ready(c);
     if (c->first_core && c->cfg->autostart &&
         dbq_exec(c->dbq, DBQ_FAST, DBQ_RETRY_SAFE,
                  "SELECT id FROM projects WHERE desired_state = 'running' ORDER BY id", 0, NULL,
@@ -207,6 +251,7 @@ static void on_mgr_hello(void *arg, const cJSON *ev)
     struct core *c = arg;
 
     c->first_core = ju_bool(ev, "first");
+    __atomic_store_n(&c->mgr_ok, 1, __ATOMIC_RELAXED);
     wview_on_hello(c->view, ev, on_views_ready, c);
 }
 
@@ -276,6 +321,7 @@ static void on_mgr_gone(void *arg)
 {
     struct core *c = arg;
 
+    __atomic_store_n(&c->mgr_ok, 0, __ATOMIC_RELAXED);
     loop_stop(c->loop);
 }
 
@@ -660,6 +706,8 @@ int core_main(const struct wf_config *cfg, int ctl_fd, int listen_fd)
         return WF_EXIT_USAGE;
     }
     rc = migrate(c, ctl_fd);
+    if (rc == WF_EXIT_OK)
+        __atomic_store_n(&c->migrated, 1, __ATOMIC_RELAXED);
     /* Before the manager's hello: a second server with this host id must
      * not mark the first one's rows crashed. */
     if (rc == WF_EXIT_OK)

@@ -76,7 +76,11 @@ struct core {
 
     struct MHD_Daemon *httpd;
     struct MHD_Response *health[2]; /* /health replies: [0] database down, [1] ok */
+    struct MHD_Response *live;      /* /health/live's reply */
     int db_ok;                      /* __atomic: the database layer is healthy */
+    int mgr_ok;                     /* __atomic: the manager's hello came, its link is up */
+    int migrated;                   /* __atomic: this core applied the migrations */
+    int ready_reported;             /* loop: the manager was told the service is ready */
     struct {
         uint64_t http_requests; /* requests completed */
     } stats;                    /* __atomic access */
@@ -109,5 +113,19 @@ int core_stopping(struct core *c);
 
 /* Any thread: a copy of the latest published metrics. */
 void core_metrics(struct core *c, struct core_metrics *out);
+
+/* The checks of GET /health/ready, each 1 when it holds. */
+struct core_readiness {
+    int database;   /* the database layer is healthy (what /health reports) */
+    int core;       /* core is not stopping */
+    int manager;    /* the manager link is up */
+    int migrations; /* this core applied the migrations at its start */
+};
+
+/* Any thread: the readiness checks as they stand now. */
+void core_readiness(struct core *c, struct core_readiness *out);
+
+/* 1 when every check of rd holds. */
+int core_is_ready(const struct core_readiness *rd);
 
 #endif

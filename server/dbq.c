@@ -639,8 +639,8 @@ static int lane_setup(void *arg, struct dbqc *c, struct dbqc_req *setup)
     struct dbq_lane *ln = arg;
 
     /* explicitly on for durable: a cluster may default to off */
-    return dbqc_req_add(setup, ln->cls == DBQ_DURABLE ? "SET synchronous_commit = on"
-                                                      : "SET synchronous_commit = off") != NULL
+    return dbqc_req_add(setup, ln->cls != DBQ_FAST ? "SET synchronous_commit = on"
+                                                   : "SET synchronous_commit = off") != NULL
                ? 0
                : -1;
 }
@@ -912,7 +912,7 @@ static struct dbqc *conn_new(struct dbq *q, const char *role, const struct dbqc_
 
 struct dbq *dbq_new(struct loop *l, const struct dbq_config *cfg)
 {
-    static const char *const roles[DBQ_NCLASSES] = {"durable", "fast"};
+    static const char *const roles[DBQ_NCLASSES] = {"durable", "fast", "insert"};
     struct dbq *q = calloc(1, sizeof(*q));
     int64_t now = now_ms();
 

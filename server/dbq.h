@@ -3,7 +3,7 @@
  * statements with group commit, multi-row coalescing, LISTEN, and a health
  * signal, all on the event loop's thread without ever blocking it.
  *
- * Connections (dbq_conn.c): one per class (durable, fast) plus one for
+ * Connections (dbq_conn.c): one per class (durable, fast, insert) plus one for
  * LISTEN once dbq_listen was called. Each is connected with
  * PQconnectStartParams and driven by socket events (connect_timeout_ms is
  * our own deadline), then put in non-blocking pipeline mode, and
@@ -47,11 +47,16 @@ struct loop;
 struct dbq;
 struct dbq_rows;
 
+/* Classes are independent streams: statements of one class commit in
+ * submission order; statements of different classes in no given order. */
 enum dbq_class {
-    DBQ_DURABLE, /* synchronous_commit = on: triggers, checkpoints, what a user set */
-    DBQ_FAST     /* synchronous_commit = off: heartbeats, derived status */
+    DBQ_DURABLE, /* synchronous_commit = on: checkpoints, leases, what a user set */
+    DBQ_FAST,    /* synchronous_commit = off: heartbeats, derived status */
+    DBQ_INSERT   /* synchronous_commit = on, on a connection of its own: inserts of
+                    new rows that need no order with the durable stream (run
+                    triggers), so that a second backend shares the work */
 };
-#define DBQ_NCLASSES 2
+#define DBQ_NCLASSES 3
 
 /* The statement carries its own key (ON CONFLICT DO NOTHING, a read): it
  * may be sent again after a lost connection. Submit reads with it. */

@@ -66,6 +66,7 @@
 
 #include "api_code.h"
 #include "api_executions.h"
+#include "api_health.h"
 #include "api_openapi.h"
 #include "api_projects.h"
 #include "api_runs.h"
@@ -104,6 +105,8 @@ struct route {
 
 static const struct route routes[] = {
     {"GET", "/health", 1, 0, api_health, NULL},
+    {"GET", "/health/live", 1, 0, api_health_live, NULL},
+    {"GET", "/health/ready", 1, 0, api_health_ready, NULL},
     {"GET", "/metrics", 1, 0, api_metrics, NULL},
     {"GET", "/openapi.yaml", 1, 0, api_openapi, NULL},
     {"GET", "/workers", 0, 0, api_workers_list, NULL},
@@ -1076,30 +1079,6 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
     log_limited(fmt, msg);
 }
 
-/* The two /health replies never change: built once, queued by reference. */
-static struct MHD_Response *health_response(int ok)
-{
-    cJSON *o = cJSON_CreateObject();
-    char *text;
-    struct MHD_Response *resp;
-
-    cJSON_AddStringToObject(o, "status", ok ? "ok" : "error");
-    cJSON_AddStringToObject(o, "service", "wf-server");
-    cJSON_AddStringToObject(o, "version", WF_VERSION);
-    cJSON_AddStringToObject(o, "database", ok ? "ok" : "unreachable");
-    text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (text == NULL)
-        return NULL;
-    resp = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
-    if (resp == NULL) {
-        free(text);
-        return NULL;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    return resp;
-}
-
 /* 1 when the listening address is in 127.0.0.0/8. */
 static int loopback_only(const char *addr)
 {
@@ -1114,10 +1093,8 @@ int http_start(struct core *c, int listen_fd)
     unsigned long long nofile;
     int limit = connection_limit(cfg, &nofile);
 
-    c->health[0] = health_response(0);
-    c->health[1] = health_response(1);
-    if (c->health[0] == NULL || c->health[1] == NULL) {
-        log_error("could not build the health replies: out of memory");
+    if (api_health_init(c) < 0) {
+        api_health_free(c);
         return -1;
     }
     budget_cap = (size_t)cfg->max_inflight_body_bytes;
@@ -1138,6 +1115,7 @@ int http_start(struct core *c, int listen_fd)
      * after the last one is gone (http_stop). */
     if (pthread_create(&conns.thread, NULL, reaper_main, NULL) != 0) {
         log_error("could not start the HTTP reaper thread");
+        api_health_free(c);
         return -1;
     }
     conns.running = 1;
@@ -1153,6 +1131,7 @@ int http_start(struct core *c, int listen_fd)
     if (c->httpd == NULL) {
         log_error("could not start the HTTP server");
         reaper_stop();
+        api_health_free(c);
         return -1;
     }
     return 0;
@@ -1174,9 +1153,5 @@ void http_stop(struct core *c)
         c->httpd = NULL;
     }
     reaper_stop();
-    for (int i = 0; i < 2; i++) {
-        if (c->health[i] != NULL)
-            MHD_destroy_response(c->health[i]);
-        c->health[i] = NULL;
-    }
+    api_health_free(c);
 }

@@ -162,18 +162,29 @@ int mgrlink_project_op(struct mgrlink *ml, const char *op, const char *project, 
     return mgrlink_request(ml, o, -1, timeout_ms, done, arg);
 }
 
-int mgrlink_hello(struct mgrlink *ml)
+/* Sends {"op":op}. Returns 0 or -1. */
+static int send_op(struct mgrlink *ml, const char *op)
 {
     cJSON *o = cJSON_CreateObject();
     int rc;
 
-    if (o == NULL || cJSON_AddStringToObject(o, "op", "hello") == NULL) {
+    if (o == NULL || cJSON_AddStringToObject(o, "op", op) == NULL) {
         cJSON_Delete(o);
         return -1;
     }
     rc = send_msg(ml, o, -1);
     cJSON_Delete(o);
     return rc;
+}
+
+int mgrlink_hello(struct mgrlink *ml)
+{
+    return send_op(ml, "hello");
+}
+
+int mgrlink_ready(struct mgrlink *ml)
+{
+    return send_op(ml, "ready");
 }
 
 void mgrlink_kill(struct mgrlink *ml, const char *project, pid_t pid, const char *reason)

@@ -3,6 +3,8 @@
  *
  * Protocol (framed JSON, common/msg.h):
  *   core → manager  {"op":"hello"} once ready;
+ *                   {"op":"ready"} once the service is ready (/health/ready
+ *                   answers 200), for the service manager's READY=1;
  *                   {"op":"start|stop|restart","req":N,"project"} (req 0: no reply wanted);
  *                   {"op":"describe","req":N} + a sealed memfd holding an uploaded plugin;
  *                   {"op":"kill","project","pid","reason"}: core reset that worker
@@ -48,6 +50,9 @@ void mgrlink_free(struct mgrlink *ml);
 
 /* Sends {"op":"hello"}. Returns 0 or -1. */
 int mgrlink_hello(struct mgrlink *ml) __attribute__((warn_unused_result));
+
+/* Sends {"op":"ready"}. Returns 0 or -1. */
+int mgrlink_ready(struct mgrlink *ml) __attribute__((warn_unused_result));
 
 /*
  * Sends req (taken: {"op":…,…}; "req":N is added) plus pass_fd when >= 0

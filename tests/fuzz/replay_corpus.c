@@ -86,10 +86,10 @@ static long mutate(const unsigned char *seed, size_t len)
 
         memcpy(buf, seed, len);
         for (int e = 0; e < edits; e++) {
-            /* With a header, mostly in it, where the rules are. */
-            size_t at = n == 0                               ? 0
-                        : HEADER_EDITS > 0 && rng() % 2 == 0 ? (size_t)(rng() % 8)
-                                                             : (size_t)(rng() % n);
+            /* Half in the first WF_FUZZ_HEAD_BYTES, where the rules are. */
+            size_t at = n == 0           ? 0
+                        : rng() % 2 == 0 ? (size_t)(rng() % WF_FUZZ_HEAD_BYTES)
+                                         : (size_t)(rng() % n);
             if (at >= n && rng() % 7 != 0)
                 continue;
             switch (rng() % (5 + HEADER_EDITS)) {

@@ -1,6 +1,7 @@
 /*
  * test_config.c: invalid configuration is refused at once with exit code
- * 100 and a message naming the variable (docs/operations.md).
+ * 100 and a message naming the variable (docs/operations.md), PORT and its
+ * alias WORKER_SERVICE_PORT set to different ports included.
  *
  * For every case but "DATABASE_URL unset" the server gets a valid
  * DATABASE_URL: a fresh test database when WF_TEST_DATABASE_URL is set,
@@ -16,6 +17,7 @@
 struct bad_config {
     const char *setting; /* "NAME=value", or "NAME" to unset it */
     const char *name;    /* what the message must mention */
+    const char *also;    /* a second setting, or NULL */
 };
 
 static const struct bad_config cases[] = {
@@ -37,6 +39,8 @@ static const struct bad_config cases[] = {
     {"LOG_LEVEL=loud", "LOG_LEVEL"},
     {"LOG_FORMAT=xml", "LOG_FORMAT"},
     {"DATABASE_URL", "DATABASE_URL"},
+    {"WORKER_SERVICE_PORT=port", "WORKER_SERVICE_PORT"},
+    {"PORT=4022", "PORT (4022) and WORKER_SERVICE_PORT (4023) differ", "WORKER_SERVICE_PORT=4023"},
 };
 
 int main(void)
@@ -60,13 +64,14 @@ int main(void)
     }
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const char *env[2];
+        const char *env[3];
         struct th_server s;
         int ok = 1;
         int code;
 
         env[0] = cases[i].setting;
-        env[1] = NULL;
+        env[1] = cases[i].also;
+        env[2] = NULL;
         if (!CHECK(th_server_spawn(&s, use, env) == 0))
             continue;
         ok &= CHECK(th_server_wait(&s, 5000) == 0);

@@ -11,7 +11,8 @@
 static const char *const vars[] = {"DATABASE_URL",        "PORT",           "WF_HEARTBEAT_MS",
                                    "WF_DRAIN_TIMEOUT_MS", "LOG_LEVEL",      "LOG_FORMAT",
                                    "WF_HOST_ID",          "WF_LISTEN_ADDR", "WF_WORKER_PROGRAM",
-                                   "WF_MAX_BODY_BYTES",   "WF_API_TOKEN",   "WF_AUTOSTART"};
+                                   "WF_MAX_BODY_BYTES",   "WF_API_TOKEN",   "WF_AUTOSTART",
+                                   "WORKER_SERVICE_PORT"};
 
 static void reset_env(void)
 {
@@ -84,6 +85,23 @@ int main(void)
     CHECK_INT(load_with("WF_WORKER_PROGRAM", "relative/path", &cfg, err), -1);
     CHECK_INT(load_with("WF_MAX_BODY_BYTES", "10", &cfg, err), -1);
     CHECK_INT(load_with("WF_AUTOSTART", "yes", &cfg, err), -1);
+
+    /* WORKER_SERVICE_PORT, the seed's name for PORT: alone, or agreeing */
+    CHECK_INT(load_with("WORKER_SERVICE_PORT", "4022", &cfg, err), 0);
+    CHECK_INT(cfg.port, 4022);
+    CHECK_INT(load_with("WORKER_SERVICE_PORT", "", &cfg, err), 0);
+    CHECK_INT(cfg.port, 3011);
+    reset_env();
+    setenv("PORT", "4022", 1);
+    setenv("WORKER_SERVICE_PORT", "04022", 1);
+    CHECK_INT(config_load(&cfg, err, sizeof(err)), 0);
+    CHECK_INT(cfg.port, 4022);
+    /* ... and refused when the two differ, or when it is malformed */
+    setenv("WORKER_SERVICE_PORT", "4023", 1);
+    CHECK_INT(config_load(&cfg, err, sizeof(err)), -1);
+    CHECK(strstr(err, "PORT (4022) and WORKER_SERVICE_PORT (4023) differ") != NULL);
+    CHECK_INT(load_with("WORKER_SERVICE_PORT", "70000", &cfg, err), -1);
+    CHECK(strstr(err, "WORKER_SERVICE_PORT") != NULL);
 
     reset_env();
     unsetenv("DATABASE_URL");
