@@ -3,12 +3,13 @@
  * docs/openapi.yaml, against a fresh database and a sandboxed worker
  * running the engine's test plugin (tests/plugins/engine_recorder.h).
  *
- * A representative set of calls: health, metrics (its Content-Type),
- * /openapi.yaml (its bytes are the file's; HEAD too), projects create/list/get, code
- * put/list/delete with a real plugin, workers start/status/list/restart/
- * stop, executions trigger (new and by idempotency key)/get/list (paged and
- * filtered)/signal/cancel (at once and by the holder)/retry with their
- * successes and errors, and the common 400/401/404/405/413 errors. The
+ * A representative set of calls: health and the probes (live, ready),
+ * metrics (its Content-Type), /openapi.yaml (its bytes are the file's;
+ * HEAD too), projects create/list/get, code put/list/delete with a real
+ * plugin, workers start/status/list/restart/stop, executions trigger (new
+ * and by idempotency key)/get/list (paged and filtered)/signal/cancel (at
+ * once and by the holder)/retry with their successes and errors, and the
+ * common 400/401/404/405/413 errors. The
  * server runs with WF_API_TOKEN set, so that 401s are real and the public
  * routes are shown to need no token.
  *
@@ -202,6 +203,8 @@ static void test_public(void)
 
     /* public: a wrong token changes nothing */
     cJSON_Delete(call_ex("getHealth", "GET", "/health", NULL, 0, bad_auth, 200));
+    cJSON_Delete(call_ex("getLiveness", "GET", "/health/live", NULL, 0, bad_auth, 200));
+    cJSON_Delete(call_ex("getReadiness", "GET", "/health/ready", NULL, 0, bad_auth, 200));
     cJSON_Delete(call_ex("getMetrics", "GET", "/metrics", NULL, 0, bad_auth, 200));
     th_http_ex(&srv, "GET", "/openapi.yaml", NULL, 0, bad_auth, 60000, &r);
     CHECK_EQ_INT(r.status, 200);
