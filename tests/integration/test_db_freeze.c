@@ -67,33 +67,6 @@ static void never_answers(void)
     close(hole);
 }
 
-/* Sends sig to every backend of our database that core opened. Returns how
- * many were signalled, or -1 when not permitted. */
-static int signal_backends(PGconn *admin, const char *dbname, int sig)
-{
-    const char *params[1] = {dbname};
-    PGresult *r = th_sql(admin,
-                         "SELECT pid FROM pg_stat_activity WHERE datname = $1"
-                         " AND application_name LIKE 'wf-core%'",
-                         1, params);
-    int n = 0;
-
-    if (r == NULL)
-        return 0;
-    for (int i = 0; i < PQntuples(r); i++) {
-        if (kill((pid_t)strtol(PQgetvalue(r, i, 0), NULL, 10), sig) < 0) {
-            if (errno == EPERM) {
-                PQclear(r);
-                return -1;
-            }
-        } else {
-            n++;
-        }
-    }
-    PQclear(r);
-    return n;
-}
-
 int main(void)
 {
     /* One control-plane connection, made before the freeze: the call below
@@ -122,7 +95,7 @@ int main(void)
     CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p1", NULL), 200);
 
     /* The freeze. */
-    n = signal_backends(admin, db.name, SIGSTOP);
+    n = th_signal_backends(admin, db.name, SIGSTOP);
     if (n < 0) {
         printf("test_db_freeze: not permitted to signal the cluster's backends; "
                "frozen-database part skipped\n");
@@ -150,7 +123,7 @@ int main(void)
     CHECK(took < 12000);
 
     /* The thaw. */
-    CHECK(signal_backends(admin, db.name, SIGCONT) >= 0);
+    CHECK(th_signal_backends(admin, db.name, SIGCONT) >= 0);
     want = 200;
     CHECK(th_wait_until(health_is, &want, 15000, 50) == 0);
     CHECK_EQ_INT(th_create_project(&srv, "p2", NULL), 201);
@@ -160,7 +133,7 @@ int main(void)
 out:
     if (admin != NULL) {
         if (db.created)
-            (void)signal_backends(admin, db.name, SIGCONT);
+            (void)th_signal_backends(admin, db.name, SIGCONT);
         PQfinish(admin);
     }
     return th_teardown(&db, &srv, NULL);

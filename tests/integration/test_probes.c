@@ -200,33 +200,6 @@ static void check_ready_again(const char *what)
     check_ready_reply(&last_ready, "ready", "ok");
 }
 
-/* Sends sig to every backend core opened on our database. Returns how many
- * were signalled, or -1 when not permitted. */
-static int signal_backends(int sig)
-{
-    const char *params[1] = {db.name};
-    PGresult *r = th_sql(admin,
-                         "SELECT pid FROM pg_stat_activity WHERE datname = $1"
-                         " AND application_name LIKE 'wf-core%'",
-                         1, params);
-    int n = 0;
-
-    if (r == NULL)
-        return 0;
-    for (int i = 0; i < PQntuples(r); i++) {
-        if (kill((pid_t)strtol(PQgetvalue(r, i, 0), NULL, 10), sig) < 0) {
-            if (errno == EPERM) {
-                PQclear(r);
-                return -1;
-            }
-        } else {
-            n++;
-        }
-    }
-    PQclear(r);
-    return n;
-}
-
 static int allow_connections(int allow)
 {
     char sql[200];
@@ -264,14 +237,14 @@ static void probes(void)
     th_reply_free(&r);
 
     /* Frozen: the backends answer nothing, the kernel still acknowledges. */
-    n = signal_backends(SIGSTOP);
+    n = th_signal_backends(admin, db.name, SIGSTOP);
     if (n < 0) {
         printf("test_probes: not permitted to signal the cluster's backends; "
                "frozen-database part skipped\n");
     } else {
         CHECK(n >= 2);
         check_not_ready("frozen");
-        CHECK(signal_backends(SIGCONT) >= 0);
+        CHECK(th_signal_backends(admin, db.name, SIGCONT) >= 0);
         check_ready_again("thawed");
     }
 
@@ -344,7 +317,7 @@ int main(void)
 out:
     if (admin != NULL) {
         if (db.created) {
-            (void)signal_backends(SIGCONT);
+            (void)th_signal_backends(admin, db.name, SIGCONT);
             (void)allow_connections(1);
         }
         PQfinish(admin);

@@ -402,6 +402,31 @@ int th_sql_ll(PGconn *conn, const char *sql, const char *p1, long long *out)
     return 0;
 }
 
+int th_signal_backends(PGconn *admin, const char *dbname, int sig)
+{
+    const char *params[1] = {dbname};
+    PGresult *r = th_sql(admin,
+                         "SELECT pid FROM pg_stat_activity WHERE datname = $1"
+                         " AND application_name LIKE 'wf-core%'",
+                         1, params);
+    int n = 0;
+
+    if (r == NULL)
+        return 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (kill((pid_t)strtol(PQgetvalue(r, i, 0), NULL, 10), sig) < 0) {
+            if (errno == EPERM) {
+                PQclear(r);
+                return -1;
+            }
+        } else {
+            n++;
+        }
+    }
+    PQclear(r);
+    return n;
+}
+
 /* ---- environment for the server ------------------------------------------ */
 
 struct envvec {

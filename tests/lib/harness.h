@@ -124,6 +124,14 @@ char *th_sql_value(PGconn *conn, const char *sql, const char *p1);
 /* as th_sql_value, parsed as an integer; returns 0 or -1 (*out untouched) */
 int th_sql_ll(PGconn *conn, const char *sql, const char *p1, long long *out);
 
+/*
+ * Sends sig to every backend of database dbname that core opened
+ * (application_name wf-core…): SIGSTOP freezes the database for core alone,
+ * SIGCONT thaws it. Returns how many were signalled, or -1 when not
+ * permitted (the cluster runs as another user and we are not root).
+ */
+int th_signal_backends(PGconn *admin, const char *dbname, int sig);
+
 /* ---- the server ---------------------------------------------------------- */
 
 struct th_server {
