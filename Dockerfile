@@ -38,10 +38,12 @@ USER wf
 WORKDIR /var/lib/wf
 ENV PORT=3011 LOG_FORMAT=json WF_RUNTIME_DIR=/var/lib/wf/run
 EXPOSE 3011
-# Shell form, so ${PORT} is the container's value at run time. /health answers
-# 503 while the database is unreachable, which marks the container unhealthy.
+# Shell form, so ${PORT} is the container's value at run time. /health/ready
+# answers 503 while the database is unreachable, core or the manager is down
+# or migrations are not applied, which marks the container unhealthy (the
+# same probe docker-compose.yml uses).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD curl -fsS http://127.0.0.1:${PORT}/health || exit 1
+  CMD curl -fsS http://127.0.0.1:${PORT}/health/ready || exit 1
 # SIGTERM (docker stop) drains the workers; the server exits 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/wf-server"]
