@@ -1,5 +1,7 @@
 /*
- * engine.c: see engine.h.
+ * engine.c: see engine.h. The engine's other files (engine_int.h says
+ * which) share its state through engine_int.h; this one holds the tables,
+ * worker messages, steps, ends, timers and the life cycle.
  *
  * State (loop thread only): the runs this host holds, by id (struct erun),
  * and the workers that may take runs, by project (struct ework). A run is
@@ -17,7 +19,7 @@
  * host that lost its lease (another host claimed the run after it expired)
  * cannot write to it.
  */
-#include "engine.h"
+#include "engine_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -32,92 +34,11 @@
 #include "loop.h"
 #include "wconn.h"
 
-#define RUN_ID_LEN 36
-#define CLAIM_BATCH 256 /* runs claimed per statement */
-#define POLL_MS 1000    /* every project with a ready worker is polled this often */
-#define ACTIVE_EVERY 5  /* polls between two counts of the runs not ended */
-#define NBUCKETS 65536u /* run table */
-#define NPBUCKETS 1024u /* workers by project */
-
-enum erun_state {
-    E_HELD,
-    E_COMMITTING,
-    E_ENDING
-};
-
-struct erun {
-    char id[RUN_ID_LEN + 1];
-    char project[WF_ID_MAX + 1];
-    char sha[65];  /* the code it is pinned to */
-    uint64_t conn; /* the worker connection holding it */
-    uint64_t gen;
-    enum erun_state state;
-    int seq;                 /* E_COMMITTING: the step's seq */
-    int cancel;              /* a cancel came while its step was being written */
-    int64_t trigger_wall_ms; /* started here by a trigger: when (0: claimed) */
-    int first_done;          /* its first step was seen */
-    struct erun *next;
-};
-
-/* A code version a worker holds, and the runs it holds on it. */
-enum ever_state {
-    V_CURRENT,
-    V_PENDING,
-    V_READY
-};
-struct ever {
-    char sha[65];
-    enum ever_state state;
-    int runs;
-};
-
-/* A run item waiting for its code version to reach the worker. */
-struct pend {
-    char sha[65];
-    char id[RUN_ID_LEN + 1];
-    cJSON *item;
-    struct pend *next;
-};
-
-struct ework {
-    uint64_t conn;
-    char project[WF_ID_MAX + 1];
-    cJSON *code; /* {"<workflow>":"<sha256>"} of what it loaded */
-    int held;    /* runs handed to it */
-    int claiming;
-    int retired;  /* a newer worker of the project is ready: it takes the new runs */
-    int reserved; /* slots a claim in flight may fill */
-    int more;     /* the last claim was full, or runs were released: claim again */
-    int first_claim_done;
-    cJSON *out;        /* items to send at the end of the turn */
-    struct ever *vers; /* code versions it holds (current ones included) */
-    int nvers, capvers;
-    int vdirty; /* vers changed: publish at the end of the turn */
-    struct pend *pend;
-    struct loop_timer wake; /* the earliest sleeping run it parked is due */
-    struct engine *e;
-    struct ework *next;
-};
-
-struct engine {
-    const struct wf_config *cfg;
-    struct loop *loop;
-    struct dbq *q;
-    struct engine_env env;
-    struct dbq_rows *t_trigger, *t_step, *t_end;
-    struct erun *runs[NBUCKETS];
-    struct ework *works[NPBUCKETS];
-    uint64_t next_gen;
-    struct loop_timer poll, lease;
-    int hooked;
-    int detached;
-    unsigned polls;
-    int counting; /* the active-runs count is in flight */
-    struct engine_stats st;
-};
-
 const double ENGINE_HIST_LE[ENGINE_HIST_N - 1] = {0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                   0.25,  0.5,   1,     2.5,  5,     10};
+
+#define POLL_MS 1000   /* every project with a ready worker is polled this often */
+#define ACTIVE_EVERY 5 /* polls between two counts of the runs not ended */
 
 static void hist_add(struct engine_hist *h, double seconds)
 {
@@ -143,7 +64,7 @@ static uint32_t hash_str(const char *s)
     return h;
 }
 
-static struct erun *run_find(struct engine *e, const char *id)
+struct erun *eng_run_find(struct engine *e, const char *id)
 {
     for (struct erun *r = e->runs[hash_str(id) % NBUCKETS]; r != NULL; r = r->next) {
         if (strcmp(r->id, id) == 0)
@@ -152,7 +73,7 @@ static struct erun *run_find(struct engine *e, const char *id)
     return NULL;
 }
 
-static struct erun *run_add(struct engine *e, const char *id, const char *project, uint64_t conn)
+struct erun *eng_run_add(struct engine *e, const char *id, const char *project, uint64_t conn)
 {
     struct erun *r = calloc(1, sizeof(*r));
     uint32_t b = hash_str(id) % NBUCKETS;
@@ -182,7 +103,7 @@ static void run_del(struct engine *e, struct erun *r)
     free(r);
 }
 
-static struct ework *work_by_conn(struct engine *e, const char *project, uint64_t conn)
+struct ework *eng_work_by_conn(struct engine *e, const char *project, uint64_t conn)
 {
     for (struct ework *w = e->works[hash_str(project) % NPBUCKETS]; w != NULL; w = w->next) {
         if (w->conn == conn)
@@ -192,7 +113,7 @@ static struct ework *work_by_conn(struct engine *e, const char *project, uint64_
 }
 
 /* The worker of project that takes new runs here (ready, not draining). */
-static struct ework *work_for(struct engine *e, const char *project)
+struct ework *eng_work_for(struct engine *e, const char *project)
 {
     for (struct ework *w = e->works[hash_str(project) % NPBUCKETS]; w != NULL; w = w->next) {
         struct wconn *c;
@@ -207,7 +128,7 @@ static struct ework *work_for(struct engine *e, const char *project)
 
 /* ---- code versions a worker holds ---- */
 
-static struct ever *ever_find(struct ework *w, const char *sha)
+struct ever *eng_ever_find(struct ework *w, const char *sha)
 {
     for (int i = 0; i < w->nvers; i++) {
         if (strcmp(w->vers[i].sha, sha) == 0)
@@ -216,9 +137,9 @@ static struct ever *ever_find(struct ework *w, const char *sha)
     return NULL;
 }
 
-static struct ever *ever_add(struct ework *w, const char *sha, enum ever_state state)
+struct ever *eng_ever_add(struct ework *w, const char *sha, enum ever_state state)
 {
-    struct ever *v = ever_find(w, sha);
+    struct ever *v = eng_ever_find(w, sha);
 
     if (v != NULL)
         return v;
@@ -253,14 +174,11 @@ static void work_free(struct engine *e, struct ework *w)
     free(w);
 }
 
-static void fail_held(struct engine *e, struct erun *r, const char *message);
-static void to_worker(struct engine *e, struct ework *w, cJSON *item);
-
 /* Version sha reached w (err NULL) or cannot: its waiting runs go on, or
  * fail with err. */
-static void version_ready(struct engine *e, struct ework *w, const char *sha, const char *err)
+void eng_version_ready(struct engine *e, struct ework *w, const char *sha, const char *err)
 {
-    struct ever *v = ever_find(w, sha);
+    struct ever *v = eng_ever_find(w, sha);
     struct pend **pp = &w->pend;
 
     if (v != NULL && err == NULL)
@@ -273,15 +191,15 @@ static void version_ready(struct engine *e, struct ework *w, const char *sha, co
             continue;
         }
         *pp = p->next;
-        r = run_find(e, p->id);
+        r = eng_run_find(e, p->id);
         if (err == NULL && r != NULL) {
-            to_worker(e, w, p->item);
+            eng_to_worker(e, w, p->item);
         } else {
             cJSON_Delete(p->item);
             if (r != NULL) {
                 char msg[600];
                 snprintf(msg, sizeof(msg), "code version %.12s: %s", sha, err);
-                fail_held(e, r, msg);
+                eng_fail_held(e, r, msg);
             }
         }
         free(p);
@@ -348,7 +266,7 @@ again:
     }
 }
 
-static void to_worker(struct engine *e, struct ework *w, cJSON *item)
+void eng_to_worker(struct engine *e, struct ework *w, cJSON *item)
 {
     if (item == NULL)
         return;
@@ -358,7 +276,7 @@ static void to_worker(struct engine *e, struct ework *w, cJSON *item)
         cJSON_Delete(item);
 }
 
-static cJSON *item_new(const char *k, const char *run)
+cJSON *eng_item_new(const char *k, const char *run)
 {
     cJSON *o = cJSON_CreateObject();
 
@@ -369,7 +287,7 @@ static cJSON *item_new(const char *k, const char *run)
 
 /* ---- ids ---- */
 
-static int new_uuid(char out[RUN_ID_LEN + 1])
+int eng_new_uuid(char out[RUN_ID_LEN + 1])
 {
     unsigned char b[16];
 
@@ -390,7 +308,7 @@ struct ref {
     char id[RUN_ID_LEN + 1];
     uint64_t gen;
     int seq;
-    char status[12]; /* submit_end: the status written */
+    char status[12]; /* eng_submit_end: the status written */
 };
 
 static struct ref *ref_new(struct engine *e, const struct erun *r, int seq)
@@ -410,7 +328,7 @@ static struct ref *ref_new(struct engine *e, const struct erun *r, int seq)
 /* The run x refers to, if it is still the same. */
 static struct erun *ref_run(const struct ref *x)
 {
-    struct erun *r = run_find(x->e, x->id);
+    struct erun *r = eng_run_find(x->e, x->id);
 
     return r != NULL && r->gen == x->gen ? r : NULL;
 }
@@ -426,26 +344,6 @@ static const char SQL_TRIGGER[] =
     " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],"
     "  $7::int[], $8::bigint[]) AS u(id, project, workflow, sha, input, owner, lease_ms, "
     "timeout_ms)";
-
-static const char SQL_TRIGGER_ONE[] =
-    "INSERT INTO executions (id, project_id, workflow, code_sha256, input, idempotency_key,"
-    " status, lease_owner, lease_expires_at, started_at, attempt, deadline_at)"
-    " SELECT $1::uuid, w.project_id, w.kebab_name, coalesce($4, w.artifact_sha256), $5::jsonb, $6,"
-    "  CASE WHEN $7::text IS NULL THEN 'pending' ELSE 'running' END, $7,"
-    "  CASE WHEN $7::text IS NULL THEN NULL"
-    "   ELSE now() + make_interval(secs => $8::int / 1000.0) END,"
-    "  CASE WHEN $7::text IS NULL THEN NULL ELSE clock_timestamp() END,"
-    "  CASE WHEN $7::text IS NULL THEN 0 ELSE 1 END,"
-    "  now() + make_interval(secs => $9::bigint / 1000.0)"
-    " FROM workflows w WHERE w.project_id = $2 AND w.kebab_name = $3 AND w.is_active"
-    " ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-    " RETURNING id, status";
-
-static const char SQL_TRIGGER_WHY[] =
-    "SELECT (SELECT id::text || ' ' || status FROM executions"
-    "         WHERE project_id = $1 AND idempotency_key = $3),"
-    " EXISTS (SELECT 1 FROM projects WHERE id = $1),"
-    " EXISTS (SELECT 1 FROM workflows WHERE project_id = $1 AND kebab_name = $2 AND is_active)";
 
 /* Only the lease holder writes a step; an existing step is never
  * overwritten. RETURNING says which rows landed. */
@@ -486,29 +384,6 @@ static const char SQL_RELEASE[] =
 
 /* $5: this host's id on the first claim after core started (its runs from
  * before are its own, whatever their lease says), else NULL. */
-/* Runs due (pending, released, sleeping or waiting and due, or whose
- * holder's lease expired); one whose cancel was asked for while its host
- * was gone ends cancelled here instead (the fifth column says so). */
-static const char SQL_CLAIM[] =
-    "UPDATE executions e SET"
-    " status = CASE WHEN e.cancel_requested THEN 'cancelled' ELSE 'running' END,"
-    " lease_owner = CASE WHEN e.cancel_requested THEN NULL ELSE $2 END,"
-    " lease_expires_at = CASE WHEN e.cancel_requested THEN NULL"
-    "  ELSE now() + make_interval(secs => $3::int / 1000.0) END,"
-    " completed_at = CASE WHEN e.cancel_requested THEN clock_timestamp() END,"
-    " started_at = coalesce(e.started_at, clock_timestamp()), attempt = e.attempt + 1,"
-    " updated_at = clock_timestamp()"
-    " WHERE e.id IN (SELECT id FROM executions"
-    "   WHERE project_id = $1 AND status IN ('pending', 'running', 'sleeping', 'waiting')"
-    "   AND run_at <= now()"
-    "   AND (lease_owner IS NULL OR lease_expires_at < now() OR lease_owner = $5)"
-    "   ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
-    " RETURNING e.id, e.workflow, e.code_sha256, e.input::text, e.cancel_requested";
-
-static const char SQL_HISTORY[] =
-    "SELECT execution_id, seq, kind, name, status, output::text, error FROM steps"
-    " WHERE execution_id = ANY($1::uuid[]) AND status <> 'waiting'"
-    " ORDER BY execution_id, seq";
 
 static const char SQL_RENEW[] =
     "UPDATE executions SET lease_expires_at = now() + make_interval(secs => $2::int / 1000.0)"
@@ -523,10 +398,6 @@ static const char SQL_CANCEL_SWEEP[] =
 
 static const char SQL_SIGNAL_WAIT[] =
     "SELECT wf_signal_wait($1::uuid, $2::int, $3, $4::bigint, $5)";
-static const char SQL_SIGNAL[] = "SELECT wf_signal($1::uuid, $2, $3::jsonb)";
-static const char SQL_CANCEL[] = "SELECT wf_cancel($1::uuid)";
-static const char SQL_RETRY[] = "SELECT wf_retry($1::uuid)";
-static const char SQL_NOTIFY[] = "SELECT pg_notify('wf_runs', $1)";
 
 /* Runs past their deadline fail, unless another live host holds them (it
  * times them out itself). */
@@ -549,9 +420,8 @@ static const char SQL_ACTIVE[] =
 static char what_clock[] = "record a clock read";
 static char what_release[] = "release a run";
 static char what_release_worker[] = "release a worker's runs";
-static char what_notify[] = "announce a pending run";
 
-static void log_failure(void *arg, const struct dbq_result *res)
+void eng_log_failure(void *arg, const struct dbq_result *res)
 {
     if (res->outcome != DBQ_OK)
         log_error("could not %s: %s", (const char *)arg, res->message);
@@ -559,14 +429,14 @@ static void log_failure(void *arg, const struct dbq_result *res)
 
 /* Gives run id back to the database (lease cleared) for any worker to
  * claim; a failure is logged. */
-static void release_run(struct engine *e, const char *id)
+void eng_release_run(struct engine *e, const char *id)
 {
     char arr[64];
     const char *params[2] = {arr, e->cfg->host_id};
 
     snprintf(arr, sizeof(arr), "{%s}", id);
     if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_RELEASE, 2, params, NULL,
-                 NULL, log_failure, what_release) < 0)
+                 NULL, eng_log_failure, what_release) < 0)
         log_error("could not release run %s: out of memory", id);
 }
 
@@ -576,8 +446,8 @@ static void on_end_done(void *arg, const struct dbq_result *res);
 
 /* Writes the end of run r: status completed/failed (output, error JSON
  * text or NULL), or sleeping (wake_ms: wall ms it is due). */
-static void submit_end(struct engine *e, struct erun *r, const char *status, const char *output,
-                       const char *error, const char *wake_ms)
+void eng_submit_end(struct engine *e, struct erun *r, const char *status, const char *output,
+                    const char *error, const char *wake_ms)
 {
     const char *vals[6] = {r->id, status, output, error, e->cfg->host_id, wake_ms};
     struct ref *x = ref_new(e, r, 0);
@@ -594,12 +464,11 @@ static void submit_end(struct engine *e, struct erun *r, const char *status, con
 }
 
 /* Forgets r (its worker's slot is free again). */
-static void claim(struct engine *e, struct ework *w);
 
 static void drop_run(struct engine *e, struct erun *r)
 {
-    struct ework *w = work_by_conn(e, r->project, r->conn);
-    struct ever *v = w != NULL ? ever_find(w, r->sha) : NULL;
+    struct ework *w = eng_work_by_conn(e, r->project, r->conn);
+    struct ever *v = w != NULL ? eng_ever_find(w, r->sha) : NULL;
 
     if (w != NULL && w->held > 0)
         w->held--;
@@ -614,12 +483,12 @@ static void drop_run(struct engine *e, struct erun *r)
         cJSON_AddStringToObject(m, "k", "unversion");
         cJSON_AddStringToObject(m, "sha256", v->sha);
         *v = w->vers[--w->nvers];
-        to_worker(e, w, m);
+        eng_to_worker(e, w, m);
     }
     run_del(e, r);
     /* A slot is free: runs that found none wait in the database. */
     if (w != NULL && w->more)
-        claim(e, w);
+        eng_claim(e, w);
 }
 
 static void on_end_done(void *arg, const struct dbq_result *res)
@@ -655,7 +524,7 @@ static void on_end_done(void *arg, const struct dbq_result *res)
 }
 
 /* Ends r as failed with message (a worker reset, a bad output). */
-static void fail_held(struct engine *e, struct erun *r, const char *message)
+void eng_fail_held(struct engine *e, struct erun *r, const char *message)
 {
     cJSON *err = cJSON_CreateObject();
     char *text;
@@ -663,7 +532,7 @@ static void fail_held(struct engine *e, struct erun *r, const char *message)
     cJSON_AddStringToObject(err, "message", message);
     text = cJSON_PrintUnformatted(err);
     cJSON_Delete(err);
-    submit_end(e, r, "failed", NULL, text != NULL ? text : "{}", NULL);
+    eng_submit_end(e, r, "failed", NULL, text != NULL ? text : "{}", NULL);
     free(text);
 }
 
@@ -686,10 +555,10 @@ static void on_step_done(void *arg, const struct dbq_result *res)
     if (r->cancel) {
         /* Asked to stop while its step was written: it ends here. */
         free(x);
-        w = work_by_conn(e, r->project, r->conn);
+        w = eng_work_by_conn(e, r->project, r->conn);
         if (w != NULL)
-            to_worker(e, w, item_new("drop", r->id));
-        submit_end(e, r, "cancelled", NULL, "{\"message\": \"cancelled\"}", NULL);
+            eng_to_worker(e, w, eng_item_new("drop", r->id));
+        eng_submit_end(e, r, "cancelled", NULL, "{\"message\": \"cancelled\"}", NULL);
         return;
     }
     if (res->outcome != DBQ_OK) {
@@ -697,10 +566,10 @@ static void on_step_done(void *arg, const struct dbq_result *res)
         snprintf(msg, sizeof(msg), "could not record step %d: %s", x->seq, res->message);
         log_error("run %s: %s", r->id, msg);
         free(x);
-        w = work_by_conn(e, r->project, r->conn);
+        w = eng_work_by_conn(e, r->project, r->conn);
         if (w != NULL)
-            to_worker(e, w, item_new("drop", r->id));
-        fail_held(e, r, msg);
+            eng_to_worker(e, w, eng_item_new("drop", r->id));
+        eng_fail_held(e, r, msg);
         return;
     }
     for (int i = 0; i < PQntuples(res->res); i++) {
@@ -716,7 +585,7 @@ static void on_step_done(void *arg, const struct dbq_result *res)
         }
     }
     free(x);
-    w = work_by_conn(e, r->project, r->conn);
+    w = eng_work_by_conn(e, r->project, r->conn);
     if (!landed) {
         /* Another host holds the run now, or the step was already written
          * (a retry after a lost answer): this worker's view is stale. Give
@@ -726,16 +595,16 @@ static void on_step_done(void *arg, const struct dbq_result *res)
                     "giving it back",
                     r->id, r->seq);
         if (w != NULL)
-            to_worker(e, w, item_new("drop", r->id));
+            eng_to_worker(e, w, eng_item_new("drop", r->id));
         rehand(e, r);
         return;
     }
     e->st.steps++;
     r->state = E_HELD;
     if (w != NULL) {
-        cJSON *ack = item_new("ack", r->id);
+        cJSON *ack = eng_item_new("ack", r->id);
         cJSON_AddNumberToObject(ack, "seq", r->seq);
-        to_worker(e, w, ack);
+        eng_to_worker(e, w, ack);
     }
 }
 
@@ -766,7 +635,7 @@ static int submit_step(struct engine *e, struct erun *r, int seq, const char *ki
         if (x == NULL)
             return -1;
     }
-    if (dbq_row(e->t_step, vals, tracked ? on_step_done : log_failure,
+    if (dbq_row(e->t_step, vals, tracked ? on_step_done : eng_log_failure,
                 tracked ? (void *)x : (void *)what_clock) < 0) {
         free(x);
         return -1;
@@ -838,7 +707,7 @@ static int on_step(struct engine *e, struct erun *r, const cJSON *item, const ch
         r->state = E_HELD;
         free(output);
         *why = NULL;
-        fail_held(e, r, "could not record the step: out of memory");
+        eng_fail_held(e, r, "could not record the step: out of memory");
         return 0;
     }
     free(output);
@@ -858,20 +727,18 @@ static int on_end(struct engine *e, struct erun *r, const cJSON *item, const cha
         return -1;
     output = member_text(item, "output");
     error = member_text(item, "error");
-    submit_end(e, r, status, output, error, NULL);
+    eng_submit_end(e, r, status, output, error, NULL);
     free(output);
     free(error);
     return 0;
 }
-
-static void claim(struct engine *e, struct ework *w);
 
 static void on_wake(void *arg)
 {
     struct ework *w = arg;
 
     w->more = 1;
-    claim(w->e, w);
+    eng_claim(w->e, w);
 }
 
 /* Claims for w at monotonic at_ms (a sleep it parked is due; later ones
@@ -890,12 +757,12 @@ static void rehand(struct engine *e, struct erun *r)
 {
     struct ework *w;
 
-    release_run(e, r->id);
-    w = work_for(e, r->project); /* the project's current worker, after r is gone */
+    eng_release_run(e, r->id);
+    w = eng_work_for(e, r->project); /* the project's current worker, after r is gone */
     drop_run(e, r);
     if (w != NULL) {
         w->more = 1;
-        claim(e, w);
+        eng_claim(e, w);
     }
 }
 
@@ -911,7 +778,7 @@ static void on_signal_wait(void *arg, const struct dbq_result *res)
          * still leased here, and nobody holds it: give it back. */
         if (res->outcome == DBQ_OK && PQntuples(res->res) == 1 &&
             strcmp(PQgetvalue(res->res, 0, 0), "continue") == 0)
-            release_run(e, x->id);
+            eng_release_run(e, x->id);
         free(x);
         return;
     }
@@ -928,7 +795,7 @@ static void on_signal_wait(void *arg, const struct dbq_result *res)
     } else {
         /* parked (woken by the signal, or at its deadline), or lost */
         if (strcmp(v, "parked") == 0 && r->seq >= 0)
-            wake_at(e, work_by_conn(e, r->project, r->conn), loop_now(e->loop) + r->seq + 1);
+            wake_at(e, eng_work_by_conn(e, r->project, r->conn), loop_now(e->loop) + r->seq + 1);
         drop_run(e, r);
     }
 }
@@ -960,7 +827,7 @@ static int wait_signal(struct engine *e, struct erun *r, const cJSON *item, int 
     if (x == NULL || dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_SIGNAL_WAIT, 5,
                               params, NULL, NULL, on_signal_wait, x) < 0) {
         free(x);
-        fail_held(e, r, "could not wait for the signal: out of memory");
+        eng_fail_held(e, r, "could not wait for the signal: out of memory");
     }
     return 0;
 }
@@ -989,18 +856,18 @@ static int on_wait(struct engine *e, struct erun *r, const cJSON *item, const ch
         ms = 0;
     snprintf(wake, sizeof(wake), "%" PRId64, ju_wall_ms() + ms);
     if (submit_step(e, r, (int)seq, "sleep", "sleep", "completed", NULL, NULL, 1, 0, 0) < 0) {
-        fail_held(e, r, "could not record the sleep: out of memory");
+        eng_fail_held(e, r, "could not record the sleep: out of memory");
         return 0;
     }
-    submit_end(e, r, "sleeping", NULL, NULL, wake);
-    wake_at(e, work_by_conn(e, r->project, r->conn), loop_now(e->loop) + ms);
+    eng_submit_end(e, r, "sleeping", NULL, NULL, wake);
+    wake_at(e, eng_work_by_conn(e, r->project, r->conn), loop_now(e->loop) + ms);
     return 0;
 }
 
 int engine_worker_message(struct engine *e, struct wconn *c, const cJSON *msg)
 {
     const cJSON *items = cJSON_GetObjectItemCaseSensitive(msg, "e");
-    struct ework *w = work_by_conn(e, wconn_project(c), wconn_id(c));
+    struct ework *w = eng_work_by_conn(e, wconn_project(c), wconn_id(c));
     const cJSON *it;
 
     if (w == NULL || !cJSON_IsArray(items)) {
@@ -1012,7 +879,7 @@ int engine_worker_message(struct engine *e, struct wconn *c, const cJSON *msg)
     {
         const char *k = ju_str(it, "k");
         const char *id = ju_str(it, "run");
-        struct erun *r = ju_valid_run_id(id) ? run_find(e, id) : NULL;
+        struct erun *r = ju_valid_run_id(id) ? eng_run_find(e, id) : NULL;
         const char *why = NULL;
         int rc = 0;
 
@@ -1033,7 +900,7 @@ int engine_worker_message(struct engine *e, struct wconn *c, const cJSON *msg)
             if (ju_bool(it, "transient"))
                 rehand(e, r); /* full or stopping: another worker takes it */
             else
-                fail_held(e, r, err != NULL ? err : "the worker could not run it");
+                eng_fail_held(e, r, err != NULL ? err : "the worker could not run it");
         } else {
             rc = -1;
             why = "an event out of order";
@@ -1046,522 +913,6 @@ int engine_worker_message(struct engine *e, struct wconn *c, const cJSON *msg)
     return 0;
 }
 
-/* ---- triggers ---- */
-
-struct trig {
-    struct engine *e;
-    char id[RUN_ID_LEN + 1];
-    char project[WF_ID_MAX + 1];
-    char workflow[128];
-    char sha[65];
-    char *input;
-    char *key;
-    uint64_t conn;      /* the worker it goes to, 0: none */
-    int64_t t0_wall_ms; /* when it was asked for */
-    engine_trigger_fn done;
-    void *arg;
-};
-
-static void trig_free(struct trig *t)
-{
-    free(t->input);
-    free(t->key);
-    free(t);
-}
-
-static void trig_answer(struct trig *t, int status, const char *run_status, const char *message)
-{
-    struct engine_trigger_result res = {status, t->id, run_status, message};
-
-    t->done(t->arg, &res);
-    trig_free(t);
-}
-
-/* Gives back the worker slot a trigger reserved. */
-static void unreserve(struct engine *e, struct trig *t)
-{
-    struct ework *w = t->conn != 0 ? work_by_conn(e, t->project, t->conn) : NULL;
-
-    if (w != NULL && w->held > 0)
-        w->held--;
-    t->conn = 0;
-}
-
-/* The run is committed as held by this host: hand it to its worker (whose
- * slot the trigger reserved). */
-static void hand_new_run(struct engine *e, struct trig *t)
-{
-    struct ework *w = work_by_conn(e, t->project, t->conn);
-    struct erun *r;
-    cJSON *item;
-
-    if (w == NULL || e->env.find(e->env.arg, w->conn) == NULL) {
-        /* The worker went while the row was written (its slots went with
-         * it): give the run back. */
-        release_run(e, t->id);
-        return;
-    }
-    r = run_add(e, t->id, t->project, w->conn);
-    if (r == NULL) {
-        log_error("could not hold run %s: out of memory", t->id);
-        w->held--;
-        return;
-    }
-    r->trigger_wall_ms = t->t0_wall_ms;
-    snprintf(r->sha, sizeof(r->sha), "%s", t->sha);
-    {
-        struct ever *v = ever_add(w, t->sha, V_CURRENT);
-        if (v != NULL) {
-            v->runs++;
-            w->vdirty = 1;
-        }
-    }
-    item = item_new("run", t->id);
-    cJSON_AddStringToObject(item, "workflow", t->workflow);
-    cJSON_AddStringToObject(item, "sha256", t->sha);
-    cJSON_AddItemToObject(item, "input", cJSON_CreateRaw(t->input));
-    cJSON_AddItemToObject(item, "steps", cJSON_CreateArray());
-    to_worker(e, w, item);
-}
-
-static void on_trigger_row(void *arg, const struct dbq_result *res)
-{
-    struct trig *t = arg;
-    struct engine *e = t->e;
-
-    if (res->outcome != DBQ_OK) {
-        unreserve(e, t);
-        trig_answer(t, res->outcome == DBQ_FAILED ? 500 : 503, NULL,
-                    res->outcome == DBQ_FAILED ? res->message : "database unavailable");
-        return;
-    }
-    e->st.triggered++;
-    hand_new_run(e, t);
-    trig_answer(t, 202, "running", NULL);
-}
-
-static void on_trigger_why(void *arg, const struct dbq_result *res)
-{
-    struct trig *t = arg;
-    const char *existing;
-    char msg[300];
-
-    if (res->outcome != DBQ_OK || PQntuples(res->res) != 1) {
-        trig_answer(t, res->outcome == DBQ_FAILED ? 500 : 503, NULL,
-                    res->outcome == DBQ_OK       ? "unexpected answer"
-                    : res->outcome == DBQ_FAILED ? res->message
-                                                 : "database unavailable");
-        return;
-    }
-    existing = PQgetisnull(res->res, 0, 0) ? NULL : PQgetvalue(res->res, 0, 0);
-    if (existing != NULL && strlen(existing) > RUN_ID_LEN + 1) {
-        /* "<id> <status>": the key names an earlier run. */
-        snprintf(t->id, sizeof(t->id), "%.*s", RUN_ID_LEN, existing);
-        snprintf(msg, sizeof(msg), "%s", existing + RUN_ID_LEN + 1);
-        trig_answer(t, 200, msg, NULL);
-        return;
-    }
-    if (strcmp(PQgetvalue(res->res, 0, 1), "t") != 0)
-        snprintf(msg, sizeof(msg), "project \"%s\" not found", t->project);
-    else
-        snprintf(msg, sizeof(msg), "workflow \"%s\" not found in project %s", t->workflow,
-                 t->project);
-    trig_answer(t, 404, NULL, msg);
-}
-
-static void on_trigger_one(void *arg, const struct dbq_result *res)
-{
-    struct trig *t = arg;
-    struct engine *e = t->e;
-    const char *params[3] = {t->project, t->workflow, t->key};
-    char status[16];
-
-    if (res->outcome != DBQ_OK) {
-        unreserve(e, t);
-        trig_answer(t, res->outcome == DBQ_FAILED ? 500 : 503, NULL,
-                    res->outcome == DBQ_FAILED ? res->message : "database unavailable");
-        return;
-    }
-    if (PQntuples(res->res) == 1) {
-        e->st.triggered++;
-        snprintf(status, sizeof(status), "%s", PQgetvalue(res->res, 0, 1));
-        if (t->conn != 0) {
-            hand_new_run(e, t);
-        } else {
-            /* Pending: a host running the project claims it. */
-            const char *p[1] = {t->project};
-            struct ework *w = work_for(e, t->project);
-            if (w != NULL) {
-                w->more = 1;
-                claim(e, w);
-            } else if (dbq_exec(e->q, DBQ_FAST, DBQ_RETRY_SAFE, SQL_NOTIFY, 1, p, NULL, NULL,
-                                log_failure, what_notify) < 0) {
-                log_error("could not announce run %s: out of memory", t->id);
-            }
-        }
-        trig_answer(t, 202, status, NULL);
-        return;
-    }
-    unreserve(e, t);
-    /* Nothing inserted: an existing key, or no such project or workflow. */
-    if (dbq_exec(e->q, DBQ_FAST, DBQ_RETRY_SAFE, SQL_TRIGGER_WHY, 3, params, NULL, NULL,
-                 on_trigger_why, t) < 0)
-        trig_answer(t, 503, NULL, "out of memory");
-}
-
-int engine_trigger(struct engine *e, const char *project, const char *workflow, const char *input,
-                   const char *idempotency_key, int64_t timeout_ms, engine_trigger_fn done,
-                   void *arg)
-{
-    struct trig *t = calloc(1, sizeof(*t));
-    struct ework *w;
-    const char *sha = NULL;
-    char lease[16], tmo[24];
-
-    if (t == NULL)
-        return -1;
-    snprintf(tmo, sizeof(tmo), "%" PRId64, timeout_ms);
-    t->e = e;
-    t->done = done;
-    t->arg = arg;
-    t->t0_wall_ms = ju_wall_ms();
-    snprintf(t->project, sizeof(t->project), "%s", project);
-    snprintf(t->workflow, sizeof(t->workflow), "%s", workflow);
-    t->input = strdup(input != NULL ? input : "null");
-    t->key = idempotency_key != NULL ? strdup(idempotency_key) : NULL;
-    if (t->input == NULL || (idempotency_key != NULL && t->key == NULL) || new_uuid(t->id) < 0) {
-        trig_free(t);
-        return -1;
-    }
-    snprintf(lease, sizeof(lease), "%d", e->cfg->lease_ms);
-    /* A local worker with room that loaded the workflow takes the run at
-     * once, pinned to the code it runs. */
-    w = work_for(e, project);
-    if (w != NULL && w->held + w->reserved < e->cfg->max_runs)
-        sha = ju_str(w->code, workflow);
-    if (sha != NULL) {
-        t->conn = w->conn;
-        snprintf(t->sha, sizeof(t->sha), "%s", sha);
-        w->held++;
-    } else if (w != NULL) {
-        w->more = 1; /* full, or does not know the workflow: the claim decides */
-    }
-    if (sha != NULL && t->key == NULL) {
-        const char *vals[8] = {t->id,    project,         workflow, t->sha,
-                               t->input, e->cfg->host_id, lease,    timeout_ms > 0 ? tmo : NULL};
-        if (dbq_row(e->t_trigger, vals, on_trigger_row, t) == 0)
-            return 0;
-    } else {
-        const char *params[9] = {t->id,
-                                 project,
-                                 workflow,
-                                 sha != NULL ? t->sha : NULL,
-                                 t->input,
-                                 t->key,
-                                 sha != NULL ? e->cfg->host_id : NULL,
-                                 lease,
-                                 timeout_ms > 0 ? tmo : NULL};
-        if (dbq_exec(e->q, DBQ_INSERT, 0, SQL_TRIGGER_ONE, 9, params, NULL, NULL, on_trigger_one,
-                     t) == 0)
-            return 0;
-    }
-    unreserve(e, t);
-    trig_free(t);
-    return -1;
-}
-
-/* ---- claims ---- */
-
-struct claimjob {
-    struct engine *e;
-    uint64_t conn;
-    char project[WF_ID_MAX + 1];
-    int limit;
-    int n;
-    char (*ids)[RUN_ID_LEN + 1];
-    cJSON **items; /* the run items, completed with their histories */
-};
-
-static void claimjob_free(struct claimjob *j)
-{
-    for (int i = 0; j->items != NULL && i < j->n; i++)
-        cJSON_Delete(j->items[i]);
-    free(j->items);
-    free(j->ids);
-    free(j);
-}
-
-/*
- * Hands run item (taken) of r to w, or queues it until w holds the code
- * version r is pinned to: a version not the worker's current code for that
- * workflow is sent to it first (loadcode_provide through env). May reset
- * the worker (then w and its runs are gone when this returns).
- */
-static void deliver(struct engine *e, struct ework *w, struct erun *r, cJSON *item)
-{
-    const char *cur = ju_str(w->code, ju_str(item, "workflow"));
-    struct ever *v;
-    struct pend *p;
-    struct wconn *c;
-    uint64_t conn = w->conn;
-    char project[WF_ID_MAX + 1];
-    int rc;
-
-    if (r->sha[0] == '\0') {
-        /* A run without a pinned version (a row written by hand): the
-         * worker's current code, if it has the workflow. */
-        if (cur == NULL) {
-            cJSON_Delete(item);
-            fail_held(e, r, "the run has no code version and the worker lacks its workflow");
-            return;
-        }
-        snprintf(r->sha, sizeof(r->sha), "%s", cur);
-        cJSON_DeleteItemFromObjectCaseSensitive(item, "sha256");
-        cJSON_AddStringToObject(item, "sha256", cur);
-    }
-    if (cur != NULL && strcmp(cur, r->sha) == 0) {
-        v = ever_add(w, r->sha, V_CURRENT);
-    } else {
-        v = ever_find(w, r->sha);
-        if (v == NULL)
-            v = ever_add(w, r->sha, V_PENDING);
-        else if (v->state == V_CURRENT)
-            v = NULL; /* another workflow's current code: it is loaded */
-    }
-    if (v != NULL)
-        v->runs++;
-    w->vdirty = 1;
-    if (v == NULL || v->state != V_PENDING) {
-        to_worker(e, w, item);
-        return;
-    }
-    p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        cJSON_Delete(item);
-        fail_held(e, r, "could not wait for the run's code version: out of memory");
-        return;
-    }
-    snprintf(p->sha, sizeof(p->sha), "%s", r->sha);
-    snprintf(p->id, sizeof(p->id), "%s", r->id);
-    p->item = item;
-    p->next = w->pend;
-    w->pend = p;
-    for (struct pend *q = p->next; q != NULL; q = q->next) {
-        if (strcmp(q->sha, p->sha) == 0)
-            return; /* already asked for */
-    }
-    c = e->env.find(e->env.arg, w->conn);
-    snprintf(project, sizeof(project), "%s", w->project);
-    rc = c != NULL ? e->env.provide(e->env.arg, c, r->sha) : -1;
-    w = work_by_conn(e, project, conn);
-    if (w == NULL)
-        return; /* reset meanwhile: its runs were released */
-    if (rc != 0)
-        version_ready(e, w, p->sha, rc > 0 ? NULL : "could not send the code version");
-}
-
-/* The claim j answered: its worker may claim again, and the slots it
- * reserved are free (what it claimed is counted as held from here). */
-static void claim_settle(struct engine *e, struct claimjob *j)
-{
-    struct ework *w = work_by_conn(e, j->project, j->conn);
-
-    if (w == NULL)
-        return;
-    w->claiming = 0;
-    w->reserved -= j->limit;
-    if (w->reserved < 0)
-        w->reserved = 0;
-}
-
-static void claim_finish(struct engine *e, struct claimjob *j, int ok)
-{
-    struct ework *w = work_by_conn(e, j->project, j->conn);
-
-    claim_settle(e, j);
-    for (int i = 0; i < j->n; i++) {
-        struct erun *r;
-        if (w == NULL || !ok) {
-            /* Nobody to hand it to: give it back at once. */
-            release_run(e, j->ids[i]);
-            continue;
-        }
-        if (run_find(e, j->ids[i]) != NULL)
-            continue; /* already held (claimed by our own first claim) */
-        r = run_add(e, j->ids[i], j->project, w->conn);
-        if (r == NULL)
-            continue;
-        w->held++;
-        snprintf(r->sha, sizeof(r->sha), "%s", ju_str(j->items[i], "sha256"));
-        deliver(e, w, r, j->items[i]);
-        j->items[i] = NULL;
-        /* Providing a version may have reset the worker. */
-        w = work_by_conn(e, j->project, j->conn);
-    }
-    if (w != NULL && ok && j->n >= j->limit)
-        w->more = 1;
-    if (w != NULL && w->more)
-        claim(e, w);
-    claimjob_free(j);
-}
-
-static void on_history(void *arg, const struct dbq_result *res)
-{
-    struct claimjob *j = arg;
-    struct engine *e = j->e;
-    int i = 0;
-
-    if (res->outcome != DBQ_OK) {
-        log_error("could not read the history of claimed runs: %s", res->message);
-        claim_finish(e, j, 0);
-        return;
-    }
-    for (int row = 0; row < PQntuples(res->res); row++) {
-        const char *id = PQgetvalue(res->res, row, 0);
-        cJSON *s, *steps;
-        while (i < j->n && strcmp(j->ids[i], id) != 0)
-            i++;
-        if (i == j->n)
-            break; /* ordered like ids: cannot happen */
-        steps = cJSON_GetObjectItemCaseSensitive(j->items[i], "steps");
-        s = cJSON_CreateObject();
-        cJSON_AddNumberToObject(s, "seq", (double)strtol(PQgetvalue(res->res, row, 1), NULL, 10));
-        cJSON_AddStringToObject(s, "kind", PQgetvalue(res->res, row, 2));
-        cJSON_AddStringToObject(s, "name", PQgetvalue(res->res, row, 3));
-        cJSON_AddStringToObject(s, "status", PQgetvalue(res->res, row, 4));
-        if (!PQgetisnull(res->res, row, 5))
-            cJSON_AddItemToObject(s, "output", cJSON_CreateRaw(PQgetvalue(res->res, row, 5)));
-        if (!PQgetisnull(res->res, row, 6))
-            cJSON_AddStringToObject(s, "error", PQgetvalue(res->res, row, 6));
-        cJSON_AddItemToArray(steps, s);
-    }
-    claim_finish(e, j, 1);
-}
-
-static int cmp_ids(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
-static void on_claimed(void *arg, const struct dbq_result *res)
-{
-    struct claimjob *j = arg;
-    struct engine *e = j->e;
-    char *arr;
-    const char *params[1];
-    size_t cap;
-
-    if (res->outcome != DBQ_OK) {
-        claim_settle(e, j);
-        log_warning("could not claim runs of project %s: %s", j->project, res->message);
-        claimjob_free(j);
-        return;
-    }
-    /* Not ended by a cancel, and not held here: a first claim takes this
-     * host's runs, and one a local worker holds stays with it (if that
-     * worker goes, its release and the claim after it hand the run on). */
-    for (int i = 0; i < PQntuples(res->res); i++)
-        j->n += strcmp(PQgetvalue(res->res, i, 4), "t") != 0 &&
-                run_find(e, PQgetvalue(res->res, i, 0)) == NULL;
-    if (j->n == 0) {
-        claim_settle(e, j);
-        claimjob_free(j);
-        return;
-    }
-    e->st.claimed += (uint64_t)j->n;
-    j->ids = calloc((size_t)j->n, sizeof(*j->ids));
-    j->items = calloc((size_t)j->n, sizeof(*j->items));
-    cap = (size_t)j->n * (RUN_ID_LEN + 1) + 3;
-    arr = malloc(cap);
-    if (j->ids == NULL || j->items == NULL || arr == NULL) {
-        free(arr);
-        claim_finish(e, j, 0);
-        return;
-    }
-    /* Sorted by id, the order the history comes in. */
-    {
-        struct row {
-            char id[RUN_ID_LEN + 1];
-            int row;
-        } *rows = calloc((size_t)j->n, sizeof(*rows));
-        if (rows == NULL) {
-            free(arr);
-            claim_finish(e, j, 0);
-            return;
-        }
-        for (int i = 0, k = 0; i < PQntuples(res->res); i++) {
-            if (strcmp(PQgetvalue(res->res, i, 4), "t") == 0 ||
-                run_find(e, PQgetvalue(res->res, i, 0)) != NULL)
-                continue;
-            snprintf(rows[k].id, sizeof(rows[k].id), "%s", PQgetvalue(res->res, i, 0));
-            rows[k++].row = i;
-        }
-        qsort(rows, (size_t)j->n, sizeof(*rows), cmp_ids);
-        size_t used = 0;
-        for (int i = 0; i < j->n; i++) {
-            int row = rows[i].row;
-            cJSON *item = item_new("run", rows[i].id);
-            snprintf(j->ids[i], sizeof(j->ids[i]), "%s", rows[i].id);
-            cJSON_AddStringToObject(item, "workflow", PQgetvalue(res->res, row, 1));
-            cJSON_AddStringToObject(
-                item, "sha256", PQgetisnull(res->res, row, 2) ? "" : PQgetvalue(res->res, row, 2));
-            cJSON_AddItemToObject(item, "input",
-                                  PQgetisnull(res->res, row, 3)
-                                      ? cJSON_CreateNull()
-                                      : cJSON_CreateRaw(PQgetvalue(res->res, row, 3)));
-            cJSON_AddItemToObject(item, "steps", cJSON_CreateArray());
-            j->items[i] = item;
-            used += (size_t)snprintf(arr + used, cap - used, "%c%s%s", i == 0 ? '{' : ',',
-                                     rows[i].id, i + 1 < j->n ? "" : "}");
-        }
-        free(rows);
-    }
-    params[0] = arr;
-    /* Durable: read after every step submitted before it (a worker that
-     * went submitted its release after its last steps), never older. */
-    if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE, SQL_HISTORY, 1, params, NULL, NULL, on_history,
-                 j) < 0)
-        claim_finish(e, j, 0);
-    free(arr);
-}
-
-/* Claims what waits for w's project, up to its free slots. */
-static void claim(struct engine *e, struct ework *w)
-{
-    struct claimjob *j;
-    char lease[16], limit[16];
-    const char *params[5];
-    int room = e->cfg->max_runs - w->held - w->reserved;
-    struct wconn *c = e->env.find(e->env.arg, w->conn);
-
-    if (w->claiming || w->retired || room <= 0 || c == NULL || wconn_draining(c))
-        return;
-    j = calloc(1, sizeof(*j));
-    if (j == NULL)
-        return;
-    j->e = e;
-    j->conn = w->conn;
-    snprintf(j->project, sizeof(j->project), "%s", w->project);
-    /* The first claim takes this host's runs whatever their lease says,
-     * which no later claim does: as many as there is room for. */
-    j->limit = room < CLAIM_BATCH || !w->first_claim_done ? room : CLAIM_BATCH;
-    snprintf(lease, sizeof(lease), "%d", e->cfg->lease_ms);
-    snprintf(limit, sizeof(limit), "%d", j->limit);
-    params[0] = w->project;
-    params[1] = e->cfg->host_id;
-    params[2] = lease;
-    params[3] = limit;
-    params[4] = w->first_claim_done ? NULL : e->cfg->host_id;
-    w->first_claim_done = 1;
-    w->more = 0;
-    if (dbq_exec(e->q, DBQ_DURABLE, 0, SQL_CLAIM, 5, params, NULL, NULL, on_claimed, j) < 0) {
-        free(j);
-        return;
-    }
-    w->claiming = 1;
-    w->reserved += j->limit; /* triggers meanwhile do not take these slots */
-}
-
 /* ---- workers ---- */
 
 void engine_worker_ready(struct engine *e, struct wconn *c)
@@ -1571,7 +922,7 @@ void engine_worker_ready(struct engine *e, struct wconn *c)
     struct ework *w;
     uint32_t b = hash_str(wconn_project(c)) % NPBUCKETS;
 
-    if (work_by_conn(e, wconn_project(c), wconn_id(c)) != NULL) {
+    if (eng_work_by_conn(e, wconn_project(c), wconn_id(c)) != NULL) {
         cJSON_Delete(sum);
         return;
     }
@@ -1593,7 +944,7 @@ void engine_worker_ready(struct engine *e, struct wconn *c)
         cJSON_ArrayForEach(it, w->code)
         {
             if (cJSON_IsString(it))
-                (void)ever_add(w, it->valuestring, V_CURRENT);
+                (void)eng_ever_add(w, it->valuestring, V_CURRENT);
         }
     }
     /* The newest ready worker of a project takes its new runs (a restart:
@@ -1610,7 +961,7 @@ void engine_worker_ready(struct engine *e, struct wconn *c)
     w->next = e->works[b];
     e->works[b] = w;
     if (!wconn_draining(c))
-        claim(e, w);
+        eng_claim(e, w);
 }
 
 void engine_worker_gone(struct engine *e, struct wconn *c)
@@ -1653,7 +1004,7 @@ void engine_worker_gone(struct engine *e, struct wconn *c)
         const char *params[2] = {arr, e->cfg->host_id};
         snprintf(arr + len, cap - len, "}");
         if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_RELEASE, 2, params, NULL,
-                     NULL, log_failure, what_release_worker) < 0)
+                     NULL, eng_log_failure, what_release_worker) < 0)
             log_error("could not release the runs of worker %d: out of memory", (int)wconn_pid(c));
     }
     free(arr);
@@ -1667,10 +1018,10 @@ void engine_worker_gone(struct engine *e, struct wconn *c)
     }
     /* A successor already here claims what was released. */
     {
-        struct ework *w = work_for(e, project);
+        struct ework *w = eng_work_for(e, project);
         if (w != NULL) {
             w->more = 1;
-            claim(e, w);
+            eng_claim(e, w);
         }
     }
 }
@@ -1684,7 +1035,7 @@ static void on_poll_now(struct engine *e)
         for (struct ework *w = e->works[b]; w != NULL; w = w->next) {
             struct wconn *c = e->env.find(e->env.arg, w->conn);
             if (c != NULL && !w->retired && !wconn_draining(c))
-                claim(e, w);
+                eng_claim(e, w);
         }
     }
 }
@@ -1743,13 +1094,13 @@ static void on_cancel_sweep(void *arg, const struct dbq_result *res)
         return;
     }
     for (int i = 0; i < PQntuples(res->res); i++) {
-        struct erun *r = run_find(e, PQgetvalue(res->res, i, 0));
+        struct erun *r = eng_run_find(e, PQgetvalue(res->res, i, 0));
         struct ework *w;
         if (r == NULL)
             continue;
-        w = work_by_conn(e, r->project, r->conn);
+        w = eng_work_by_conn(e, r->project, r->conn);
         if (w != NULL)
-            to_worker(e, w, item_new("drop", r->id));
+            eng_to_worker(e, w, eng_item_new("drop", r->id));
         drop_run(e, r);
     }
 }
@@ -1784,10 +1135,10 @@ static void on_notify(void *arg, const char *channel, const char *payload)
         return;
     }
     {
-        struct ework *w = work_for(e, payload);
+        struct ework *w = eng_work_for(e, payload);
         if (w != NULL) {
             w->more = 1;
-            claim(e, w);
+            eng_claim(e, w);
         }
     }
 }
@@ -1867,173 +1218,6 @@ void engine_stats(const struct engine *e, struct engine_stats *out)
     *out = e->st;
 }
 
-/* ---- cancel, signal, retry ---- */
-
-struct call {
-    struct engine *e;
-    char id[RUN_ID_LEN + 1];
-    char name[129];
-    engine_call_fn done;
-    void *arg;
-};
-
-static void call_answer(struct call *k, int status, const char *run_status, const char *message)
-{
-    struct engine_call_result res = {status, run_status, message};
-
-    k->done(k->arg, &res);
-    free(k);
-}
-
-/* Common answers of the wf_* functions: 'unknown' and database trouble.
- * Returns the function's text, or NULL after answering. */
-static const char *call_text(struct call *k, const struct dbq_result *res)
-{
-    char msg[128];
-
-    if (res->outcome != DBQ_OK || PQntuples(res->res) != 1) {
-        call_answer(k, res->outcome == DBQ_FAILED ? 500 : 503, NULL,
-                    res->outcome == DBQ_OK       ? "unexpected answer"
-                    : res->outcome == DBQ_FAILED ? res->message
-                                                 : "database unavailable");
-        return NULL;
-    }
-    if (strcmp(PQgetvalue(res->res, 0, 0), "unknown") == 0) {
-        snprintf(msg, sizeof(msg), "execution \"%s\" not found", k->id);
-        call_answer(k, 404, NULL, msg);
-        return NULL;
-    }
-    return PQgetvalue(res->res, 0, 0);
-}
-
-/* 'ended:<status>': the run is over, 409 (k answered). Returns 1 then. */
-static int answered_ended(struct call *k, const char *v)
-{
-    char msg[160];
-
-    if (strncmp(v, "ended:", 6) != 0)
-        return 0;
-    snprintf(msg, sizeof(msg), "execution %s already %s", k->id, v + 6);
-    call_answer(k, 409, v + 6, msg);
-    return 1;
-}
-
-/* Claims at once for the local worker of project, if any. */
-static void nudge(struct engine *e, const char *project)
-{
-    struct ework *w = work_for(e, project);
-
-    if (w != NULL) {
-        w->more = 1;
-        claim(e, w);
-    }
-}
-
-static void on_cancelled(void *arg, const struct dbq_result *res)
-{
-    struct call *k = arg;
-    struct engine *e = k->e;
-    const char *v = call_text(k, res);
-
-    if (v == NULL)
-        return;
-    if (answered_ended(k, v))
-        return;
-    if (strcmp(v, "cancelled") == 0) {
-        call_answer(k, 200, "cancelled", NULL);
-        return;
-    }
-    /* requested:<host>: its holder ends it, at once when that is us. */
-    if (strcmp(v + 10, e->cfg->host_id) == 0) {
-        struct erun *r = run_find(e, k->id);
-        if (r != NULL && r->state == E_HELD) {
-            struct ework *w = work_by_conn(e, r->project, r->conn);
-            if (w != NULL)
-                to_worker(e, w, item_new("drop", r->id));
-            submit_end(e, r, "cancelled", NULL, "{\"message\": \"cancelled\"}", NULL);
-        } else if (r != NULL) {
-            r->cancel = 1; /* at the end of its step's commit */
-        }
-    }
-    call_answer(k, 202, "cancelling", NULL);
-}
-
-static void on_signalled(void *arg, const struct dbq_result *res)
-{
-    struct call *k = arg;
-    struct engine *e = k->e;
-    const char *v = call_text(k, res);
-
-    if (v == NULL)
-        return;
-    if (answered_ended(k, v))
-        return;
-    if (strncmp(v, "delivered:", 10) == 0)
-        nudge(e, v + 10);
-    call_answer(k, 202, NULL, NULL);
-}
-
-static void on_retried(void *arg, const struct dbq_result *res)
-{
-    struct call *k = arg;
-    struct engine *e = k->e;
-    const char *v = call_text(k, res);
-    char msg[160];
-
-    if (v == NULL)
-        return;
-    if (strncmp(v, "not-failed:", 11) == 0) {
-        snprintf(msg, sizeof(msg), "execution %s is %s: only a failed run can be retried", k->id,
-                 v + 11);
-        call_answer(k, 409, v + 11, msg);
-        return;
-    }
-    nudge(e, v + 8); /* retried:<project> */
-    call_answer(k, 202, "pending", NULL);
-}
-
-static int call_start(struct engine *e, const char *run, const char *name, const char *sql,
-                      int nparams, const char *const *params, dbq_done_fn fn, engine_call_fn done,
-                      void *arg)
-{
-    struct call *k = calloc(1, sizeof(*k));
-
-    if (k == NULL)
-        return -1;
-    k->e = e;
-    k->done = done;
-    k->arg = arg;
-    snprintf(k->id, sizeof(k->id), "%s", run);
-    snprintf(k->name, sizeof(k->name), "%s", name != NULL ? name : "");
-    if (dbq_exec(e->q, DBQ_DURABLE, 0, sql, nparams, params, NULL, NULL, fn, k) < 0) {
-        free(k);
-        return -1;
-    }
-    return 0;
-}
-
-int engine_cancel(struct engine *e, const char *run, engine_call_fn done, void *arg)
-{
-    const char *params[1] = {run};
-
-    return call_start(e, run, NULL, SQL_CANCEL, 1, params, on_cancelled, done, arg);
-}
-
-int engine_signal(struct engine *e, const char *run, const char *name, const char *payload,
-                  engine_call_fn done, void *arg)
-{
-    const char *params[3] = {run, name, payload};
-
-    return call_start(e, run, name, SQL_SIGNAL, 3, params, on_signalled, done, arg);
-}
-
-int engine_retry(struct engine *e, const char *run, engine_call_fn done, void *arg)
-{
-    const char *params[1] = {run};
-
-    return call_start(e, run, NULL, SQL_RETRY, 1, params, on_retried, done, arg);
-}
-
 int engine_valid_run_id(const char *id)
 {
     return ju_valid_run_id(id);
@@ -2046,7 +1230,7 @@ void engine_version_ready(struct engine *e, uint64_t wid, const char *sha, const
     for (unsigned b = 0; b < NPBUCKETS; b++) {
         for (struct ework *w = e->works[b]; w != NULL; w = w->next) {
             if (w->conn == wid) {
-                version_ready(e, w, sha, err);
+                eng_version_ready(e, w, sha, err);
                 return;
             }
         }
