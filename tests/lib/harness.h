@@ -40,6 +40,10 @@
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
+/* a cap for every buffer the harness grows from outside input (a file, a
+ * reply) */
+#define TH_MAX_READ (64u * 1024u * 1024u)
+
 /* ctest's SKIP_RETURN_CODE for the integration tests */
 #define TH_SKIP 77
 
