@@ -108,6 +108,7 @@ enum MHD_Result api_health_ready(struct core *c, struct MHD_Connection *conn, st
                                  const char *const *args)
 {
     struct core_readiness rd;
+    int ready;
     cJSON *o = cJSON_CreateObject();
     cJSON *checks = cJSON_CreateObject();
 
@@ -117,11 +118,12 @@ enum MHD_Result api_health_ready(struct core *c, struct MHD_Connection *conn, st
         return MHD_NO;
     }
     core_readiness(c, &rd);
-    cJSON_AddStringToObject(o, "status", core_is_ready(&rd) ? "ready" : "not ready");
+    ready = core_is_ready(&rd);
+    cJSON_AddStringToObject(o, "status", ready ? "ready" : "not ready");
     cJSON_AddItemToObject(o, "checks", checks);
     cJSON_AddStringToObject(checks, "database", rd.database ? "ok" : "unreachable");
     cJSON_AddStringToObject(checks, "core", rd.core ? "ok" : "stopping");
     cJSON_AddStringToObject(checks, "manager", rd.manager ? "ok" : "unreachable");
     cJSON_AddStringToObject(checks, "migrations", rd.migrations ? "ok" : "pending");
-    return http_send_json(conn, core_is_ready(&rd) ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
+    return http_send_json(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
 }
