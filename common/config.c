@@ -224,6 +224,9 @@ int config_load(struct wf_config *cfg, char *err, size_t errlen)
     if (config_env_long("WF_LEASE_MS", 15000, 1000, 3600000, &v, err, errlen) < 0)
         return -1;
     cfg->lease_ms = (int)v;
+    if (config_env_long("WF_SCHEDULE_GRACE_MS", 60000, 1000, 86400000, &v, err, errlen) < 0)
+        return -1;
+    cfg->schedule_grace_ms = (int)v;
     if (config_env_long("WF_DB_STATEMENT_TIMEOUT_MS", 10000, 100, 3600000, &v, err, errlen) < 0)
         return -1;
     cfg->db_statement_timeout_ms = (int)v;

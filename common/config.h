@@ -53,6 +53,7 @@ struct wf_config {
     int max_runs;                 /* MAX_CONCURRENT_WORKFLOW_EXECUTIONS: runs a worker holds */
     int max_activities;           /* MAX_CONCURRENT_ACTIVITY_EXECUTIONS: activities at once */
     int lease_ms;                 /* WF_LEASE_MS: how long a host's claim on a run lasts */
+    int schedule_grace_ms; /* WF_SCHEDULE_GRACE_MS: a tick fired later than this was missed */
     int db_statement_timeout_ms;
     int db_connect_timeout_ms;
     enum log_level log_level;

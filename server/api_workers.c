@@ -173,6 +173,14 @@ enum MHD_Result api_metrics(struct core *c, struct MHD_Connection *conn, struct 
            (unsigned long long)m.artifacts_fetched);
     series(buf, cap, &pos, "wf_artifact_fetched_bytes_total", "counter", "Bytes of those plugins.",
            (unsigned long long)m.artifact_bytes_fetched);
+    series(buf, cap, &pos, "wf_schedule_runs_fired_total", "counter",
+           "Runs this server started for schedules' ticks.", (unsigned long long)m.sched.fired);
+    series(buf, cap, &pos, "wf_schedule_ticks_skipped_total", "counter",
+           "Schedules' ticks this server found missed and did not fire.",
+           (unsigned long long)m.sched.skipped);
+    series(buf, cap, &pos, "wf_schedule_pass_errors_total", "counter",
+           "Schedule firing passes that failed and were retried.",
+           (unsigned long long)m.sched.errors);
     series(buf, cap, &pos, "wf_http_requests_total", "counter",
            "HTTP requests completed since core started.",
            (unsigned long long)__atomic_load_n(&c->stats.http_requests, __ATOMIC_RELAXED));

@@ -200,6 +200,63 @@ int apibody_trigger(const char *body, size_t len, char workflow[65], char **inpu
     return rc;
 }
 
+/* 1 when v is absent, null, or a string of 1..max bytes. */
+static int opt_string(const cJSON *v, size_t max)
+{
+    return v == NULL || cJSON_IsNull(v) ||
+           (cJSON_IsString(v) && v->valuestring[0] != '\0' && strlen(v->valuestring) <= max);
+}
+
+int apibody_schedule(const char *body, size_t len, struct apibody_schedule *out, char **input,
+                     const char **why)
+{
+    cJSON *o = parse_object(body, len, 0, why);
+    const cJSON *wf, *cr, *in, *tz, *mi, *pa;
+    char *text;
+    int rc = -1;
+
+    if (o == NULL)
+        return -1;
+    wf = cJSON_GetObjectItemCaseSensitive(o, "workflow");
+    cr = cJSON_GetObjectItemCaseSensitive(o, "cron");
+    in = cJSON_GetObjectItemCaseSensitive(o, "input");
+    tz = cJSON_GetObjectItemCaseSensitive(o, "timezone");
+    mi = cJSON_GetObjectItemCaseSensitive(o, "missed");
+    pa = cJSON_GetObjectItemCaseSensitive(o, "paused");
+    if (wf == NULL || cJSON_IsNull(wf)) {
+        *why = "workflow is required";
+    } else if (!cJSON_IsString(wf) || wf->valuestring[0] == '\0' || strlen(wf->valuestring) > 64) {
+        *why = "invalid workflow: must be a workflow name (kebab-case, at most 64 bytes)";
+    } else if (cr == NULL || cJSON_IsNull(cr)) {
+        *why = "cron is required";
+    } else if (!cJSON_IsString(cr) || !opt_string(cr, sizeof(out->cron) - 1)) {
+        *why = "invalid cron: must be a string of 1 to 256 bytes";
+    } else if (!opt_string(tz, sizeof(out->tz) - 1)) {
+        *why = "invalid timezone: must be an IANA zone name such as \"Europe/Berlin\"";
+    } else if (mi != NULL && !cJSON_IsNull(mi) &&
+               (!cJSON_IsString(mi) || (strcmp(mi->valuestring, "fire-once") != 0 &&
+                                        strcmp(mi->valuestring, "skip") != 0))) {
+        *why = "invalid missed: must be \"fire-once\" or \"skip\"";
+    } else if (pa != NULL && !cJSON_IsNull(pa) && !cJSON_IsBool(pa)) {
+        *why = "invalid paused: must be true or false";
+    } else {
+        text = in != NULL ? cJSON_PrintUnformatted(in) : strdup("null");
+        if (text == NULL) {
+            *why = "out of memory";
+        } else {
+            snprintf(out->workflow, sizeof(out->workflow), "%s", wf->valuestring);
+            snprintf(out->cron, sizeof(out->cron), "%s", cr->valuestring);
+            snprintf(out->tz, sizeof(out->tz), "%s", cJSON_IsString(tz) ? tz->valuestring : "");
+            out->skip = cJSON_IsString(mi) && strcmp(mi->valuestring, "skip") == 0;
+            out->paused = cJSON_IsTrue(pa);
+            *input = text;
+            rc = 0;
+        }
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
 int apibody_json_value(const char *body, size_t len, char **text, const char **why)
 {
     cJSON *v;

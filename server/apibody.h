@@ -51,4 +51,22 @@ int apibody_trigger(const char *body, size_t len, char workflow[65], char **inpu
                     char key[APIBODY_KEY_MAX + 1], long long *timeout_ms, const char **why)
     __attribute__((warn_unused_result));
 
+/*
+ * POST /projects/{id}/schedules: {"workflow": name, "cron": string of
+ * 1..256 bytes, "input"?: any JSON, "timezone"?: string of 1..64 bytes or
+ * null, "missed"?: "fire-once" (the default) or "skip", "paused"?:
+ * boolean}. The expression and the zone are only checked for their
+ * length here (the caller parses them, for messages naming the field).
+ * *input is malloc'ed as in apibody_trigger; tz[0] is '\0' without a zone.
+ */
+struct apibody_schedule {
+    char workflow[65];
+    char cron[257];
+    char tz[65];
+    int skip;   /* missed: "skip" */
+    int paused; /* created paused */
+};
+int apibody_schedule(const char *body, size_t len, struct apibody_schedule *out, char **input,
+                     const char **why) __attribute__((warn_unused_result));
+
 #endif

@@ -157,6 +157,7 @@ static void publish(struct core *c)
     }
     if (c->engine != NULL)
         engine_stats(c->engine, &m.engine);
+    schedules_get_stats(c->sched, &m.sched);
     pthread_mutex_lock(&c->metrics_mu);
     c->metrics = m;
     pthread_mutex_unlock(&c->metrics_mu);
@@ -551,6 +552,8 @@ static int build(struct core *c, int ctl_fd)
                                   cfg->db_statement_timeout_ms};
     struct db_options art_opt = {"wf-core", "artifacts", cfg->db_connect_timeout_ms,
                                  cfg->db_statement_timeout_ms};
+    struct db_options sched_opt = {"wf-core", "schedules", cfg->db_connect_timeout_ms,
+                                   cfg->db_statement_timeout_ms};
     struct dbq_config qc = {.url = cfg->database_url,
                             .app_name = "wf-core",
                             .connect_timeout_ms = cfg->db_connect_timeout_ms,
@@ -582,8 +585,9 @@ static int build(struct core *c, int ctl_fd)
     c->lc = c->wc != NULL && c->af != NULL ? loadcode_new(c->loop, c->dbq, c->view, c->wc, c->af)
                                            : NULL;
     c->engine = c->lc != NULL ? engine_new(cfg, c->loop, c->dbq, &eenv) : NULL;
+    c->sched = schedules_new(cfg->database_url, &sched_opt, cfg->schedule_grace_ms);
     if (c->pool == NULL || c->af == NULL || c->view == NULL || c->wc == NULL || c->lc == NULL ||
-        c->engine == NULL) {
+        c->engine == NULL || c->sched == NULL) {
         log_error("could not set up core's modules");
         return -1;
     }
@@ -628,6 +632,10 @@ static void shutdown_core(struct core *c)
         mgrlink_cancel_all(c->ml);
     if (c->pool != NULL)
         ctlpool_stop(c->pool);
+    /* No schedule fires from now on (the pool's routes that wake it are
+     * done). */
+    schedules_free(c->sched);
+    c->sched = NULL;
     /* 3. This host's live rows become stopped, waited for (bounded),
      * unless another server took the host id over. */
     if (c->view != NULL && c->dbq != NULL && !__atomic_load_n(&c->host_lost, __ATOMIC_ACQUIRE)) {

@@ -27,6 +27,7 @@
 #include "config.h"
 #include "jsonutil.h"
 #include "loop.h"
+#include "schedules.h"
 
 struct MHD_Daemon;
 struct MHD_Response;
@@ -58,6 +59,7 @@ struct core_metrics {
     uint64_t artifacts_fetched;
     uint64_t artifact_bytes_fetched;
     struct engine_stats engine;
+    struct schedules_stats sched;
 };
 
 struct core {
@@ -73,6 +75,7 @@ struct core {
     struct wconns *wc;
     struct loadcode *lc;
     struct engine *engine;
+    struct schedules *sched; /* the firing thread (schedules.h) */
 
     struct MHD_Daemon *httpd;
     struct MHD_Response *health[2]; /* /health replies: [0] database down, [1] ok */

@@ -70,6 +70,7 @@
 #include "api_openapi.h"
 #include "api_projects.h"
 #include "api_runs.h"
+#include "api_schedules.h"
 #include "api_workers.h"
 #include "config.h"
 #include "ctlpool.h"
@@ -129,6 +130,12 @@ static const struct route routes[] = {
     {"POST", "/executions/*/retry", 0, 0, api_runs_retry, NULL},
     {"GET", "/projects/*/executions", 0, 0, NULL, api_executions_list},
     {"GET", "/executions/*", 0, 0, NULL, api_executions_get},
+    {"POST", "/projects/*/schedules", 0, 0, NULL, api_schedules_create},
+    {"GET", "/projects/*/schedules", 0, 0, NULL, api_schedules_list},
+    {"GET", "/schedules/*", 0, 0, NULL, api_schedules_get},
+    {"POST", "/schedules/*/pause", 0, 0, NULL, api_schedules_pause},
+    {"POST", "/schedules/*/resume", 0, 0, NULL, api_schedules_resume},
+    {"DELETE", "/schedules/*", 0, 0, NULL, api_schedules_delete},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -315,6 +315,35 @@ static const struct migration migrations[] = {
      "CREATE TRIGGER projects_executions_cascade AFTER DELETE ON projects"
      "  REFERENCING OLD TABLE AS wf_old FOR EACH STATEMENT"
      "  EXECUTE FUNCTION wf_executions_cascade();"},
+    {8, "schedules",
+     /* A schedule fires its workflow at each tick of its cron expression
+      * (server/schedules.c). next_fire_at is the next tick to fire (NULL:
+      * none left); the firing pass takes due rows FOR UPDATE SKIP LOCKED
+      * and moves next_fire_at past the tick it fired in the same
+      * transaction as the run's INSERT, whose idempotency key
+      * schedule:<id>:<tick> makes a second run for one tick impossible
+      * whatever happens. The partial index holds what the pass looks at. */
+     "CREATE TABLE schedules ("
+     "  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),"
+     "  project_id text NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+     "  workflow text NOT NULL,"
+     "  cron text NOT NULL,"
+     "  timezone text NOT NULL DEFAULT 'UTC',"
+     "  input jsonb,"
+     "  missed text NOT NULL DEFAULT 'fire-once' CHECK (missed IN ('fire-once', 'skip')),"
+     "  paused boolean NOT NULL DEFAULT false,"
+     "  next_fire_at timestamptz,"
+     "  last_tick_at timestamptz,"
+     "  last_fired_at timestamptz,"
+     "  last_execution_id uuid,"
+     "  last_error text,"
+     "  fired bigint NOT NULL DEFAULT 0,"
+     "  skipped bigint NOT NULL DEFAULT 0,"
+     "  created_at timestamptz NOT NULL DEFAULT now(),"
+     "  updated_at timestamptz NOT NULL DEFAULT now());"
+     "CREATE INDEX schedules_project_idx ON schedules (project_id, created_at, id);"
+     "CREATE INDEX schedules_due_idx ON schedules (next_fire_at)"
+     "  WHERE NOT paused AND next_fire_at IS NOT NULL;"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -308,3 +308,17 @@ int ctl_opt_value(int argc, char **argv, int *i, const char *name, const char **
     *value = argv[++*i];
     return 1;
 }
+
+int ctl_call(const struct ctl_client *c, const char *method, const char *path, const cJSON *body,
+             struct ctl_reply *r)
+{
+    int rc = ctl_request_json(c, method, path, body, r);
+
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    ctl_print_raw(c, r);
+    rc = ctl_reply_check(r);
+    if (rc != CTL_EXIT_OK)
+        ctl_reply_free(r);
+    return rc;
+}

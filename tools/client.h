@@ -54,6 +54,14 @@ int ctl_request(const struct ctl_client *c, const char *method, const char *path
 int ctl_request_json(const struct ctl_client *c, const char *method, const char *path,
                      const cJSON *body, struct ctl_reply *r) __attribute__((warn_unused_result));
 
+/*
+ * ctl_request_json with the common reply handling: with --json the raw
+ * body is printed, then the verdict of ctl_reply_check. On CTL_EXIT_OK the
+ * caller owns *r (a 2xx reply); otherwise *r needs no free.
+ */
+int ctl_call(const struct ctl_client *c, const char *method, const char *path, const cJSON *body,
+             struct ctl_reply *r) __attribute__((warn_unused_result));
+
 /* Frees what a reply holds and empties it; safe on an empty reply. */
 void ctl_reply_free(struct ctl_reply *r);
 

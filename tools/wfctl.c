@@ -24,6 +24,7 @@
 
 #include "client.h"
 #include "deploy.h"
+#include "schedule.h"
 
 #define CTL_DEFAULT_URL "http://127.0.0.1:3011"
 
@@ -47,6 +48,7 @@ static int cmd_run(const struct ctl_client *c, int argc, char **argv);
 static int cmd_get(const struct ctl_client *c, int argc, char **argv);
 static int cmd_ls(const struct ctl_client *c, int argc, char **argv);
 static int cmd_run_call(const struct ctl_client *c, int argc, char **argv);
+static int cmd_schedule(const struct ctl_client *c, int argc, char **argv);
 
 static const struct command commands[] = {
     {"deploy", "--project P FILE.so|FILE.c ...", "check plugins locally, upload their code",
@@ -66,6 +68,8 @@ static const struct command commands[] = {
     {"signal", "RUN NAME ['JSON']", "send signal NAME with a JSON payload to a run", cmd_run_call},
     {"cancel", "RUN", "cancel a run (at its next step when a worker holds it)", cmd_run_call},
     {"retry", "RUN", "resume a failed run from its failed step", cmd_run_call},
+    {"schedule", "add|ls|get|pause|resume|rm ...",
+     "cron schedules: start a workflow's run at each tick", cmd_schedule},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -104,6 +108,10 @@ static void command_usage(FILE *f, const struct command *cmd)
 {
     if (cmd->fn == cmd_deploy) {
         ctl_deploy_usage(f);
+        return;
+    }
+    if (cmd->fn == cmd_schedule) {
+        ctl_schedule_usage(f);
         return;
     }
     fprintf(f, "usage: wfctl %s %s\n\n%c%s.\n", cmd->name, cmd->args,
@@ -240,25 +248,14 @@ static void since(const cJSON *obj, const char *key, char *buf, size_t len)
         format_duration(now_ms() - t, buf, len);
 }
 
-/* Sends a request and applies the common reply handling: --json printing
- * and the success check. On CTL_EXIT_OK the caller owns *r. */
-static int call(const struct ctl_client *c, const char *method, const char *path, const cJSON *body,
-                struct ctl_reply *r)
-{
-    int rc = ctl_request_json(c, method, path, body, r);
-
-    if (rc != CTL_EXIT_OK)
-        return rc;
-    ctl_print_raw(c, r);
-    rc = ctl_reply_check(r);
-    if (rc != CTL_EXIT_OK)
-        ctl_reply_free(r);
-    return rc;
-}
-
 static int cmd_deploy(const struct ctl_client *c, int argc, char **argv)
 {
     return ctl_deploy_main(c, argc, argv);
+}
+
+static int cmd_schedule(const struct ctl_client *c, int argc, char **argv)
+{
+    return ctl_schedule_main(c, argc, argv);
 }
 
 static int cmd_projects(const struct ctl_client *c, int argc, char **argv)
@@ -270,7 +267,7 @@ static int cmd_projects(const struct ctl_client *c, int argc, char **argv)
     rc = check_args(argc, argv, 0, 0, &n, &done);
     if (rc != CTL_EXIT_OK || done)
         return rc;
-    rc = call(c, "GET", "/projects", NULL, &r);
+    rc = ctl_call(c, "GET", "/projects", NULL, &r);
     if (rc != CTL_EXIT_OK || c->json) {
         ctl_reply_free(&r);
         return rc;
@@ -308,7 +305,7 @@ static int cmd_create_project(const struct ctl_client *c, int argc, char **argv)
         ctl_error("could not build the request: out of memory");
         return CTL_EXIT_REFUSED;
     }
-    rc = call(c, "POST", "/projects", body, &r);
+    rc = ctl_call(c, "POST", "/projects", body, &r);
     cJSON_Delete(body);
     if (rc != CTL_EXIT_OK)
         return rc;
@@ -345,14 +342,14 @@ static int list_project(const struct ctl_client *c, const char *project)
 
     if (ctl_path(path, sizeof(path), "/projects/%s/workflows", project) != 0)
         return CTL_EXIT_USAGE;
-    rc = call(c, "GET", path, NULL, &wf);
+    rc = ctl_call(c, "GET", path, NULL, &wf);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (ctl_path(path, sizeof(path), "/projects/%s/activities", project) != 0) {
         ctl_reply_free(&wf);
         return CTL_EXIT_USAGE;
     }
-    rc = call(c, "GET", path, NULL, &act);
+    rc = ctl_call(c, "GET", path, NULL, &act);
     if (rc != CTL_EXIT_OK) {
         ctl_reply_free(&wf);
         return rc;
@@ -393,7 +390,7 @@ static int cmd_list(const struct ctl_client *c, int argc, char **argv)
         return rc;
     if (project != NULL)
         return list_project(c, project);
-    rc = call(c, "GET", "/workers", NULL, &r);
+    rc = ctl_call(c, "GET", "/workers", NULL, &r);
     if (rc != CTL_EXIT_OK || c->json) {
         ctl_reply_free(&r);
         return rc;
@@ -443,7 +440,7 @@ static int cmd_control(const struct ctl_client *c, int argc, char **argv)
         return CTL_EXIT_REFUSED;
     }
     snprintf(path, sizeof(path), "/workers/%s", argv[0]);
-    rc = call(c, "POST", path, body, &r);
+    rc = ctl_call(c, "POST", path, body, &r);
     cJSON_Delete(body);
     if (rc != CTL_EXIT_OK)
         return rc;
@@ -489,7 +486,7 @@ static int cmd_status(const struct ctl_client *c, int argc, char **argv)
         return rc;
     if (ctl_path(path, sizeof(path), "/workers/status/%s", argv[1]) != 0)
         return CTL_EXIT_USAGE;
-    rc = call(c, "GET", path, NULL, &r);
+    rc = ctl_call(c, "GET", path, NULL, &r);
     if (rc != CTL_EXIT_OK || c->json) {
         ctl_reply_free(&r);
         return rc;

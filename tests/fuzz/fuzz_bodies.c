@@ -71,6 +71,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
+    /* POST /projects/:id/schedules: bounded strings, the input re-printed. */
+    {
+        struct apibody_schedule sc;
+        char *input = NULL;
+        why = NULL;
+        if (apibody_schedule(copy, size, &sc, &input, &why) == 0) {
+            cJSON *again = cJSON_Parse(input);
+            if (sc.workflow[0] == '\0' || sc.cron[0] == '\0' || strlen(sc.cron) > 256 ||
+                strlen(sc.tz) > 64 || again == NULL)
+                abort();
+            cJSON_Delete(again);
+            free(input);
+        } else if (why == NULL || why[0] == '\0') {
+            abort();
+        }
+    }
+
     /* A signal's payload: any JSON, re-printed. */
     {
         char *text = NULL;

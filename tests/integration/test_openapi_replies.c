@@ -8,7 +8,8 @@
  * HEAD too), projects create/list/get, code put/list/delete with a real
  * plugin, workers start/status/list/restart/stop, executions trigger (new
  * and by idempotency key)/get/list (paged and filtered)/signal/cancel (at
- * once and by the holder)/retry with their successes and errors, and the
+ * once and by the holder)/retry with their successes and errors,
+ * schedules create/list/get/pause/resume/delete and their refusals, and the
  * common 400/401/404/405/413 errors. The
  * server runs with WF_API_TOKEN set, so that 401s are real and the public
  * routes are shown to need no token.
@@ -412,6 +413,42 @@ static void test_executions(void)
     call0("listExecutions", "GET", "/projects/nope/executions", NULL, 404);
 }
 
+/* Schedules: create (a zone, paused), list, get, pause, resume, delete,
+ * and their refusals. */
+static void test_schedules(void)
+{
+    char id[64] = "", path[256];
+    cJSON *j;
+
+    j = call("createSchedule", "POST", "/projects/p/schedules",
+             "{\"workflow\":\"waiter\",\"cron\":\"*/15 9-17 * * MON-FRI\","
+             "\"timezone\":\"Europe/Berlin\",\"input\":{\"n\":1},\"missed\":\"skip\"}",
+             201);
+    snprintf(id, sizeof(id), "%s",
+             th_json_str(cJSON_GetObjectItemCaseSensitive(j, "schedule"), "id") != NULL
+                 ? th_json_str(cJSON_GetObjectItemCaseSensitive(j, "schedule"), "id")
+                 : "00000000-0000-0000-0000-000000000000");
+    cJSON_Delete(j);
+    call0("createSchedule", "POST", "/projects/p/schedules",
+          "{\"workflow\":\"waiter\",\"cron\":\"@daily\",\"paused\":true}", 201);
+    call0("createSchedule", "POST", "/projects/p/schedules",
+          "{\"workflow\":\"waiter\",\"cron\":\"0 25 * * *\"}", 400);
+    call0("createSchedule", "POST", "/projects/p/schedules",
+          "{\"workflow\":\"nope\",\"cron\":\"@hourly\"}", 404);
+    call0("listSchedules", "GET", "/projects/p/schedules", NULL, 200);
+    call0("listSchedules", "GET", "/projects/nope/schedules", NULL, 404);
+    snprintf(path, sizeof(path), "/schedules/%s", id);
+    call0("getSchedule", "GET", path, NULL, 200);
+    call0("getSchedule", "GET", "/schedules/bad", NULL, 400);
+    snprintf(path, sizeof(path), "/schedules/%s/pause", id);
+    call0("pauseSchedule", "POST", path, NULL, 200);
+    snprintf(path, sizeof(path), "/schedules/%s/resume", id);
+    call0("resumeSchedule", "POST", path, NULL, 200);
+    snprintf(path, sizeof(path), "/schedules/%s", id);
+    call0("deleteSchedule", "DELETE", path, NULL, 200);
+    call0("deleteSchedule", "DELETE", path, NULL, 404);
+}
+
 static void test_workers_after(void)
 {
     call0("restartWorker", "POST", "/workers/restart", "{\"projectId\":\"p\"}", 200);
@@ -500,6 +537,7 @@ int main(void)
     test_code();
     test_workers_before();
     test_executions();
+    test_schedules();
     test_workers_after();
     CHECK(fclose(manifest) == 0);
     manifest = NULL;

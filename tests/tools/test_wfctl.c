@@ -9,7 +9,8 @@
  * that are not plugins (1, nothing uploaded), to an unknown project (1),
  * list, start, status, restart (a new pid), run (the execution API may not
  * exist yet: either answer is accepted), --json, stop, get and ls on runs
- * written with SQL (filters, --limit, --all, errors), a closed port (2),
+ * written with SQL (filters, --limit, --all, errors), schedule add, ls,
+ * get, pause, resume and rm with their errors, a closed port (2),
  * and --token against a server that requires one. Each wfctl run is bounded
  * to 60 s and killed after that.
  */
@@ -433,6 +434,64 @@ static void test_runs(const struct th_db *db)
 }
 
 /* A closed port on 127.0.0.1: wfctl says it could not reach the server. */
+/* schedule add|ls|get|pause|resume|rm, their usage errors and the
+ * server's refusals. */
+static void test_schedules(void)
+{
+    char id[64] = "";
+    const char *p;
+
+    CHECK(expect(0, (const char *const[]){"schedule", "--help", NULL}) &&
+          out_has("wfctl schedule add") && out_has("--missed"));
+    CHECK(expect(100, (const char *const[]){"--url", url, "schedule", NULL}) &&
+          err_has("missing subcommand"));
+    CHECK(expect(100, (const char *const[]){"--url", url, "schedule", "frob", NULL}) &&
+          err_has("unknown subcommand"));
+    CHECK(expect(100, (const char *const[]){"--url", url, "schedule", "add", "tproj", NULL}) &&
+          err_has("missing arguments"));
+    CHECK(expect(100, (const char *const[]){"--url", url, "schedule", "add", "tproj", "hello-world",
+                                            "*/5", "*", "*", "*", "*", NULL}) &&
+          err_has("quote the cron expression"));
+    CHECK(expect(100, (const char *const[]){"--url", url, "schedule", "add", "tproj", "hello-world",
+                                            "@daily", "--input", "{bad", NULL}) &&
+          err_has("--input"));
+    CHECK(expect(100, (const char *const[]){"--url", url, "schedule", "rm", NULL}));
+    CHECK(expect(1, (const char *const[]){"--url", url, "schedule", "add", "tproj", "hello-world",
+                                          "0 24 * * *", NULL}) &&
+          err_has("24 is out of range 0-23"));
+    CHECK(expect(1, (const char *const[]){"--url", url, "schedule", "add", "tproj", "hello-world",
+                                          "@daily", "--timezone", "Mars/Base", NULL}) &&
+          err_has("unknown time zone"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "schedule", "ls", "tproj", NULL}) &&
+          out_has("no schedules"));
+    if (!CHECK(expect(0, (const char *const[]){"--url", url, "schedule", "add", "tproj",
+                                               "hello-world", "30 2 * * *", "--timezone",
+                                               "America/New_York", "--input", "{\"who\":\"cron\"}",
+                                               "--missed", "skip", NULL}) &&
+               out_has("schedule ") && out_has("\"30 2 * * *\" (America/New_York)") &&
+               out_has("missed ticks: skip") && out_has("  next: ")))
+        return;
+    p = strstr(out_text, "schedule ");
+    if (p != NULL)
+        sscanf(p, "schedule %36[0-9a-f-]", id);
+    CHECK(strlen(id) == 36);
+    CHECK(expect(0, (const char *const[]){"--url", url, "schedule", "ls", "tproj", NULL}) &&
+          out_has(id) && out_has("hello-world") && out_has("active"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "schedule", "get", id, NULL}) &&
+          out_has("\"who\":\t\"cron\"") && out_has("\"nextFireTimes\""));
+    CHECK(expect(0, (const char *const[]){"--url", url, "schedule", "pause", id, NULL}) &&
+          out_has("paused") && out_has("no next fire time"));
+    CHECK(
+        expect(0, (const char *const[]){"--url", url, "--json", "schedule", "resume", id, NULL}) &&
+        out_has("\"paused\":false"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "schedule", "rm", id, NULL}) &&
+          out_has("deleted schedule"));
+    CHECK(expect(1, (const char *const[]){"--url", url, "schedule", "get", id, NULL}) &&
+          err_has("not found"));
+    CHECK(expect(1, (const char *const[]){"--url", url, "schedule", "pause", "nope", NULL}) &&
+          err_has("invalid schedule id"));
+}
+
 static void test_unreachable(void)
 {
     struct sockaddr_in sa;
@@ -500,6 +559,7 @@ int main(void)
     test_deploy(example_so);
     test_workers();
     test_runs(&db);
+    test_schedules();
     test_unreachable();
     test_token(&db);
 out:
