@@ -7,7 +7,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
-      libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libpq-dev libssl-dev \
+      libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libpq-dev libssl-dev libjq-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -27,7 +27,7 @@ RUN cmake -S . -B /build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
 FROM debian:12
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libcjson1 libcurl4 libpq5 libssl3 curl ca-certificates tzdata \
+      libmicrohttpd12 libcjson1 libcurl4 libpq5 libssl3 libjq1 curl ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --user-group --uid 10001 --home-dir /var/lib/wf --create-home \
       --shell /usr/sbin/nologin wf

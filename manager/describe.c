@@ -18,7 +18,9 @@
  *            record is freed at the next loop iteration (dsc_timers), as
  *            an epoll batch may still name its watch
  * Every request is answered exactly once, with {"ev":"reply","req",
- * "ok":true,"plugin","workflows","activities"} or {"ok":false,"error"}.
+ * "ok":true,"plugin","workflows","activities"} or {"ok":false,"error"}; for
+ * a declarative definition also "definition":true and its "errors" (each
+ * with its JSON path) or "calls".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -99,6 +101,16 @@ static void reply(struct mgr *m, struct mgr_describe *d)
             snprintf(err, sizeof(err), "plugin \"%s\" could not be described (the describer %s)",
                      d->label, how);
         }
+    }
+    /* A declarative definition's errors and calls go to core as they are
+     * (bounded: the describer's output is). */
+    if (desc != NULL && ju_bool(desc, "definition")) {
+        cJSON_AddBoolToObject(o, "definition", 1);
+        if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(desc, "errors")))
+            ju_set(o, "errors",
+                   cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(desc, "errors"), 1));
+        if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(desc, "calls")))
+            ju_set(o, "calls", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(desc, "calls"), 1));
     }
     if (err[0] != '\0') {
         cJSON_AddBoolToObject(o, "ok", 0);

@@ -20,15 +20,51 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "def.h"
 #include "elfcheck.h"
+#include "interp.h"
 #include "jsonutil.h"
 #include "log.h"
 
+/* A loaded plugin; or a declarative definition (dl NULL, def set), whose
+ * descriptor is built here with one workflow; or the built-in activities
+ * that definitions call (dl and def NULL, plugin = &builtin_plugin). */
 struct plg_handle {
     void *dl;
     const struct wf_plugin *plugin;
     char *path;
+    struct dsl_def *def;
+    struct wf_plugin *made;          /* the descriptor built for def */
+    struct wf_workflow_def *made_wf; /* its one workflow */
 };
+
+extern enum wf_status dsl_http_activity(struct wf_activity_ctx *a, const cJSON *input,
+                                        cJSON **output);
+
+static const struct wf_activity_def builtin_activities[] = {
+    {DSL_HTTP_ACTIVITY, dsl_http_activity, {3, 1000, 2.0, 10000}, 30000},
+};
+
+static const struct wf_plugin builtin_plugin = {
+    WF_PLUGIN_MAGIC,
+    sizeof(struct wf_plugin),
+    WF_ABI_VERSION,
+    "builtin",
+    "1",
+    NULL,
+    0,
+    builtin_activities,
+    sizeof(builtin_activities) / sizeof(builtin_activities[0]),
+};
+
+/* Never called: a definition's runs go to dsl_run (worker/runs.c). */
+static enum wf_status definition_fn(struct wf_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    (void)ctx;
+    (void)input;
+    *output = NULL;
+    return WF_EINVAL;
+}
 
 struct plg_registry {
     struct plg_handle *handles;
@@ -58,6 +94,90 @@ static int cmp_activity(const void *a, const void *b)
                   (*(const struct wf_activity_def *const *)b)->name);
 }
 
+char *plg_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = malloc(max + 2);
+    size_t n = 0, r;
+
+    if (f == NULL || buf == NULL) {
+        snprintf(err, errlen, "%s", f == NULL ? "could not open it" : "out of memory");
+        if (f != NULL)
+            fclose(f);
+        free(buf);
+        return NULL;
+    }
+    while (n <= max && (r = fread(buf + n, 1, max + 1 - n, f)) > 0)
+        n += r;
+    fclose(f);
+    if (n > max) {
+        snprintf(err, errlen, "it is over %zu bytes", max);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* Loads a declarative definition deployed as src->label. */
+static int open_definition(const struct plg_source *src, struct plg_handle *h, char *err,
+                           size_t errlen)
+{
+    char why[768];
+    size_t len = 0;
+    char *text = plg_read_file(src->path, DSL_MAX_BYTES, &len, why, sizeof(why));
+    const cJSON *doc;
+
+    if (text == NULL) {
+        snprintf(err, errlen, "could not load definition \"%s\": %s", src->label, why);
+        return -1;
+    }
+    /* Named by its document: the label is not the workflow's name for an
+     * older code version ("version <sha>"); deploy checked they agree. */
+    h->def = dsl_load(text, len, NULL, why, sizeof(why));
+    free(text);
+    h->made = calloc(1, sizeof(*h->made));
+    h->made_wf = calloc(1, sizeof(*h->made_wf));
+    h->path = strdup(src->path);
+    if (h->def == NULL || h->made == NULL || h->made_wf == NULL || h->path == NULL) {
+        snprintf(err, errlen, "could not load definition \"%s\": %s", src->label,
+                 h->def == NULL ? why : "out of memory");
+        dsl_free(h->def);
+        free(h->made);
+        free(h->made_wf);
+        free(h->path);
+        memset(h, 0, sizeof(*h));
+        return -1;
+    }
+    doc = cJSON_GetObjectItemCaseSensitive(dsl_root(h->def), "document");
+    h->made_wf->name = dsl_name(h->def);
+    h->made_wf->fn = definition_fn;
+    h->made->magic = WF_PLUGIN_MAGIC;
+    h->made->size = sizeof(struct wf_plugin);
+    h->made->abi_version = WF_ABI_VERSION;
+    h->made->name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "namespace"));
+    h->made->version = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "version"));
+    h->made->workflows = h->made_wf;
+    h->made->n_workflows = 1;
+    h->plugin = h->made;
+    return 0;
+}
+
+/* 1 when the file at path starts like a definition (its first bytes). */
+static int is_definition_file(const char *path)
+{
+    char head[64];
+    size_t n = 0;
+    FILE *f = fopen(path, "rb");
+
+    if (f == NULL)
+        return 0;
+    n = fread(head, 1, sizeof(head), f);
+    fclose(f);
+    return dsl_is_definition(head, n);
+}
+
 /* Opens and checks one plugin. Returns 0 with *h filled, or -1 with err set
  * and nothing left open. */
 static int open_one(const struct plg_source *src, struct plg_handle *h, char *err, size_t errlen)
@@ -68,6 +188,8 @@ static int open_one(const struct plg_source *src, struct plg_handle *h, char *er
     const char *e;
     char why[256];
 
+    if (is_definition_file(src->path))
+        return open_definition(src, h, err, errlen);
     if (!elf_check_file(src->path, why, sizeof(why))) {
         snprintf(err, errlen, "could not load plugin \"%s\": %s", src->label, why);
         return -1;
@@ -188,8 +310,10 @@ static int build_tables(struct plg_registry *reg, char *err, size_t errlen)
 struct plg_registry *plg_load(const struct plg_source *sources, size_t n, char *err, size_t errlen)
 {
     struct plg_registry *reg = calloc(1, sizeof(*reg));
+    int defs = 0;
 
-    if (reg == NULL || (n > 0 && (reg->handles = calloc(n, sizeof(*reg->handles))) == NULL)) {
+    /* one more for the built-in activities */
+    if (reg == NULL || (reg->handles = calloc(n + 1, sizeof(*reg->handles))) == NULL) {
         snprintf(err, errlen, "could not load plugins: out of memory");
         free(reg);
         return NULL;
@@ -206,9 +330,25 @@ struct plg_registry *plg_load(const struct plg_source *sources, size_t n, char *
             plg_unload(reg);
             return NULL;
         }
-        log_info("loaded plugin \"%s\" %s from %s",
-                 plugin_text(reg->handles[reg->nhandles].plugin->name, "?"),
-                 plugin_text(reg->handles[reg->nhandles].plugin->version, ""), sources[i].path);
+        if (reg->handles[reg->nhandles].def != NULL) {
+            log_info("loaded definition \"%s\" %s from %s", sources[i].label,
+                     plugin_text(reg->handles[reg->nhandles].plugin->version, ""), sources[i].path);
+            defs++;
+        } else {
+            log_info("loaded plugin \"%s\" %s from %s",
+                     plugin_text(reg->handles[reg->nhandles].plugin->name, "?"),
+                     plugin_text(reg->handles[reg->nhandles].plugin->version, ""), sources[i].path);
+        }
+        reg->nhandles++;
+    }
+    if (defs > 0) {
+        reg->handles[reg->nhandles].plugin = &builtin_plugin;
+        reg->handles[reg->nhandles].path = strdup("(built in)");
+        if (reg->handles[reg->nhandles].path == NULL) {
+            snprintf(err, errlen, "could not load plugins: out of memory");
+            plg_unload(reg);
+            return NULL;
+        }
         reg->nhandles++;
     }
     if (build_tables(reg, err, errlen) < 0) {
@@ -223,7 +363,11 @@ void plg_unload(struct plg_registry *reg)
     if (reg == NULL)
         return;
     for (size_t i = 0; i < reg->nhandles; i++) {
-        dlclose(reg->handles[i].dl);
+        if (reg->handles[i].dl != NULL)
+            dlclose(reg->handles[i].dl);
+        dsl_free(reg->handles[i].def);
+        free(reg->handles[i].made);
+        free(reg->handles[i].made_wf);
         free(reg->handles[i].path);
     }
     free(reg->handles);
@@ -251,6 +395,14 @@ const struct wf_activity_def *plg_activity(const struct plg_registry *reg, const
         bsearch(&kp, reg->activities, reg->nactivities, sizeof(*reg->activities), cmp_activity);
 
     return hit != NULL ? *hit : NULL;
+}
+
+struct dsl_def *plg_definition(const struct plg_registry *reg, const char *name)
+{
+    for (size_t i = 0; i < reg->nhandles; i++)
+        if (reg->handles[i].def != NULL && strcmp(dsl_name(reg->handles[i].def), name) == 0)
+            return reg->handles[i].def;
+    return NULL;
 }
 
 void plg_describe(const struct plg_registry *reg, cJSON *obj)

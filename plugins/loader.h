@@ -37,7 +37,18 @@ struct plg_registry *plg_load(const struct plg_source *sources, size_t n, char *
 void plg_unload(struct plg_registry *reg);
 
 const struct wf_workflow_def *plg_workflow(const struct plg_registry *reg, const char *name);
+
+/* The declarative definition deployed as workflow name, or NULL when name
+ * is a compiled workflow (or none). A file whose first byte is '{' is
+ * loaded as a definition (dsl/def.h); loading any adds the built-in
+ * activities definitions call (wf.http). */
+struct dsl_def;
+struct dsl_def *plg_definition(const struct plg_registry *reg, const char *name);
 const struct wf_activity_def *plg_activity(const struct plg_registry *reg, const char *name);
+
+/* Reads path (at most max bytes) into a malloc'ed NUL-terminated buffer
+ * with its length in *len; NULL with the reason in err. */
+char *plg_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 
 /* Adds {"workflows":[names],"activities":[names],"plugins":[{name,version}]}
  * to obj, sorted by name. */

@@ -7,6 +7,9 @@
  * and seals them in a memfd; core's loop asks the manager to describe the
  * plugin in a sandboxed wf-worker; a control-plane thread checks the
  * declared names and stores it; the reply lists what the plugin declares.
+ * A workflow may instead be a declarative definition (JSON, dsl/def.h):
+ * the same steps, the describer checking the definition and core checking
+ * that the activities it calls are deployed.
  * The artifact insert and the row upsert are one statement, so a failed
  * upload leaves nothing behind. Re-uploading the same bytes is a no-op that
  * keeps the version; new bytes bump it.
@@ -20,6 +23,7 @@
 #include <unistd.h>
 
 #include "ctlpool.h"
+#include "def.h"
 #include "elfcheck.h"
 #include "log.h"
 #include "memfd.h"
@@ -183,9 +187,102 @@ static void join_names(const cJSON *arr, char *buf, size_t len)
         snprintf(buf, len, "none");
 }
 
+/* Finishes r with 400 {"success":false,"error":msg,"errors":errors}
+ * (errors taken). */
+static void finish_invalid(struct http_req *r, const char *msg, cJSON *errors)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddBoolToObject(o, "success", 0);
+    cJSON_AddStringToObject(o, "error", msg);
+    ju_set(o, "errors", errors != NULL ? errors : cJSON_CreateArray());
+    http_finish(r, MHD_HTTP_BAD_REQUEST, o);
+}
+
+/*
+ * A definition's calls must name activities deployed in the project
+ * (components, active): appends an error for each other one to errors.
+ * Returns how many, or -1 after a database error (r finished).
+ */
+static int check_calls(struct http_req *r, struct db_conn *db, const char *project,
+                       const cJSON *calls, cJSON *errors)
+{
+    const cJSON *c;
+    int n = 0;
+
+    cJSON_ArrayForEach(c, calls)
+    {
+        const char *name = ju_str(c, "name");
+        const char *p[2] = {project, name};
+        PGresult *res;
+
+        if (name == NULL)
+            continue;
+        res = db_exec(db,
+                      "SELECT 1 FROM components WHERE project_id = $1 AND name = $2"
+                      " AND kind = 'activity' AND is_active",
+                      2, p);
+        if (res == NULL) {
+            http_finish_db_error(r, db, "check the definition's activities");
+            return -1;
+        }
+        if (PQntuples(res) == 0) {
+            cJSON *e = cJSON_CreateObject();
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "unknown activity \"%s\": none of that name is deployed in project \"%s\"",
+                     name, project);
+            cJSON_AddStringToObject(e, "path", ju_str(c, "path") ? ju_str(c, "path") : "/");
+            cJSON_AddStringToObject(e, "message", msg);
+            ju_append(errors, e);
+            n++;
+        }
+        PQclear(res);
+    }
+    return n;
+}
+
+/*
+ * A definition's description: its errors, and those of the activities it
+ * calls. Returns 1 when there are none, 0 after finishing r with 400 and
+ * the list, -1 after finishing r with a database error.
+ */
+static int check_definition(struct http_req *r, struct db_conn *db, const char *project,
+                            const cJSON *d)
+{
+    const cJSON *found = cJSON_GetObjectItemCaseSensitive(d, "errors");
+    cJSON *errors = cJSON_IsArray(found) ? cJSON_Duplicate(found, 1) : cJSON_CreateArray();
+    int n;
+    char msg[96];
+
+    if (errors == NULL) {
+        http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        return -1;
+    }
+    n = check_calls(r, db, project, cJSON_GetObjectItemCaseSensitive(d, "calls"), errors);
+    if (n < 0) {
+        cJSON_Delete(errors);
+        return -1;
+    }
+    n = cJSON_GetArraySize(errors);
+    if (n == 0 && ju_bool(d, "ok")) {
+        cJSON_Delete(errors);
+        return 1;
+    }
+    if (n == 0) /* refused without a list: the describer failed */
+        snprintf(msg, sizeof(msg), "%s",
+                 ju_str(d, "error") != NULL ? ju_str(d, "error") : "invalid workflow definition");
+    else
+        snprintf(msg, sizeof(msg), "invalid workflow definition: %d error%s", n, n == 1 ? "" : "s");
+    finish_invalid(r, msg, errors);
+    return 0;
+}
+
 /*
  * Control-plane thread, step 3: the plugin was described (or not); check
- * that it declares the name it is uploaded under, then store it.
+ * that it declares the name it is uploaded under, then store it. A
+ * definition's errors are a 400 listing each with its path, and so are
+ * activities it calls that the project does not have.
  */
 static void store_upload(void *arg, struct db_conn *db)
 {
@@ -213,12 +310,15 @@ static void store_upload(void *arg, struct db_conn *db)
                           "could not check the plugin: the process manager did not answer");
         return;
     }
+    if (ju_bool(d, "definition") && check_definition(r, db, u->project, d) != 1)
+        return;
     if (!ju_bool(d, "ok")) {
         const char *err = ju_str(d, "error");
         http_finish_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "%s",
                           err != NULL ? err : "the plugin could not be described");
         return;
     }
+
     if (!declares(workflow ? wfs : acts, u->name)) {
         join_names(wfs, wnames, sizeof(wnames));
         join_names(acts, anames, sizeof(anames));
@@ -307,9 +407,15 @@ static enum MHD_Result put_code(struct core *c, struct MHD_Connection *conn, str
     if (r->len == 0)
         return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
                                "request body must be the plugin's .so file");
-    if (!elf_check_so((const unsigned char *)r->body, r->len, why, sizeof(why)))
+    if (k == &workflow_kind && dsl_is_definition(r->body, r->len)) {
+        /* A declarative definition: checked by the describer. */
+        if (r->len > DSL_MAX_BYTES)
+            return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
+                                   "a workflow definition is at most %d bytes", DSL_MAX_BYTES);
+    } else if (!elf_check_so((const unsigned char *)r->body, r->len, why, sizeof(why))) {
         return http_send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "not a loadable plugin: %s",
                                why);
+    }
     u = calloc(1, sizeof(*u));
     if (u == NULL)
         return MHD_NO;

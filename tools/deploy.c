@@ -56,11 +56,14 @@ struct prepared {
 
 void ctl_deploy_usage(FILE *f)
 {
-    fputs("usage: wfctl deploy --project P FILE.so|FILE.c ...\n"
+    fputs("usage: wfctl deploy --project P FILE.so|FILE.c|FILE.json ...\n"
           "\n"
           "Checks each plugin locally and uploads it to project P: once per\n"
           "workflow and once per activity it declares (the server keeps the\n"
-          "bytes once). A FILE.c is first compiled with $CC (default cc) as\n"
+          "bytes once). A FILE.json is a declarative workflow definition\n"
+          "(docs/declarative.md), deployed as the workflow its document.name\n"
+          "names; the server checks it and lists every error with its path.\n"
+          "A FILE.c is first compiled with $CC (default cc) as\n"
           "  cc -std=c11 -O2 -fPIC -shared -I<include dir> -o <tmp>.so FILE.c -lcjson\n"
           "where <include dir> holds wf/plugin.h ($WF_INCLUDE_DIR, default\n" WF_INCLUDE_DIR
           " or " WF_INSTALL_INCLUDE_DIR ").\n"
@@ -361,12 +364,44 @@ out:
     return rc;
 }
 
+/* A definition: JSON whose document names the workflow (the server checks
+ * the rest). Returns 0, or -1 (printed). */
+static int inspect_definition(struct prepared *p)
+{
+    cJSON *root = cJSON_ParseWithLength((const char *)p->bytes, p->len);
+    const cJSON *doc = cJSON_GetObjectItemCaseSensitive(root, "document");
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "name"));
+    const char *version = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "version"));
+    int rc = -1;
+
+    if (root == NULL)
+        ctl_error("could not deploy %s: not valid JSON", p->arg);
+    else if (name == NULL || name[0] == '\0')
+        ctl_error("could not deploy %s: no document.name (the workflow's name)", p->arg);
+    else if ((p->workflows = calloc(1, sizeof(*p->workflows))) == NULL ||
+             (p->workflows[0] = strdup(name)) == NULL || (p->name = strdup("definition")) == NULL ||
+             (p->version = strdup(version != NULL ? version : "")) == NULL)
+        ctl_error("could not deploy %s: out of memory", p->arg);
+    else
+        rc = 0;
+    if (p->workflows != NULL && p->workflows[0] != NULL)
+        p->nworkflows = 1;
+    cJSON_Delete(root);
+    return rc;
+}
+
 /* Compiles (for a .c), reads, checks and inspects one file. Returns 0, or
  * -1 (printed; prepared_free cleans up). */
 static int prepare(struct prepared *p)
 {
     char why[256];
 
+    if (ends_with(p->arg, ".json")) {
+        p->so_path = strdup(p->arg);
+        if (p->so_path == NULL || read_plugin(p) != 0)
+            return -1;
+        return inspect_definition(p);
+    }
     if (ends_with(p->arg, ".c")) {
         if (compile_source(p) != 0)
             return -1;
@@ -404,12 +439,20 @@ static int upload(const struct ctl_client *c, const char *project, const struct 
                                                : "/projects/%s/activities/%s",
                  project, name) != 0)
         return CTL_EXIT_USAGE;
-    rc = ctl_request(c, "PUT", path, p->bytes, p->len, "application/octet-stream", &r);
+    rc = ctl_request(c, "PUT", path, p->bytes, p->len,
+                     ends_with(p->arg, ".json") ? "application/json" : "application/octet-stream",
+                     &r);
     if (rc != CTL_EXIT_OK)
         return rc;
     ctl_print_raw(c, &r);
     rc = ctl_reply_check(&r);
     if (rc != CTL_EXIT_OK) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r.json, "errors"))
+        {
+            fprintf(stderr, "  %s: %s\n", ctl_str(e, "path") ? ctl_str(e, "path") : "?",
+                    ctl_str(e, "message") ? ctl_str(e, "message") : "?");
+        }
         ctl_error("could not deploy %s %s from %s", kind, name, p->arg);
     } else if (!c->json) {
         item = cJSON_GetObjectItemCaseSensitive(r.json, kind);

@@ -9,7 +9,12 @@
  * size and ABI version) and writes one JSON object to fd 4:
  *   {"ok":true,"plugin":{"name","version"},"workflows":[…],"activities":[…]}
  *   {"ok":false,"error":"could not load plugin \"x\": …"}
- * and exits 0 or 1. The plugin is loaded inside the worker's sandbox
+ * and exits 0 or 1. A declarative definition (the upload starts with '{')
+ * is checked instead (dsl/def.h, its expressions compiled):
+ *   {"ok":true,"definition":true,"workflows":[label],"calls":[{"name","path"}]}
+ *   {"ok":false,"definition":true,"error":"invalid workflow definition: N
+ *    errors","errors":[{"path","message"}]}
+ * The plugin is loaded inside the worker's sandbox
  * (sandbox.c), applied before it; a describer that cannot apply it answers
  * {"ok":false,"error":"could not sandbox the worker: …"}. A plugin that
  * crashes or hangs while loading takes only this process with it; the
@@ -25,6 +30,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "def.h"
 #include "exitcodes.h"
 #include "jsonutil.h"
 #include "loader.h"
@@ -67,6 +73,64 @@ static cJSON *describe(const struct plg_registry *reg)
     return o;
 }
 
+/* A declarative definition: every error with its path, or what it calls
+ * (core checks that those activities are deployed). */
+static cJSON *describe_definition(const char *label, int *rc)
+{
+    cJSON *o = cJSON_CreateObject(), *errors = cJSON_CreateArray(), *calls = cJSON_CreateArray();
+    char why[768];
+    size_t len = 0;
+    char *text = plg_read_file(PLUGIN_FD_PATH, DSL_MAX_BYTES, &len, why, sizeof(why));
+    int n = 0;
+
+    if (o == NULL || errors == NULL || calls == NULL) {
+        cJSON_Delete(o);
+        cJSON_Delete(errors);
+        cJSON_Delete(calls);
+        *rc = WF_EXIT_FAILURE;
+        return NULL;
+    }
+    cJSON_AddBoolToObject(o, "definition", 1);
+    if (text == NULL) {
+        cJSON_AddBoolToObject(o, "ok", 0);
+        cJSON_AddStringToObject(o, "error", why);
+        cJSON_Delete(errors);
+        cJSON_Delete(calls);
+        *rc = WF_EXIT_FAILURE;
+        return o;
+    }
+    (void)dsl_check(text, len, label, 1, 0, errors, calls, &n);
+    if (n > 0) {
+        snprintf(why, sizeof(why), "invalid workflow definition: %d error%s", n, n == 1 ? "" : "s");
+        cJSON_AddBoolToObject(o, "ok", 0);
+        cJSON_AddStringToObject(o, "error", why);
+        cJSON_AddItemToObject(o, "errors", errors);
+        cJSON_AddItemToObject(o, "calls", calls); /* core adds the unknown ones */
+        *rc = WF_EXIT_FAILURE;
+    } else {
+        cJSON *p = cJSON_AddObjectToObject(o, "plugin");
+        cJSON_AddBoolToObject(o, "ok", 1);
+        cJSON_AddStringToObject(p, "name", "definition");
+        cJSON_AddStringToObject(p, "version", "");
+        ju_append(cJSON_AddArrayToObject(o, "workflows"), cJSON_CreateString(label));
+        cJSON_AddArrayToObject(o, "activities");
+        cJSON_AddItemToObject(o, "calls", calls);
+        cJSON_Delete(errors);
+        *rc = WF_EXIT_OK;
+    }
+    free(text);
+    return o;
+}
+
+/* 1 when the upload on fd 3 is a definition. */
+static int upload_is_definition(void)
+{
+    char head[64];
+    ssize_t n = pread(3, head, sizeof(head), 0);
+
+    return n > 0 && dsl_is_definition(head, (size_t)n);
+}
+
 int describe_main(int argc, char **argv)
 {
     enum log_level level = LOG_LVL_INFO;
@@ -106,6 +170,9 @@ int describe_main(int argc, char **argv)
         sandbox_apply(&sbc, NULL, why, sizeof(why)) < 0) {
         snprintf(err, sizeof(err), "could not sandbox the worker: %s", why);
         log_error("%s", err);
+    } else if (upload_is_definition()) {
+        out = describe_definition(src.label, &rc);
+        goto write;
     } else {
         reg = plg_load(&src, 1, err, sizeof(err));
     }
@@ -118,7 +185,8 @@ int describe_main(int argc, char **argv)
         out = describe(reg);
         rc = WF_EXIT_OK;
     }
-    text = cJSON_PrintUnformatted(out);
+write:
+    text = out != NULL ? cJSON_PrintUnformatted(out) : NULL;
     cJSON_Delete(out);
     if (text == NULL || write_all(OUT_FD, text, strlen(text)) < 0) {
         log_error("could not write the description: %s",

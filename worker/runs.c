@@ -29,6 +29,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "interp.h"
 #include "jsonutil.h"
 #include "loader.h"
 #include "log.h"
@@ -80,6 +81,7 @@ struct wrun {
     char *workflow;
     char sha[65];
     const struct wf_workflow_def *wf;
+    struct dsl_def *dsl; /* a declarative definition's: runs through dsl_run */
     struct version *ver; /* the code version it runs on; NULL: the current code */
     struct runs *rs;
     cJSON *input;
@@ -732,7 +734,11 @@ static void turn_main(void *arg)
     struct turn *t = arg;
     cJSON *output = NULL;
 
-    t->st = t->job.run->wf->fn(&t->ctx, t->job.run->input, &output);
+    if (t->job.run->dsl != NULL)
+        t->st =
+            dsl_run(t->job.run->dsl, &t->ctx, t->job.run->input, &output, t->err, sizeof(t->err));
+    else
+        t->st = t->job.run->wf->fn(&t->ctx, t->job.run->input, &output);
     if (t->st == WF_OK && t->cmd == C_NONE) {
         t->output_text = output != NULL ? cJSON_PrintUnformatted(output) : strdup("null");
         if (t->output_text == NULL)
@@ -1304,9 +1310,11 @@ static int take_run(struct runs *rs, cJSON *item, char *err, size_t errlen)
                 r->ver = v;
                 v->runs++;
                 r->wf = plg_workflow(v->reg, workflow);
+                r->dsl = plg_definition(v->reg, workflow);
             }
         } else {
             r->wf = plg_workflow(rs->reg, workflow);
+            r->dsl = plg_definition(rs->reg, workflow);
         }
         if (why[0] == '\0' && r->wf == NULL)
             snprintf(why, sizeof(why), "workflow \"%.200s\" is not in code version %.12s", workflow,

@@ -57,6 +57,16 @@ static const char hello_src[] =
     "static const struct wf_activity_def acts[] = {{\"greet\", greet, WF_RETRY_DEFAULT, 1000}};\n"
     "WF_PLUGIN_DEFINE(\"hello\", \"0.1.0\", wfs, 1, acts, 1)\n";
 
+/* Declarative definitions: one that calls hello.c's activity, one with two
+ * errors. */
+static const char greet_flow[] =
+    "{\"document\":{\"dsl\":\"1.0.0\",\"namespace\":\"t\",\"name\":\"greet-flow\","
+    "\"version\":\"1.0.0\"},\"do\":[{\"g\":{\"call\":\"greet\"}}]}\n";
+static const char broken_flow[] =
+    "{\"document\":{\"dsl\":\"1.0.0\",\"namespace\":\"t\",\"name\":\"broken-flow\","
+    "\"version\":\"1.0.0\"},\"do\":[{\"a\":{\"wait\":\"later\"}},{\"b\":{\"call\":"
+    "\"nope\"}}]}\n";
+
 /* A shared object without wf_plugin_entry: loads, but is no plugin. */
 static const char noentry_src[] = "int not_a_plugin(void);\n"
                                   "int not_a_plugin(void)\n"
@@ -258,6 +268,23 @@ static void test_deploy(const char *example_so)
     CHECK_EQ_INT(code_count("workflows"), 2);
     CHECK_EQ_INT(code_count("activities"), 1);
 
+    /* a declarative definition calling greet; a broken one lists its errors */
+    {
+        char flow[320], bflow[320];
+        if (CHECK(write_file("greet-flow.json", greet_flow, flow, sizeof(flow)) == 0))
+            CHECK(expect(0, (const char *const[]){"--url", url, "deploy", "--project", "tproj",
+                                                  flow, NULL}) &&
+                  out_has("deployed workflow greet-flow") && out_has("plugin definition 1.0.0"));
+        CHECK_EQ_INT(code_count("workflows"), 3);
+        if (CHECK(write_file("broken-flow.json", broken_flow, bflow, sizeof(bflow)) == 0))
+            CHECK(expect(1, (const char *const[]){"--url", url, "deploy", "--project", "tproj",
+                                                  bflow, NULL}) &&
+                  err_has("invalid workflow definition: 2 errors") &&
+                  err_has("  /do/0/a/wait: invalid duration") &&
+                  err_has("  /do/1/b/call: unknown activity \"nope\""));
+        CHECK_EQ_INT(code_count("workflows"), 3);
+    }
+
     /* files that are no plugin: refused locally, nothing uploaded */
     if (write_file("notes.so", "just some text\n", text, sizeof(text)) == 0)
         CHECK(expect(1, (const char *const[]){"--url", url, "deploy", "--project", "tproj", text,
@@ -275,7 +302,7 @@ static void test_deploy(const char *example_so)
     CHECK(expect(1, (const char *const[]){"--url", url, "deploy", "--project", "tproj", hello,
                                           "/nonexistent/x.so", NULL}) &&
           err_has("could not open"));
-    CHECK_EQ_INT(code_count("workflows"), 2);
+    CHECK_EQ_INT(code_count("workflows"), 3);
     CHECK_EQ_INT(code_count("activities"), 1);
 
     CHECK(expect(1, (const char *const[]){"--url", url, "deploy", "--project", "nope", example_so,
@@ -567,8 +594,9 @@ out:
     free(out_text);
     free(err_text);
     {
-        static const char *const names[] = {"stdout",   "stderr",    "hello.c",
-                                            "notes.so", "noentry.c", "broken.c"};
+        static const char *const names[] = {"stdout",          "stderr",          "hello.c",
+                                            "notes.so",        "noentry.c",       "broken.c",
+                                            "greet-flow.json", "broken-flow.json"};
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
             snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
             unlink(path);

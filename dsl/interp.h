@@ -1,0 +1,37 @@
+/*
+ * interp.h: the interpreter of declarative workflows (docs/declarative.md).
+ *
+ * dsl_run is a workflow function like a plugin's: the worker calls it for a
+ * run of a definition, and it does everything through the host API of
+ * plugin.h, so a declarative run is durable exactly as a compiled one is:
+ * each `call` is an activity step (its result checkpointed), each `wait` a
+ * durable sleep, each `listen` a signal wait; the run is re-entered by
+ * replay, which re-evaluates the tasks without effects (set, switch,
+ * raise, …) from the recorded results, identically, since expressions
+ * cannot read the clock or the environment (jqx.h). A crash resumes at
+ * the task that had not finished; a finished call never runs again.
+ *
+ * `for` iterations and `fork` branches run one after another (their
+ * results are those of a concurrent run; concurrency is to come).
+ */
+#ifndef WF_DSL_INTERP_H
+#define WF_DSL_INTERP_H
+
+#include <stddef.h>
+
+#include <wf/plugin.h>
+
+#include "def.h"
+
+/* The built-in activity of `call: http` (dsl/http.c). */
+#define DSL_HTTP_ACTIVITY "wf.http"
+
+/*
+ * Runs definition d on input, as a workflow function: WF_OK with *output
+ * (caller owns), WF_SUSPEND or WF_ECANCELLED as the host asked, or a
+ * failure status with the run's error message in err.
+ */
+enum wf_status dsl_run(struct dsl_def *d, struct wf_ctx *ctx, const cJSON *input, cJSON **output,
+                       char *err, size_t errlen);
+
+#endif
