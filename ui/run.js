@@ -24,7 +24,7 @@ export function render(main, ctx) {
   const open = new Set(); // seq of the steps whose details are open
   const cancelBtn = h('button', { type: 'button', onclick: () => act('cancel') }, 'Cancel run');
   const retryBtn = h('button', { type: 'button', onclick: () => act('retry') }, 'Retry run');
-  const sigName = h('input#sig-name', { name: 'signal', required: true, pattern: '[A-Za-z0-9_.:-]{1,128}', placeholder: 'e.g. approval' });
+  const sigName = h('input#sig-name', { name: 'signal', required: true, pattern: '[A-Za-z0-9_.:\\-]{1,128}', placeholder: 'e.g. approval' });
   const sigPayload = h('textarea#sig-payload', { name: 'payload', rows: 3, spellcheck: 'false' }, '{}');
   const sigBtn = h('button', { type: 'submit' }, 'Send signal');
   let nameTouched = false;

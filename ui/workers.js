@@ -12,7 +12,7 @@ import { watch } from './live.js';
 export function render(main, ctx) {
   const tbody = h('tbody');
   const note = h('p.hint');
-  const idInput = h('input#new-project-id', { name: 'id', pattern: '[A-Za-z0-9_-]{1,64}', placeholder: 'e.g. orders', required: true });
+  const idInput = h('input#new-project-id', { name: 'id', pattern: '[A-Za-z0-9_\\-]{1,64}', placeholder: 'e.g. orders', required: true });
   const nameInput = h('input#new-project-name', { name: 'name', placeholder: 'optional' });
 
   main.append(
