@@ -93,7 +93,7 @@ export function watch(streamPath, refresh, onMode) {
     es.onopen = opened;
     es.onmessage = onEvent;
     // Named events ("run", "step", …) do not reach onmessage.
-    for (const name of ['run', 'step', 'execution', 'change']) es.addEventListener(name, onEvent);
+    for (const name of ['run', 'step', 'retry']) es.addEventListener(name, onEvent);
     es.onerror = () => {
       // A non-200 reply closes it for good; a dropped stream would be
       // retried by the browser, but we decide when to retry.
