@@ -54,7 +54,7 @@ export function render(main, ctx) {
       const item = r.workflow || r.activity || {};
       const d = r.declares || {};
       fill(result,
-        h('p.ok', {}, 'Deployed ' + item.name + ' version ' + item.version + '. ' + (r.message || '')),
+        h('p.ok', {}, 'Deployed ' + item.name + ' version ' + item.version + (r.message ? ': ' + r.message : '.')),
         h('p.hint', {}, 'The plugin ' + ((d.plugin && d.plugin.name) || '?') + ' declares workflows: ' + ((d.workflows || []).join(', ') || 'none') + '; activities: ' + ((d.activities || []).join(', ') || 'none') + '.'));
       restart.hidden = false;
       refresh().catch(() => {});

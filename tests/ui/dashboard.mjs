@@ -463,6 +463,12 @@ async function withToken() {
   await page.click('nav a[data-page=runs]');
   await page.locator('table.runs tbody tr').first().waitFor();
   check(true, 'the runs page works with the token');
+  // With a token the stream is read with fetch() (EventSource sends no
+  // header); either way the page stays live.
+  const run = await trigger('steps', { dir: rwDir, n: 1 });
+  await page.locator('tr[data-key="' + run.executionId + '"]').waitFor();
+  const mode = await page.locator('.live').getAttribute('data-mode');
+  check(mode === 'polling' || mode === 'stream', 'with the token the runs page is live by ' + mode);
   await page.close();
 }
 
