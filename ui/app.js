@@ -107,8 +107,14 @@ projectSel.addEventListener('change', () => {
 
 // ---- the token dialog ----
 
+// Set when the dialog is dismissed (Escape): calls answered 401 then do
+// not open it again each second; the "API token" button still does.
+let dismissed = false;
+dialog.addEventListener('cancel', () => (dismissed = true));
+
 function askToken(note) {
   if (dialog.open) return;
+  dismissed = false;
   tokenNote.textContent = note;
   tokenInput.value = '';
   dialog.showModal();
@@ -116,6 +122,7 @@ function askToken(note) {
 }
 
 window.addEventListener('wf-auth-needed', () => {
+  if (dismissed) return;
   askToken(token() ? 'The server refused this token. Enter the right one.' : 'This server needs its API token (WF_API_TOKEN).');
 });
 

@@ -21,7 +21,8 @@ import { headers } from './api.js';
 const POLL_MS = 1000;
 const RETRY_MS = 15000;
 const STREAM_SAFETY_MS = 10000;
-const COALESCE_MS = 100;
+const COALESCE_MS = 100; // events within this long make one refresh
+const MIN_GAP_MS = 500; // and refreshes start at most this often on events
 
 export function watch(streamPath, refresh, onMode) {
   let stopped = false;
@@ -30,6 +31,8 @@ export function watch(streamPath, refresh, onMode) {
   let retry = null; // the next attempt at the stream
   let running = false;
   let again = false;
+  let soon = false; // a refresh for events is scheduled
+  let lastStart = 0;
   let closeStream = () => {};
 
   const setMode = (m) => {
@@ -47,6 +50,8 @@ export function watch(streamPath, refresh, onMode) {
       return;
     }
     running = true;
+    soon = false;
+    lastStart = Date.now();
     try {
       await refresh();
     } catch (e) {
@@ -54,17 +59,29 @@ export function watch(streamPath, refresh, onMode) {
     }
     running = false;
     if (stopped) return;
+    // Exactly one timer is pending from here on, so no second chain of
+    // refreshes can start.
+    clearTimeout(timer);
     if (again) {
       again = false;
       timer = setTimeout(tick, 0);
       return;
     }
+    if (soon) {
+      // events came while it ran: their refresh, after the usual gap
+      timer = setTimeout(tick, Math.max(COALESCE_MS, lastStart + MIN_GAP_MS - Date.now()));
+      return;
+    }
     timer = setTimeout(tick, mode === 'stream' ? STREAM_SAFETY_MS : POLL_MS);
   };
 
+  // A busy project sends many events a second: they are folded into at
+  // most one refresh per MIN_GAP_MS.
   const onEvent = () => {
+    if (soon) return;
+    soon = true;
     clearTimeout(timer);
-    timer = setTimeout(tick, COALESCE_MS);
+    timer = setTimeout(tick, Math.max(COALESCE_MS, lastStart + MIN_GAP_MS - Date.now()));
   };
 
   const fallBack = () => {
