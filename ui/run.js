@@ -115,6 +115,8 @@ export function render(main, ctx) {
     const t0 = Date.parse(x.startedAt || x.createdAt);
     let t1 = x.completedAt ? Date.parse(x.completedAt) : Date.now();
     for (const s of steps) if (s.completedAt) t1 = Math.max(t1, Date.parse(s.completedAt));
+    // A sleeping run is drawn up to its wake time.
+    if (x.status === 'sleeping' && x.runAt) t1 = Math.max(t1, Date.parse(x.runAt));
     const span = Math.max(t1 - t0, 1);
     const pct = (t) => Math.min(100, Math.max(0, ((t - t0) / span) * 100));
     fill(axis, [0, 0.25, 0.5, 0.75, 1].map((f) => {
@@ -126,18 +128,27 @@ export function render(main, ctx) {
       fill(timeline, h('p.hint', { role: 'listitem' }, ENDED.includes(x.status) ? 'This run took no steps.' : 'No step yet.'));
       return;
     }
-    fill(timeline, steps.map((s) => {
+    fill(timeline, steps.map((s, i) => {
       const start = s.startedAt ? Date.parse(s.startedAt) : s.completedAt ? Date.parse(s.completedAt) : t0;
-      const end = s.completedAt ? Date.parse(s.completedAt) : Date.now();
+      let end = s.completedAt ? Date.parse(s.completedAt) : Date.now();
+      if (s.kind === 'sleep') {
+        // A sleep's step is written when it starts; it lasts until the
+        // next step starts, or the run wakes or ends.
+        const next = steps[i + 1];
+        if (next) end = Date.parse(next.startedAt || next.completedAt || s.completedAt);
+        else if (x.status === 'sleeping' && x.runAt) end = Date.parse(x.runAt);
+        else end = x.completedAt ? Date.parse(x.completedAt) : Date.now();
+      }
       const bar = h('span.bar.k-' + s.kind + '.s-' + s.status, { 'aria-hidden': 'true' }, s.attempts > 1 ? '×' + s.attempts : '');
       bar.style.left = pct(start) + '%';
       bar.style.width = Math.max(pct(end) - pct(start), 0.6) + '%';
-      const label = '#' + s.seq + ' ' + s.kind + ' ' + s.name;
+      const name = s.name === s.kind ? '' : s.name;
+      const label = '#' + s.seq + ' ' + s.kind + ' ' + name;
       const d = h('details.step', { role: 'listitem', 'data-seq': s.seq, open: open.has(s.seq) },
         h('summary', { 'aria-label': label + ', ' + s.status + ', ' + dur(end - start) + (s.attempts > 1 ? ', ' + s.attempts + ' attempts' : '') },
-          h('span.label', {}, h('span.kind', {}, s.kind), ' ', s.name, s.attempts > 1 ? h('span.tag.retries', {}, s.attempts + ' attempts') : null),
+          h('span.label', {}, h('span.kind', {}, s.kind), ' ', name, s.attempts > 1 ? h('span.tag.retries', {}, s.attempts + ' attempts') : null),
           h('span.track', {}, bar),
-          h('span.took', {}, s.completedAt ? dur(end - start) : s.status)),
+          h('span.took', {}, s.kind === 'sleep' && end > Date.now() ? 'sleeping' : s.completedAt ? dur(end - start) : s.status)),
         h('div.stepbody', {},
           h('dl.facts', {},
             fact('Step', '#' + s.seq + ' (' + s.kind + ')'), fact('Status', badge(s.status)),

@@ -326,6 +326,18 @@ async function runsAndTimeline(page) {
   await shot(page, 'run-steps');
 }
 
+async function sleepOnTimeline(page) {
+  const run = await trigger('sleepy', { dir: rwDir, n: 2, sleep_ms: 800, step_ms: 200 });
+  await page.goto(server.base + '/ui#/run/' + run.executionId);
+  await page.locator('h1 .badge.s-completed').waitFor();
+  await until('three steps', async () => (await page.locator('details.step').count()) === 3);
+  const sleep = page.locator('details.step .bar.k-sleep');
+  check((await sleep.count()) === 1, 'a sleep is on the timeline, drawn apart');
+  const width = await sleep.evaluate((e) => parseFloat(e.style.width));
+  check(width > 30, 'the sleep spans its time on the axis (' + Math.round(width) + '%)');
+  await shot(page, 'run-sleep');
+}
+
 async function signalFromPage(page) {
   const run = await trigger('waiter', { dir: rwDir, n: 4, signal: 'approval', step_ms: 300 });
   await page.goto(server.base + '/ui#/run/' + run.executionId);
@@ -480,6 +492,7 @@ async function main() {
   watchPage(page);
   await workersPage(page);
   await runsAndTimeline(page);
+  await sleepOnTimeline(page);
   await signalFromPage(page);
   await cancelFromPage(page);
   await retryFromPage(page);
