@@ -17,7 +17,7 @@ export function render(main, ctx) {
   const id = ctx.arg;
   const head = h('div.runhead');
   const facts = h('dl.facts');
-  const timeline = h('div.timeline', { role: 'list', 'aria-label': 'Steps' });
+  const timeline = h('div.timeline');
   const axis = h('div.axis', { 'aria-hidden': 'true' });
   const io = h('div.io');
   const liveNote = h('span.live', {}, 'connecting…');
@@ -125,7 +125,7 @@ export function render(main, ctx) {
       return tick;
     }));
     if (!steps.length) {
-      fill(timeline, h('p.hint', { role: 'listitem' }, ENDED.includes(x.status) ? 'This run took no steps.' : 'No step yet.'));
+      fill(timeline, h('p.hint', {}, ENDED.includes(x.status) ? 'This run took no steps.' : 'No step yet.'));
       return;
     }
     fill(timeline, steps.map((s, i) => {
@@ -144,7 +144,7 @@ export function render(main, ctx) {
       bar.style.width = Math.max(pct(end) - pct(start), 0.6) + '%';
       const name = s.name === s.kind ? '' : s.name;
       const label = '#' + s.seq + ' ' + s.kind + ' ' + name;
-      const d = h('details.step', { role: 'listitem', 'data-seq': s.seq, open: open.has(s.seq) },
+      const d = h('details.step', { 'data-seq': s.seq, open: open.has(s.seq) },
         h('summary', { 'aria-label': label + ', ' + s.status + ', ' + dur(end - start) + (s.attempts > 1 ? ', ' + s.attempts + ' attempts' : '') },
           h('span.label', {}, h('span.kind', {}, s.kind), ' ', name, s.attempts > 1 ? h('span.tag.retries', {}, s.attempts + ' attempts') : null),
           h('span.track', {}, bar),
