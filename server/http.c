@@ -71,6 +71,7 @@
 #include "api_projects.h"
 #include "api_runs.h"
 #include "api_schedules.h"
+#include "api_ui.h"
 #include "api_workers.h"
 #include "config.h"
 #include "ctlpool.h"
@@ -110,6 +111,8 @@ static const struct route routes[] = {
     {"GET", "/health/ready", 1, 0, api_health_ready, NULL},
     {"GET", "/metrics", 1, 0, api_metrics, NULL},
     {"GET", "/openapi.yaml", 1, 0, api_openapi, NULL},
+    {"GET", "/ui", 1, 0, api_ui_index, NULL},
+    {"GET", "/ui/*", 1, 0, api_ui_file, NULL},
     {"GET", "/workers", 0, 0, api_workers_list, NULL},
     {"POST", "/workers/start", 0, 0, api_workers_start, NULL},
     {"POST", "/workers/stop", 0, 0, api_workers_stop, NULL},

@@ -4,7 +4,7 @@
  *
  * Three kinds of route:
  *   - inline: answered on the libmicrohttpd thread from memory (/health,
- *     /metrics, /openapi.yaml, the worker view);
+ *     /metrics, /openapi.yaml, the dashboard /ui, the worker view);
  *   - loop: the handler validates the request, suspends the connection with
  *     http_defer and hands the work to core's loop (core_post), which
  *     resumes it with http_finish once the answer is known (committed);

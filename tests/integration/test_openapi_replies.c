@@ -5,11 +5,12 @@
  *
  * A representative set of calls: health and the probes (live, ready),
  * metrics (its Content-Type), /openapi.yaml (its bytes are the file's;
- * HEAD too), projects create/list/get, code put/list/delete with a real
- * plugin, workers start/status/list/restart/stop, executions trigger (new
- * and by idempotency key)/get/list (paged and filtered)/signal/cancel (at
- * once and by the holder)/retry with their successes and errors,
- * schedules create/list/get/pause/resume/delete and their refusals, and the
+ * HEAD too), the dashboard's files (/ui, /ui/{file}), projects
+ * create/list/get, code put/list/delete with a real plugin, workers
+ * start/status/list/restart/stop, executions trigger (new and by
+ * idempotency key)/get/list (paged and filtered)/signal/cancel (at once and
+ * by the holder)/retry with their successes and errors, schedules
+ * create/list/get/pause/resume/delete and their refusals, and the
  * common 400/401/404/405/413 errors. The
  * server runs with WF_API_TOKEN set, so that 401s are real and the public
  * routes are shown to need no token.
@@ -220,6 +221,19 @@ static void test_public(void)
     CHECK_EQ_INT(r.body_len, 0);
     CHECK(strcasestr(r.headers, "\nContent-Type: application/yaml") != NULL);
     th_reply_free(&r);
+    /* the dashboard's files: public, typed by extension, under a strict CSP */
+    th_http_ex(&srv, "GET", "/ui", NULL, 0, bad_auth, 60000, &r);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strcasestr(r.headers, "\nContent-Type: text/html") != NULL);
+    CHECK(strcasestr(r.headers, "\nContent-Security-Policy: default-src 'self'") != NULL);
+    record("getDashboard", &r);
+    th_reply_free(&r);
+    th_http_ex(&srv, "GET", "/ui/app.js", NULL, 0, bad_auth, 60000, &r);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strcasestr(r.headers, "\nContent-Type: text/javascript") != NULL);
+    record("getDashboardFile", &r);
+    th_reply_free(&r);
+    call0("getDashboardFile", "GET", "/ui/no-such-file.js", NULL, 404);
 }
 
 static void test_common_errors(void)

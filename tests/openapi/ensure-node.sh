@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# tests/openapi/ensure-node.sh DEST: makes DEST a directory whose
-# node_modules holds exactly what tests/openapi/package-lock.json pins, for
-# the OpenAPI checks (lint.mjs, validate-reply.mjs), and prints DEST.
+# tests/openapi/ensure-node.sh DEST [PKGDIR]: makes DEST a directory whose
+# node_modules holds exactly what PKGDIR/package-lock.json pins, and prints
+# DEST. PKGDIR is tests/openapi by default (the OpenAPI checks: lint.mjs,
+# validate-reply.mjs); tests/ui passes its own (the dashboard's browser
+# test). Each PKGDIR needs a DEST of its own.
 #
 #   - node and npm missing: installed from Debian's packages (nodejs npm)
 #     the way scripts/dev installs its packages (apt-get, as root or
@@ -17,11 +19,12 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-(($# == 1)) || {
-    echo "usage: $0 DEST" >&2
+(($# == 1 || $# == 2)) || {
+    echo "usage: $0 DEST [PKGDIR]" >&2
     exit 100
 }
 DEST=$1
+PKG=$(cd "${2:-$HERE}" && pwd -P)
 
 say() { printf 'ensure-node: %s\n' "$*" >&2; }
 
@@ -58,17 +61,17 @@ mkdir -p "$DEST"
 exec 9>"$DEST/.lock"
 flock 9
 if [[ -d $DEST/node_modules && -f $DEST/.installed ]] &&
-    cmp -s "$HERE/package-lock.json" "$DEST/.installed" &&
-    cmp -s "$HERE/package.json" "$DEST/package.json"; then
+    cmp -s "$PKG/package-lock.json" "$DEST/.installed" &&
+    cmp -s "$PKG/package.json" "$DEST/package.json"; then
     printf '%s\n' "$DEST"
     exit 0
 fi
-say "installing the pinned OpenAPI tools into $DEST (npm ci, node $(node --version))"
+say "installing the npm tools pinned in $PKG into $DEST (npm ci, node $(node --version))"
 rm -f "$DEST/.installed"
-cp "$HERE/package.json" "$HERE/package-lock.json" "$DEST/"
+cp "$PKG/package.json" "$PKG/package-lock.json" "$DEST/"
 if ! (cd "$DEST" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2); then
     say "npm ci failed in $DEST"
     exit 1
 fi
-cp "$HERE/package-lock.json" "$DEST/.installed"
+cp "$PKG/package-lock.json" "$DEST/.installed"
 printf '%s\n' "$DEST"
