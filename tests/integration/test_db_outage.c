@@ -63,6 +63,21 @@ static int transient_attempts(void *arg)
     return n >= *(int *)arg;
 }
 
+/* 1 when p1's status error says it waits for its code (and it is not
+ * failed). */
+static int waiting_for_code(void *arg)
+{
+    cJSON *j = NULL;
+    int ok;
+
+    (void)arg;
+    ok = th_http_json(&srv, "GET", "/workers/status/p1", NULL, &j) == 200 &&
+         th_json_str(j, "error") != NULL &&
+         strstr(th_json_str(j, "error"), "waiting for its code") != NULL;
+    cJSON_Delete(j);
+    return ok;
+}
+
 static int p3_row_stopped(void *arg)
 {
     char *v = th_sql_value(arg, "SELECT status FROM workflow_workers WHERE worker_id = $1",
@@ -158,11 +173,12 @@ int main(void)
     CHECK(th_wait_until(transient_attempts, &attempts, 90000, 200) == 0);
     printf("%d attempts to get the code failed in %lld ms\n", attempts, th_now_ms() - t0);
     CHECK(!th_server_log_contains(&srv, "crash loop"));
+    /* The log line comes when the worker reports the failure; the status
+     * says "waiting for its code" once its exit is handled, just after. */
+    CHECK(th_wait_until(waiting_for_code, NULL, 5000, 20) == 0);
     st = th_http_json(&srv, "GET", "/workers/status/p1", NULL, &j);
     CHECK_EQ_INT(st, 200);
     CHECK(th_json_str(j, "status") != NULL && strcmp(th_json_str(j, "status"), "failed") != 0);
-    CHECK(th_json_str(j, "error") != NULL &&
-          strstr(th_json_str(j, "error"), "waiting for its code") != NULL);
     cJSON_Delete(j);
     j = NULL;
 

@@ -71,6 +71,8 @@
  *       one big {bytes} step; n is the length of the data it returned.
  *   one-step {dir?} → {"ok": true}: one noop (the benchmark's workflow).
  *   five-steps {} → {"ok": true}: five noops (the benchmark's other one).
+ *   mixed {n=1} → {"n", "kind"}: set, noop, switch, set, noop: the compiled
+ *       twin of bench/decl-mixed.json (the interpreter's benchmark).
  *   one-activity {activity, input={}} → {"result": its output,
  *       "version": V}: runs that activity once (slow, invalid, big, …
  *       from a test); on failure, its status after logging the error.
@@ -792,6 +794,42 @@ static enum wf_status wf_five_steps(struct wf_ctx *ctx, const cJSON *input, cJSO
     return er_noops(ctx, 5, output);
 }
 
+/* mixed: the compiled twin of bench/decl-mixed.json (set, call, switch,
+ * set, call), for the interpreter's benchmark. */
+static enum wf_status wf_mixed(struct wf_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    const cJSON *nv = cJSON_GetObjectItemCaseSensitive(input, "n");
+    double n = cJSON_IsNumber(nv) ? nv->valuedouble : 1;
+    cJSON *data = cJSON_CreateObject(), *o;
+    enum wf_status st;
+
+    /* set */
+    if (data == NULL || cJSON_AddNumberToObject(data, "n", n) == NULL ||
+        cJSON_AddStringToObject(data, "tag", "x") == NULL) {
+        cJSON_Delete(data);
+        return WF_ENOMEM;
+    }
+    /* call noop with {n} */
+    o = cJSON_CreateObject();
+    if (o != NULL)
+        cJSON_AddNumberToObject(o, "n", n);
+    st = er_call(ctx, "noop", o, NULL);
+    if (st != WF_OK) {
+        cJSON_Delete(data);
+        return st;
+    }
+    /* switch, then set */
+    cJSON_DeleteItemFromObjectCaseSensitive(data, "tag");
+    cJSON_AddStringToObject(data, "kind", n > 0 ? "positive" : "other");
+    /* call noop with the data */
+    st = er_call(ctx, "noop", cJSON_Duplicate(data, 1), NULL);
+    if (st != WF_OK) {
+        cJSON_Delete(data);
+        return st;
+    }
+    return er_done(data, output);
+}
+
 static enum wf_status wf_one_activity(struct wf_ctx *ctx, const cJSON *input, cJSON **output)
 {
     const char *name = er_str(input, "activity");
@@ -835,6 +873,7 @@ static const struct wf_workflow_def er_workflows[] = {
     {"one-step", wf_one_step},
     {"five-steps", wf_five_steps},
     {"one-activity", wf_one_activity},
+    {"mixed", wf_mixed},
 };
 
 static const struct wf_activity_def er_activities[] = {
