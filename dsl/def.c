@@ -877,6 +877,11 @@ const cJSON *dsl_root(const struct dsl_def *d)
     return d->root;
 }
 
+cJSON *dsl_root_mut(struct dsl_def *d)
+{
+    return d->root;
+}
+
 const char *dsl_name(const struct dsl_def *d)
 {
     return d->name;

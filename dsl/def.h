@@ -55,6 +55,9 @@ struct dsl_def *dsl_load(const char *text, size_t len, const char *name, char *e
 void dsl_free(struct dsl_def *d);
 
 const cJSON *dsl_root(const struct dsl_def *d);
+/* The same, for cJSON's reference items (which take a non-const item);
+ * never to be modified. */
+cJSON *dsl_root_mut(struct dsl_def *d);
 const char *dsl_name(const struct dsl_def *d);
 
 /*

@@ -69,25 +69,57 @@ __attribute__((format(printf, 2, 3))) static void pathf(char *out, const char *f
     va_end(ap);
 }
 
-/* The variables of an expression evaluated in task `name` at path, on
- * input. A new object (NULL when out of memory). */
-static cJSON *vars_for(struct irun *ir, const char *name, const char *path, const cJSON *input)
+/* 1 when some expression string in value mentions variable $name. */
+static int mentions(const cJSON *value, const char *name)
+{
+    const cJSON *c;
+
+    if (cJSON_IsString(value)) {
+        const char *p = value->valuestring;
+        size_t n = strlen(name);
+        while ((p = strchr(p, '$')) != NULL) {
+            p++;
+            if (strncmp(p, name, n) == 0)
+                return 1;
+        }
+        return 0;
+    }
+    cJSON_ArrayForEach(c, value)
+    {
+        if (mentions(c, name))
+            return 1;
+    }
+    return 0;
+}
+
+/* The variables the expressions of value use, evaluated in task `name` at
+ * path on input: only those it mentions are built (the rest are null), by
+ * reference where the run owns them. A new object (NULL: out of memory). */
+static cJSON *vars_for(struct irun *ir, const cJSON *value, const char *name, const char *path,
+                       const cJSON *input)
 {
     cJSON *v = cJSON_CreateObject(), *task, *c;
 
     if (v == NULL)
         return NULL;
-    cJSON_AddItemToObject(v, "input",
-                          input != NULL ? cJSON_Duplicate(input, 1) : cJSON_CreateNull());
-    cJSON_AddItemReferenceToObject(v, "context", ir->context);
-    cJSON_AddItemReferenceToObject(v, "workflow", ir->workflow);
-    task = cJSON_AddObjectToObject(v, "task");
-    cJSON_AddStringToObject(task, "name", name);
-    cJSON_AddStringToObject(task, "reference", path);
-    cJSON_AddItemToObject(v, "runtime", cJSON_CreateString("wf-server"));
+    if (mentions(value, "input"))
+        cJSON_AddItemToObject(v, "input",
+                              input != NULL ? cJSON_Duplicate(input, 1) : cJSON_CreateNull());
+    if (mentions(value, "context"))
+        cJSON_AddItemReferenceToObject(v, "context", ir->context);
+    if (mentions(value, "workflow"))
+        cJSON_AddItemReferenceToObject(v, "workflow", ir->workflow);
+    if (mentions(value, "task")) {
+        task = cJSON_AddObjectToObject(v, "task");
+        cJSON_AddStringToObject(task, "name", name);
+        cJSON_AddStringToObject(task, "reference", path);
+    }
+    if (mentions(value, "runtime"))
+        cJSON_AddItemToObject(v, "runtime", cJSON_CreateString("wf-server"));
     cJSON_ArrayForEach(c, ir->extra)
     {
-        cJSON_AddItemReferenceToObject(v, c->string, c);
+        if (mentions(value, c->string))
+            cJSON_AddItemReferenceToObject(v, c->string, c);
     }
     return v;
 }
@@ -98,7 +130,7 @@ static enum flow eval(struct irun *ir, const cJSON *value, const cJSON *data, co
                       const char *path, const cJSON *task_input, cJSON **out)
 {
     char err[JQX_ERR_MAX];
-    cJSON *vars = vars_for(ir, name, path, task_input);
+    cJSON *vars = vars_for(ir, value, name, path, task_input);
 
     if (vars == NULL)
         return fail(ir, "runtime", 500, "out of memory", "could not build the variables", path);
@@ -604,8 +636,9 @@ enum wf_status dsl_run(struct dsl_def *d, struct wf_ctx *ctx, const cJSON *input
     cJSON_AddStringToObject(ir.workflow, "id", ctx->execution_id);
     cJSON_AddItemToObject(ir.workflow, "input",
                           input != NULL ? cJSON_Duplicate(input, 1) : cJSON_CreateNull());
-    cJSON_AddItemToObject(ir.workflow, "definition",
-                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(root, "document"), 1));
+    /* by reference: the loaded definition outlives the run's turn */
+    cJSON_AddItemReferenceToObject(ir.workflow, "definition",
+                                   cJSON_GetObjectItemCaseSensitive(dsl_root_mut(d), "document"));
     v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "input"), "from");
     if (v != NULL)
         f = eval(&ir, v, input, "input", "/input", input, &data);

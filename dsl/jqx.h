@@ -20,8 +20,9 @@
  * jqx is used by one thread at a time (the worker's run loop, or the
  * describer's only thread): callers keep it so.
  *
- * Values cross as JSON text (cJSON printed, jv parsed, and back): simple,
- * exact, and cheap next to a checkpoint.
+ * Values cross by a direct walk of the trees (cJSON to jv and back): JSON
+ * text both ways cost more than the evaluation. Each expression binds
+ * only the variables it mentions (a binding costs about 0.7 µs in jq 1.6).
  */
 #ifndef WF_DSL_JQX_H
 #define WF_DSL_JQX_H

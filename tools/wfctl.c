@@ -1,7 +1,7 @@
 /*
  * wfctl.c: the command-line client of the wf-server REST API (docs/api.md).
  *
- *     wfctl [--url URL] [--token TOKEN] [--json] COMMAND [ARGS]
+ *     wfctl [--url URL] [--token TOKEN] [--json | --output json|table] COMMAND [ARGS]
  *
  * One command per run; each is a function here (deploy lives in deploy.c),
  * and every request goes through client.c, which talks only to the given
@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 
 #include "client.h"
+#include "admin.h"
 #include "deploy.h"
 #include "schedule.h"
 
@@ -51,8 +52,8 @@ static int cmd_run_call(const struct ctl_client *c, int argc, char **argv);
 static int cmd_schedule(const struct ctl_client *c, int argc, char **argv);
 
 static const struct command commands[] = {
-    {"deploy", "--project P FILE.so|FILE.c ...", "check plugins locally, upload their code",
-     cmd_deploy},
+    {"deploy", "--project P FILE.so|FILE.c|FILE.json ...",
+     "check plugins or definitions, upload them", cmd_deploy},
     {"projects", "", "list the projects", cmd_projects},
     {"create-project", "ID [NAME]", "create a project", cmd_create_project},
     {"list", "[--project P]", "running workers, or a project's code", cmd_list},
@@ -70,13 +71,21 @@ static const struct command commands[] = {
     {"retry", "RUN", "resume a failed run from its failed step", cmd_run_call},
     {"schedule", "add|ls|get|pause|resume|rm ...",
      "cron schedules: start a workflow's run at each tick", cmd_schedule},
+    {"project", "P", "show project P", ctl_cmd_project},
+    {"undeploy", "P workflow|activity NAME", "deactivate deployed code (runs keep theirs)",
+     ctl_cmd_undeploy},
+    {"health", "[--live|--ready]", "the server's health, or its probes", ctl_cmd_health},
+    {"metrics", "[PREFIX]", "the server's metrics (Prometheus text), or those starting with PREFIX",
+     ctl_cmd_metrics},
+    {"openapi", "", "print the server's OpenAPI description", ctl_cmd_openapi},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *f)
 {
-    fputs("usage: wfctl [--url URL] [--token TOKEN] [--json] COMMAND [ARGS]\n"
+    fputs("usage: wfctl [--url URL] [--token TOKEN] [--json | --output json|table] COMMAND "
+          "[ARGS]\n"
           "\n"
           "The command-line client of a wf-server (its REST API).\n"
           "\n"
@@ -96,6 +105,8 @@ static void usage(FILE *f)
           "  --token TOKEN  API token, sent as \"Authorization: Bearer\" (default\n"
           "                 $WF_API_TOKEN)\n"
           "  --json         print the server's JSON replies as they are\n"
+          "  --output json|table\n"
+          "                 json: as --json; table: readable (the default)\n"
           "  -h, --help     this help; `wfctl COMMAND --help` for a command\n"
           "\n"
           "exit status: 0 ok, 1 the server refused (its error is printed) or a\n"
@@ -148,7 +159,7 @@ static const struct command *find_command(const char *name)
  * arguments is within [min, max]. Positionals are compacted to argv[1..]
  * and their count stored in *npos. Returns CTL_EXIT_OK or CTL_EXIT_USAGE.
  */
-static int check_args(int argc, char **argv, int min, int max, int *npos, int *done)
+int ctl_check_args(int argc, char **argv, int min, int max, int *npos, int *done)
 {
     const struct command *cmd = find_command(argv[0]);
     int n = 0;
@@ -264,7 +275,7 @@ static int cmd_projects(const struct ctl_client *c, int argc, char **argv)
     const cJSON *p, *arr;
     int rc, n, done;
 
-    rc = check_args(argc, argv, 0, 0, &n, &done);
+    rc = ctl_check_args(argc, argv, 0, 0, &n, &done);
     if (rc != CTL_EXIT_OK || done)
         return rc;
     rc = ctl_call(c, "GET", "/projects", NULL, &r);
@@ -295,7 +306,7 @@ static int cmd_create_project(const struct ctl_client *c, int argc, char **argv)
     cJSON *body;
     int rc, n, done;
 
-    rc = check_args(argc, argv, 1, 2, &n, &done);
+    rc = ctl_check_args(argc, argv, 1, 2, &n, &done);
     if (rc != CTL_EXIT_OK || done)
         return rc;
     body = cJSON_CreateObject();
@@ -385,7 +396,7 @@ static int cmd_list(const struct ctl_client *c, int argc, char **argv)
         if (m == 0)
             argv[kept++] = argv[i];
     }
-    rc = check_args(kept, argv, 0, 0, &n, &done);
+    rc = ctl_check_args(kept, argv, 0, 0, &n, &done);
     if (rc != CTL_EXIT_OK || done)
         return rc;
     if (project != NULL)
@@ -430,7 +441,7 @@ static int cmd_control(const struct ctl_client *c, int argc, char **argv)
     char path[64];
     int rc, n, done;
 
-    rc = check_args(argc, argv, 1, 1, &n, &done);
+    rc = ctl_check_args(argc, argv, 1, 1, &n, &done);
     if (rc != CTL_EXIT_OK || done)
         return rc;
     body = cJSON_CreateObject();
@@ -481,7 +492,7 @@ static int cmd_status(const struct ctl_client *c, int argc, char **argv)
     const char *s;
     int rc, n, done;
 
-    rc = check_args(argc, argv, 1, 1, &n, &done);
+    rc = ctl_check_args(argc, argv, 1, 1, &n, &done);
     if (rc != CTL_EXIT_OK || done)
         return rc;
     if (ctl_path(path, sizeof(path), "/workers/status/%s", argv[1]) != 0)
@@ -608,7 +619,7 @@ static int cmd_run(const struct ctl_client *c, int argc, char **argv)
             return CTL_EXIT_USAGE;
         }
     }
-    rc = check_args(argc, argv, 2, 3, &n, &done);
+    rc = ctl_check_args(argc, argv, 2, 3, &n, &done);
     if (rc != CTL_EXIT_OK || done)
         return rc;
     input = cJSON_Parse(n == 3 ? argv[3] : "{}");
@@ -665,7 +676,7 @@ static int cmd_run_call(const struct ctl_client *c, int argc, char **argv)
     cJSON *payload = NULL;
     int rc, n, done;
 
-    rc = check_args(argc, argv, is_signal ? 2 : 1, is_signal ? 3 : 1, &n, &done);
+    rc = ctl_check_args(argc, argv, is_signal ? 2 : 1, is_signal ? 3 : 1, &n, &done);
     if (rc != CTL_EXIT_OK || done)
         return rc;
     if (is_signal) {
@@ -706,7 +717,7 @@ static int cmd_get(const struct ctl_client *c, int argc, char **argv)
     char path[256], *text;
     int rc, n, done;
 
-    rc = check_args(argc, argv, 1, 1, &n, &done);
+    rc = ctl_check_args(argc, argv, 1, 1, &n, &done);
     if (rc != CTL_EXIT_OK || done)
         return rc;
     if (ctl_path(path, sizeof(path), "/executions/%s", argv[1]) != 0)
@@ -806,7 +817,7 @@ static int cmd_ls(const struct ctl_client *c, int argc, char **argv)
         else if (m == 0)
             argv[kept++] = argv[i];
     }
-    rc = check_args(kept, argv, 1, 1, &n, &done);
+    rc = ctl_check_args(kept, argv, 1, 1, &n, &done);
     if (rc != CTL_EXIT_OK || done)
         return rc;
     if (limit == NULL && all)
@@ -869,9 +880,17 @@ static int take_global_options(int argc, char **argv, struct ctl_client *c)
     int kept = 1;
 
     for (int i = 1; i < argc; i++) {
+        const char *output = NULL;
         int m = ctl_opt_value(argc, argv, &i, "--url", &c->url);
         if (m == 0)
             m = ctl_opt_value(argc, argv, &i, "--token", &c->token);
+        if (m == 0 && (m = ctl_opt_value(argc, argv, &i, "--output", &output)) > 0) {
+            if (strcmp(output, "json") != 0 && strcmp(output, "table") != 0) {
+                ctl_error("invalid --output \"%s\": json or table", output);
+                return -1;
+            }
+            c->json = strcmp(output, "json") == 0;
+        }
         if (m < 0)
             return -1;
         if (m > 0)

@@ -10,7 +10,8 @@
  * list, start, status, restart (a new pid), run (the execution API may not
  * exist yet: either answer is accepted), --json, stop, get and ls on runs
  * written with SQL (filters, --limit, --all, errors), schedule add, ls,
- * get, pause, resume and rm with their errors, a closed port (2),
+ * get, pause, resume and rm with their errors, project, undeploy, health,
+ * metrics, openapi and --output, a closed port (2),
  * and --token against a server that requires one. Each wfctl run is bounded
  * to 60 s and killed after that.
  */
@@ -174,6 +175,12 @@ static int out_has(const char *needle)
     if (!ok)
         fprintf(stderr, "stdout lacks \"%s\":\n%s\n", needle, out_text ? out_text : "");
     return ok;
+}
+
+/* out_has without the complaint, for checks that something is absent. */
+static int out_has_quiet(const char *needle)
+{
+    return out_text != NULL && strstr(out_text, needle) != NULL;
 }
 
 static int err_has(const char *needle)
@@ -519,6 +526,40 @@ static void test_schedules(void)
           err_has("invalid schedule id"));
 }
 
+/* project, undeploy, health, metrics, openapi and --output. */
+static void test_admin(void)
+{
+    CHECK(expect(0, (const char *const[]){"--url", url, "project", "tproj", NULL}) &&
+          out_has("project tproj") && out_has("Test project"));
+    CHECK(expect(1, (const char *const[]){"--url", url, "project", "nope", NULL}) &&
+          err_has("not found"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "--output", "json", "project", "tproj",
+                                          NULL}) &&
+          out_has("\"desiredState\""));
+    CHECK(expect(100, (const char *const[]){"--url", url, "--output", "yaml", "projects", NULL}) &&
+          err_has("invalid --output"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "--output", "table", "projects", NULL}) &&
+          out_has("tproj"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "undeploy", "tproj", "workflow",
+                                          "greet-flow", NULL}) &&
+          out_has("deactivated workflow greet-flow"));
+    CHECK(expect(1, (const char *const[]){"--url", url, "undeploy", "tproj", "workflow", "nope",
+                                          NULL}) &&
+          err_has("not found"));
+    CHECK(expect(100,
+                 (const char *const[]){"--url", url, "undeploy", "tproj", "plugin", "x", NULL}) &&
+          err_has("workflow or activity"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "health", NULL}) && out_has("health: ok"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "health", "--ready", NULL}) &&
+          out_has("health/ready: ready") && out_has("database"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "health", "--live", NULL}) &&
+          out_has("live"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "metrics", "wf_http_requests", NULL}) &&
+          out_has("# TYPE wf_http_requests_total counter") && !out_has_quiet("wf_workers{"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "openapi", NULL}) &&
+          out_has("openapi: 3.1") && out_has("/schedules/{scheduleId}"));
+}
+
 static void test_unreachable(void)
 {
     struct sockaddr_in sa;
@@ -587,6 +628,7 @@ int main(void)
     test_workers();
     test_runs(&db);
     test_schedules();
+    test_admin();
     test_unreachable();
     test_token(&db);
 out:
