@@ -15,6 +15,7 @@ RUN cmake -S . -B /build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
  && cmake --build /build -j"$(nproc)" \
  && install -D -m 0755 /build/wf-server /out/bin/wf-server \
  && install -D -m 0755 /build/wf-worker /out/bin/wf-worker \
+ && install -D -m 0644 /build/wf-dsl.so /out/lib/wf/wf-dsl.so \
  && install -D -m 0755 /build/tools/wfctl /out/bin/wfctl \
  && install -D -m 0644 /build/sample-activities/sample_activities.so \
       /out/lib/wf/sample_activities.so \

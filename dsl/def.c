@@ -782,15 +782,6 @@ static int compile(struct walk *w, int keep)
     return w->oom ? -1 : rc;
 }
 
-int dsl_is_definition(const char *bytes, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len && (bytes[i] == ' ' || bytes[i] == '\t' || bytes[i] == '\n' || bytes[i] == '\r'))
-        i++;
-    return i < len && bytes[i] == '{';
-}
-
 struct dsl_def *dsl_check(const char *text, size_t len, const char *name, int do_compile, int load,
                           cJSON *errors, cJSON *calls, int *nerrors)
 {

@@ -24,18 +24,14 @@
 
 #include <cJSON.h>
 
+#include "dslmod.h"
 #include "jqx.h"
 
-#define DSL_MAX_BYTES (1024 * 1024) /* a definition's text */
 #define DSL_MAX_ERRORS 50
 #define DSL_MAX_DEPTH 32 /* nested task lists */
 #define DSL_HTTP "http"  /* `call: http`: the built-in HTTP call */
 
 struct dsl_def;
-
-/* 1 when bytes look like a definition rather than a plugin: their first
- * non-blank byte is '{' (a plugin starts with the ELF magic). */
-int dsl_is_definition(const char *bytes, size_t len);
 
 /*
  * Checks text as a definition deployed under name (its document.name must

@@ -18,17 +18,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
 #include <wf/plugin.h>
 
-#include "jsonutil.h"
-
 #define HTTP_MAX_BODY (8 * 1024 * 1024)
 #define HTTP_TIMEOUT_MS 30000L
 
 enum wf_status dsl_http_activity(struct wf_activity_ctx *a, const cJSON *input, cJSON **output);
+
+static long long wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct buf {
     char *p;
@@ -159,7 +166,7 @@ enum wf_status dsl_http_activity(struct wf_activity_ctx *a, const cJSON *input, 
         return WF_EINVAL;
     }
     if (a->deadline_ms > 0) {
-        long left = (long)(a->deadline_ms - ju_wall_ms());
+        long left = (long)(a->deadline_ms - wall_ms());
         timeout = left < 1 ? 1 : left < timeout ? left : timeout;
     }
     curl_easy_setopt(c, CURLOPT_URL, url);

@@ -23,9 +23,6 @@
 
 #include "def.h"
 
-/* The built-in activity of `call: http` (dsl/http.c). */
-#define DSL_HTTP_ACTIVITY "wf.http"
-
 /*
  * Runs definition d on input, as a workflow function: WF_OK with *output
  * (caller owns), WF_SUSPEND or WF_ECANCELLED as the host asked, or a

@@ -20,9 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "def.h"
+#include "dslmod.h"
 #include "elfcheck.h"
-#include "interp.h"
 #include "jsonutil.h"
 #include "log.h"
 
@@ -34,15 +33,15 @@ struct plg_handle {
     const struct wf_plugin *plugin;
     char *path;
     struct dsl_def *def;
+    const struct dsl_module *mod;    /* def's module */
     struct wf_plugin *made;          /* the descriptor built for def */
     struct wf_workflow_def *made_wf; /* its one workflow */
 };
 
-extern enum wf_status dsl_http_activity(struct wf_activity_ctx *a, const cJSON *input,
-                                        cJSON **output);
-
-static const struct wf_activity_def builtin_activities[] = {
-    {DSL_HTTP_ACTIVITY, dsl_http_activity, {3, 1000, 2.0, 10000}, 30000},
+/* The built-in activities, their functions from the module (set when it
+ * is loaded: plugins load on one thread, before any run). */
+static struct wf_activity_def builtin_activities[] = {
+    {DSL_HTTP_ACTIVITY, NULL, {3, 1000, 2.0, 10000}, 30000},
 };
 
 static const struct wf_plugin builtin_plugin = {
@@ -126,7 +125,8 @@ static int open_definition(const struct plg_source *src, struct plg_handle *h, c
 {
     char why[768];
     size_t len = 0;
-    char *text = plg_read_file(src->path, DSL_MAX_BYTES, &len, why, sizeof(why));
+    const struct dsl_module *m = dslmod_get(why, sizeof(why));
+    char *text = m != NULL ? plg_read_file(src->path, DSL_MAX_BYTES, &len, why, sizeof(why)) : NULL;
     const cJSON *doc;
 
     if (text == NULL) {
@@ -135,7 +135,9 @@ static int open_definition(const struct plg_source *src, struct plg_handle *h, c
     }
     /* Named by its document: the label is not the workflow's name for an
      * older code version ("version <sha>"); deploy checked they agree. */
-    h->def = dsl_load(text, len, NULL, why, sizeof(why));
+    h->def = m->load(text, len, NULL, why, sizeof(why));
+    h->mod = m;
+    builtin_activities[0].fn = m->http_activity;
     free(text);
     h->made = calloc(1, sizeof(*h->made));
     h->made_wf = calloc(1, sizeof(*h->made_wf));
@@ -143,15 +145,16 @@ static int open_definition(const struct plg_source *src, struct plg_handle *h, c
     if (h->def == NULL || h->made == NULL || h->made_wf == NULL || h->path == NULL) {
         snprintf(err, errlen, "could not load definition \"%s\": %s", src->label,
                  h->def == NULL ? why : "out of memory");
-        dsl_free(h->def);
+        if (h->def != NULL)
+            m->free(h->def);
         free(h->made);
         free(h->made_wf);
         free(h->path);
         memset(h, 0, sizeof(*h));
         return -1;
     }
-    doc = cJSON_GetObjectItemCaseSensitive(dsl_root(h->def), "document");
-    h->made_wf->name = dsl_name(h->def);
+    doc = cJSON_GetObjectItemCaseSensitive(m->root(h->def), "document");
+    h->made_wf->name = m->name(h->def);
     h->made_wf->fn = definition_fn;
     h->made->magic = WF_PLUGIN_MAGIC;
     h->made->size = sizeof(struct wf_plugin);
@@ -175,7 +178,7 @@ static int is_definition_file(const char *path)
         return 0;
     n = fread(head, 1, sizeof(head), f);
     fclose(f);
-    return dsl_is_definition(head, n);
+    return dslmod_is_definition(head, n);
 }
 
 /* Opens and checks one plugin. Returns 0 with *h filled, or -1 with err set
@@ -365,7 +368,8 @@ void plg_unload(struct plg_registry *reg)
     for (size_t i = 0; i < reg->nhandles; i++) {
         if (reg->handles[i].dl != NULL)
             dlclose(reg->handles[i].dl);
-        dsl_free(reg->handles[i].def);
+        if (reg->handles[i].def != NULL)
+            reg->handles[i].mod->free(reg->handles[i].def);
         free(reg->handles[i].made);
         free(reg->handles[i].made_wf);
         free(reg->handles[i].path);
@@ -400,7 +404,8 @@ const struct wf_activity_def *plg_activity(const struct plg_registry *reg, const
 struct dsl_def *plg_definition(const struct plg_registry *reg, const char *name)
 {
     for (size_t i = 0; i < reg->nhandles; i++)
-        if (reg->handles[i].def != NULL && strcmp(dsl_name(reg->handles[i].def), name) == 0)
+        if (reg->handles[i].def != NULL &&
+            strcmp(reg->handles[i].mod->name(reg->handles[i].def), name) == 0)
             return reg->handles[i].def;
     return NULL;
 }

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "ctlpool.h"
-#include "def.h"
+#include "dslmod.h"
 #include "elfcheck.h"
 #include "log.h"
 #include "memfd.h"
@@ -407,7 +407,7 @@ static enum MHD_Result put_code(struct core *c, struct MHD_Connection *conn, str
     if (r->len == 0)
         return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
                                "request body must be the plugin's .so file");
-    if (k == &workflow_kind && dsl_is_definition(r->body, r->len)) {
+    if (k == &workflow_kind && dslmod_is_definition(r->body, r->len)) {
         /* A declarative definition: checked by the describer. */
         if (r->len > DSL_MAX_BYTES)
             return http_send_error(conn, MHD_HTTP_BAD_REQUEST,

@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "def.h"
+#include "dslmod.h"
 #include "exitcodes.h"
 #include "jsonutil.h"
 #include "loader.h"
@@ -80,7 +80,9 @@ static cJSON *describe_definition(const char *label, int *rc)
     cJSON *o = cJSON_CreateObject(), *errors = cJSON_CreateArray(), *calls = cJSON_CreateArray();
     char why[768];
     size_t len = 0;
-    char *text = plg_read_file(PLUGIN_FD_PATH, DSL_MAX_BYTES, &len, why, sizeof(why));
+    const struct dsl_module *m = dslmod_get(why, sizeof(why));
+    char *text =
+        m != NULL ? plg_read_file(PLUGIN_FD_PATH, DSL_MAX_BYTES, &len, why, sizeof(why)) : NULL;
     int n = 0;
 
     if (o == NULL || errors == NULL || calls == NULL) {
@@ -99,7 +101,7 @@ static cJSON *describe_definition(const char *label, int *rc)
         *rc = WF_EXIT_FAILURE;
         return o;
     }
-    (void)dsl_check(text, len, label, 1, 0, errors, calls, &n);
+    (void)m->check(text, len, label, 1, 0, errors, calls, &n);
     if (n > 0) {
         snprintf(why, sizeof(why), "invalid workflow definition: %d error%s", n, n == 1 ? "" : "s");
         cJSON_AddBoolToObject(o, "ok", 0);
@@ -128,7 +130,7 @@ static int upload_is_definition(void)
     char head[64];
     ssize_t n = pread(3, head, sizeof(head), 0);
 
-    return n > 0 && dsl_is_definition(head, (size_t)n);
+    return n > 0 && dslmod_is_definition(head, (size_t)n);
 }
 
 int describe_main(int argc, char **argv)
@@ -154,6 +156,9 @@ int describe_main(int argc, char **argv)
         log_error("usage: wf-worker describe <label> <manager pid>");
         return WF_EXIT_USAGE;
     }
+    /* The module's file may lie where only the server's user can read
+     * (a build tree): opened before the privileges and the sandbox go. */
+    dslmod_open_early();
     if (privs_drop(err, sizeof(err)) < 0) {
         log_error("%s", err);
         return WF_EXIT_SYSCALL;

@@ -29,7 +29,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "interp.h"
+#include "dslmod.h"
 #include "jsonutil.h"
 #include "loader.h"
 #include "log.h"
@@ -734,9 +734,10 @@ static void turn_main(void *arg)
     struct turn *t = arg;
     cJSON *output = NULL;
 
-    if (t->job.run->dsl != NULL)
-        t->st =
-            dsl_run(t->job.run->dsl, &t->ctx, t->job.run->input, &output, t->err, sizeof(t->err));
+    if (t->job.run->dsl != NULL) /* loaded, so the module is */
+        t->st = dslmod_get(t->err, sizeof(t->err))
+                    ->run(t->job.run->dsl, &t->ctx, t->job.run->input, &output, t->err,
+                          sizeof(t->err));
     else
         t->st = t->job.run->wf->fn(&t->ctx, t->job.run->input, &output);
     if (t->st == WF_OK && t->cmd == C_NONE) {

@@ -45,6 +45,7 @@
 
 #include "chan.h"
 #include "config.h"
+#include "dslmod.h"
 #include "exitcodes.h"
 #include "jsonutil.h"
 #include "loader.h"
@@ -643,6 +644,10 @@ int worker_main(int argc, char **argv)
     }
     /* The server's identity first (before the death signal: a credential
      * change resets it). */
+    /* The declarative module's file may lie where only the server's user
+     * can read (a build tree): opened before the privileges and the
+     * sandbox go; loaded only if the project has a definition. */
+    dslmod_open_early();
     if (privs_drop(err, sizeof(err)) < 0) {
         log_error("%s", err);
         return WF_EXIT_SYSCALL;
