@@ -818,7 +818,8 @@ struct dsl_def *dsl_check(const char *text, size_t len, const char *name, int do
         dsl_free(d);
         return NULL;
     }
-    qsort(d->exprs, d->nexprs, sizeof(d->exprs[0]), cmp_node);
+    if (d->nexprs > 0)
+        qsort(d->exprs, d->nexprs, sizeof(d->exprs[0]), cmp_node);
     return d;
 }
 

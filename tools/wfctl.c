@@ -579,12 +579,13 @@ static int wait_run(const struct ctl_client *c, const char *id, long timeout_s)
             ctl_reply_free(&r);
             return ok ? CTL_EXIT_OK : CTL_EXIT_REFUSED;
         }
-        ctl_reply_free(&r);
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec - t0.tv_sec >= timeout_s) {
             ctl_error("run %s is still %s after %ld s", id, st, timeout_s);
+            ctl_reply_free(&r); /* st points into it */
             return CTL_EXIT_REFUSED;
         }
+        ctl_reply_free(&r);
         usleep((useconds_t)delay_ms * 1000);
         if (delay_ms < 500)
             delay_ms *= 2;
