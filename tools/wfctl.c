@@ -24,6 +24,7 @@
 
 #include "client.h"
 #include "deploy.h"
+#include "follow.h"
 
 #define CTL_DEFAULT_URL "http://127.0.0.1:3011"
 
@@ -47,6 +48,7 @@ static int cmd_run(const struct ctl_client *c, int argc, char **argv);
 static int cmd_get(const struct ctl_client *c, int argc, char **argv);
 static int cmd_ls(const struct ctl_client *c, int argc, char **argv);
 static int cmd_run_call(const struct ctl_client *c, int argc, char **argv);
+static int cmd_events(const struct ctl_client *c, int argc, char **argv);
 
 static const struct command commands[] = {
     {"deploy", "--project P FILE.so|FILE.c ...", "check plugins locally, upload their code",
@@ -66,6 +68,7 @@ static const struct command commands[] = {
     {"signal", "RUN NAME ['JSON']", "send signal NAME with a JSON payload to a run", cmd_run_call},
     {"cancel", "RUN", "cancel a run (at its next step when a worker holds it)", cmd_run_call},
     {"retry", "RUN", "resume a failed run from its failed step", cmd_run_call},
+    {"events", "RUN [--output text|json]", "follow a run live until it ends", cmd_events},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -104,6 +107,10 @@ static void command_usage(FILE *f, const struct command *cmd)
 {
     if (cmd->fn == cmd_deploy) {
         ctl_deploy_usage(f);
+        return;
+    }
+    if (cmd->fn == cmd_events) {
+        ctl_events_usage(f);
         return;
     }
     fprintf(f, "usage: wfctl %s %s\n\n%c%s.\n", cmd->name, cmd->args,
@@ -259,6 +266,11 @@ static int call(const struct ctl_client *c, const char *method, const char *path
 static int cmd_deploy(const struct ctl_client *c, int argc, char **argv)
 {
     return ctl_deploy_main(c, argc, argv);
+}
+
+static int cmd_events(const struct ctl_client *c, int argc, char **argv)
+{
+    return ctl_events_main(c, argc, argv);
 }
 
 static int cmd_projects(const struct ctl_client *c, int argc, char **argv)

@@ -13,7 +13,10 @@
  *     writes 600 KB of events: core's memory stays bounded, and once it
  *     reads again every event arrives, in order;
  *   - 1,000 idle subscribers cost core less than 20 MiB and /health still
- *     answers.
+ *     answers;
+ *   - `wfctl events RUN --output json` follows a run to its end: one JSON
+ *     object per line, every step once, exit 0 (WFCTL_BIN; skipped when
+ *     unset).
  * The SSE client below speaks HTTP/1.1 over a plain loopback socket
  * (chunked body), so a test can hold many streams and choose when to read.
  * Every wait is bounded.
@@ -606,6 +609,46 @@ static void test_idle(pid_t core)
         sse_close(&ss[i]);
 }
 
+static void test_wfctl(void)
+{
+    const char *bin = getenv("WFCTL_BIN");
+    char in[512], id[64], cmd[1024], line[8192];
+    int steps[4] = {0, 0, 0, 0}, lines = 0, bad = 0, completed = 0, st;
+    FILE *p;
+
+    if (bin == NULL) {
+        fprintf(stderr, "  WFCTL_BIN unset: wfctl events not tested\n");
+        return;
+    }
+    snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"n\":4,\"step_ms\":50}", dir);
+    start_run("steps", in, id, sizeof(id));
+    snprintf(cmd, sizeof(cmd), "timeout 30 '%s' --url http://127.0.0.1:%d events %s --output json",
+             bin, srv.port, id);
+    p = popen(cmd, "r");
+    if (!CHECK(p != NULL))
+        return;
+    while (fgets(line, sizeof(line), p) != NULL) {
+        cJSON *j = cJSON_Parse(line);
+        long long seq = th_json_num(j, "seq");
+        const char *status = th_json_str(j, "status");
+        lines++;
+        if (j == NULL)
+            bad++;
+        else if (seq >= 0 && seq < 4)
+            steps[seq]++;
+        else if (status != NULL && strcmp(status, "completed") == 0)
+            completed++;
+        cJSON_Delete(j);
+    }
+    st = pclose(p);
+    CHECK_EQ_INT(st, 0);
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(completed, 1);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ_INT(steps[i], 1);
+    fprintf(stderr, "  wfctl events printed %d lines\n", lines);
+}
+
 int main(void)
 {
     struct th_db db;
@@ -647,6 +690,7 @@ int main(void)
     test_project();
     test_errors();
     test_slow_reader(core);
+    test_wfctl();
     test_idle(core);
 out:
     th_down(&db, &srv, pg);
