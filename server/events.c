@@ -686,7 +686,7 @@ static void answer(struct ev_client *cl, const struct dbq_result *r)
     if (!found) {
         if (cl->state == EVS_OPENING) {
             cl->state = EVS_DONE;
-            http_finish_error(cl->req, MHD_HTTP_NOT_FOUND, "%s %s not found",
+            http_finish_error(cl->req, MHD_HTTP_NOT_FOUND, "%s \"%s\" not found",
                               cl->kind == EVK_RUN ? "execution" : "project", cl->key);
             cl->req = NULL;
         } else {
@@ -859,7 +859,9 @@ static enum MHD_Result subscribe(struct core *c, struct MHD_Connection *conn, st
     if (last != NULL &&
         (kind == EVK_RUN ? parse_run_id(last, cl) : parse_project_id(last, cl)) < 0) {
         client_unref(cl);
-        return http_send_error(conn, MHD_HTTP_BAD_REQUEST, "malformed Last-Event-ID");
+        return http_send_error(
+            conn, MHD_HTTP_BAD_REQUEST,
+            "invalid Last-Event-ID: pass the id of an event of this stream as it is");
     }
     http_defer(r);
     if (core_post(c, subscribe_task, cl) < 0) {
@@ -873,7 +875,7 @@ enum MHD_Result api_events_execution(struct core *c, struct MHD_Connection *conn
                                      struct http_req *r, const char *const *args)
 {
     if (!api_exec_valid_uuid(args[0]))
-        return http_send_error(conn, MHD_HTTP_BAD_REQUEST, "invalid execution id");
+        return http_send_error(conn, MHD_HTTP_BAD_REQUEST, "invalid execution id: must be a UUID");
     return subscribe(c, conn, r, EVK_RUN, args[0]);
 }
 
@@ -881,7 +883,8 @@ enum MHD_Result api_events_project(struct core *c, struct MHD_Connection *conn, 
                                    const char *const *args)
 {
     if (!ju_valid_id(args[0]))
-        return http_send_error(conn, MHD_HTTP_BAD_REQUEST, "invalid project id");
+        return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
+                               "invalid project id: must match ^[A-Za-z0-9_-]{1,64}$");
     return subscribe(c, conn, r, EVK_PROJECT, args[0]);
 }
 

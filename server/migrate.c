@@ -371,7 +371,8 @@ static const struct migration migrations[] = {
       * past h wait for a later call; a last row with a NULL id says some
       * do. Transactions open longer than 5 s are not waited for (ours last
       * milliseconds; an operator's session left open must not stall every
-      * stream). p_after_us NULL: only the starting point (h) is returned. */
+      * stream). p_after_us NULL: the starting point is h, returned first
+      * with a NULL id (then only the marker can follow). */
      "CREATE FUNCTION wf_project_events(p_project text, p_after_us bigint, p_after_id uuid,"
      "  p_limit int) RETURNS TABLE (key_us bigint, id uuid, ev text)"
      "  LANGUAGE plpgsql VOLATILE AS $f$"
@@ -385,10 +386,11 @@ static const struct migration migrations[] = {
      "  IF p_after_us IS NULL THEN"
      "   RETURN QUERY SELECT (extract(epoch FROM date_trunc('second', h))::bigint * 1000000"
      "    + extract(microseconds FROM h)::bigint % 1000000), NULL::uuid, NULL::text;"
-     "   RETURN;"
+     "   v_after := h;"
+     "  ELSE"
+     "   v_after := to_timestamp(p_after_us / 1000000) + (p_after_us % 1000000)"
+     "    * interval '1 microsecond';"
      "  END IF;"
-     "  v_after := to_timestamp(p_after_us / 1000000) + (p_after_us % 1000000)"
-     "   * interval '1 microsecond';"
      "  RETURN QUERY SELECT extract(epoch FROM date_trunc('second', e.updated_at))::bigint"
      "    * 1000000 + extract(microseconds FROM e.updated_at)::bigint % 1000000, e.id,"
      "   jsonb_build_object('executionId', e.id, 'projectId', e.project_id,"
