@@ -7,6 +7,8 @@
  *   - a reconnect with Last-Event-ID in the middle of a run misses nothing
  *     and repeats nothing; one after the end sends nothing more;
  *   - a project stream: its ready event, the runs' changes, a resume;
+ *   - a failed run retried: the stream says "retry" and sends the new
+ *     history; a resume from before the retry does the same;
  *   - errors: malformed ids 400, unknown run or project 404, a malformed
  *     Last-Event-ID 400;
  *   - a client that stops reading (small receive buffer) while a run
@@ -14,6 +16,7 @@
  *     reads again every event arrives, in order;
  *   - 1,000 idle subscribers cost core less than 20 MiB and /health still
  *     answers;
+ *   - a clean shutdown with streams open ends them and exits 0;
  *   - `wfctl events RUN --output json` follows a run to its end: one JSON
  *     object per line, every step once, exit 0 (WFCTL_BIN; skipped when
  *     unset).
@@ -151,7 +154,7 @@ static int sse_headers(struct sse *s, int ms)
             s->raw[s->rlen] = '\0';
             end = strstr(s->raw, "\r\n\r\n");
             if (end != NULL) {
-                s->status = atoi(s->raw + 9);
+                s->status = (int)strtol(s->raw + 9, NULL, 10);
                 raw_consume(s, (size_t)(end + 4 - s->raw));
                 return s->status;
             }
@@ -510,6 +513,87 @@ static void test_project(void)
     sse_close(&s);
 }
 
+/* Reads events until a final run status; appends "<event>:<seq or
+ * status>" for each to out (space-separated). Returns 0, or -1 on timeout. */
+static int collect(struct sse *s, char *out, size_t len, int ms)
+{
+    long long until = th_now_ms() + ms;
+
+    out[0] = '\0';
+    while (th_now_ms() < until) {
+        struct sse_ev ev;
+        cJSON *j;
+        char item[96];
+        const char *st;
+        int fin = 0;
+        if (sse_next(s, &ev, 200) != 1)
+            continue;
+        j = cJSON_Parse(ev.data != NULL ? ev.data : "");
+        st = th_json_str(j, "status");
+        if (strcmp(ev.event, "step") == 0)
+            snprintf(item, sizeof(item), "step:%lld:%s", th_json_num(j, "seq"), st ? st : "?");
+        else
+            snprintf(item, sizeof(item), "%s:%s", ev.event, st ? st : "-");
+        if (strcmp(ev.event, "run") == 0 && st != NULL &&
+            (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0))
+            fin = 1;
+        snprintf(out + strlen(out), len - strlen(out), "%s%s", out[0] ? " " : "", item);
+        cJSON_Delete(j);
+        free(ev.data);
+        if (fin)
+            return 0;
+    }
+    return -1;
+}
+
+static void test_retry(void)
+{
+    char in[512], id[64], path[200], got[1024], last[160] = "";
+    struct sse s;
+    struct sse_ev ev;
+
+    snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"key\":\"ev-retry\",\"failures\":3}", dir);
+    start_run("retrying", in, id, sizeof(id));
+    snprintf(path, sizeof(path), "/executions/%s/events", id);
+    if (!CHECK(sse_open(&s, path, NULL, 0) == 0))
+        return;
+    CHECK_EQ_INT(sse_headers(&s, 5000), 200);
+    CHECK(collect(&s, got, sizeof(got), 20000) == 0);
+    fprintf(stderr, "  before the retry: %s\n", got);
+    CHECK(strstr(got, "step:0:failed") != NULL);
+    CHECK(strstr(got, "run:failed") != NULL);
+    sse_close(&s);
+    /* the id of the final "failed" event, to resume from later */
+    if (CHECK(sse_open(&s, path, NULL, 0) == 0)) {
+        CHECK_EQ_INT(sse_headers(&s, 5000), 200);
+        while (sse_next(&s, &ev, 500) == 1) {
+            snprintf(last, sizeof(last), "%s", ev.id);
+            free(ev.data);
+        }
+        sse_close(&s);
+    }
+    if (!CHECK(sse_open(&s, path, last, 0) == 0))
+        return;
+    CHECK_EQ_INT(sse_headers(&s, 5000), 200);
+    snprintf(path, sizeof(path), "/executions/%s/retry", id);
+    CHECK_EQ_INT(th_http_json(&srv, "POST", path, NULL, NULL), 202);
+    CHECK(collect(&s, got, sizeof(got), 20000) == 0);
+    fprintf(stderr, "  after the retry: %s\n", got);
+    CHECK(strncmp(got, "retry:", 6) == 0);
+    CHECK(strstr(got, "step:0:completed") != NULL);
+    CHECK(strstr(got, "step:0:failed") == NULL);
+    CHECK(strstr(got, "run:completed") != NULL);
+    sse_close(&s);
+    /* resumed from before the retry, after it: the same */
+    snprintf(path, sizeof(path), "/executions/%s/events", id);
+    if (!CHECK(sse_open(&s, path, last, 0) == 0))
+        return;
+    CHECK_EQ_INT(sse_headers(&s, 5000), 200);
+    CHECK(collect(&s, got, sizeof(got), 10000) == 0);
+    CHECK_STR(got, "retry:- step:0:completed run:completed");
+    sse_close(&s);
+}
+
 static void test_errors(void)
 {
     static const char *const bad_last[] = {"Last-Event-ID: x.1", NULL};
@@ -530,6 +614,10 @@ static void test_errors(void)
     CHECK_EQ_INT(th_http_ex(&srv, "GET", path, NULL, 0, bad_last, 5000, &r), 400);
     th_reply_free(&r);
     CHECK_EQ_INT(th_http_ex(&srv, "GET", "/projects/p/events", NULL, 0, bad_last, 5000, &r), 400);
+    th_reply_free(&r);
+    /* HEAD: the headers of a stream, and the request ends */
+    CHECK_EQ_INT(th_http_ex(&srv, "HEAD", path, NULL, 0, NULL, 5000, &r), 200);
+    CHECK(r.headers != NULL && strstr(r.headers, "text/event-stream") != NULL);
     th_reply_free(&r);
 }
 
@@ -649,6 +737,48 @@ static void test_wfctl(void)
     fprintf(stderr, "  wfctl events printed %d lines\n", lines);
 }
 
+/* Skips events until the stream ends (-1) or none comes for 5 s (0). */
+static int read_to_end(struct sse *s)
+{
+    struct sse_ev ev;
+    int rc;
+
+    for (int i = 0; i < 1000; i++) {
+        rc = sse_next(s, &ev, 5000);
+        if (rc != 1)
+            return rc;
+        free(ev.data);
+    }
+    return 0;
+}
+
+/* Last: SIGTERM with a stream open (suspended, waiting) and one of a
+ * finished run: the server ends both and exits 0. */
+static void test_shutdown(void)
+{
+    struct sse a, b;
+    struct sse_ev ev;
+    char path[160];
+
+    snprintf(path, sizeof(path), "/executions/%s/events", done_run);
+    if (!CHECK(sse_open(&a, "/projects/p/events", NULL, 0) == 0))
+        return;
+    if (!CHECK(sse_open(&b, path, NULL, 0) == 0)) {
+        sse_close(&a);
+        return;
+    }
+    CHECK_EQ_INT(sse_headers(&a, 5000), 200);
+    CHECK_EQ_INT(sse_headers(&b, 5000), 200);
+    CHECK_EQ_INT(sse_next(&a, &ev, 5000), 1);
+    free(ev.data);
+    CHECK_EQ_INT(th_server_stop(&srv, 20000), 0);
+    /* both streams end: no hang */
+    CHECK_EQ_INT(read_to_end(&a), -1);
+    CHECK_EQ_INT(read_to_end(&b), -1);
+    sse_close(&a);
+    sse_close(&b);
+}
+
 int main(void)
 {
     struct th_db db;
@@ -678,8 +808,15 @@ int main(void)
     if (rc != 0)
         goto out;
     CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects", "{\"id\":\"p\"}", NULL), 201);
-    CHECK(th_put_plugin(&srv, "/projects/p/workflows/steps", "engine_recorder", NULL) / 100 == 2);
-    CHECK(th_put_plugin(&srv, "/projects/p/activities/record", "engine_recorder", NULL) / 100 == 2);
+    {
+        static const char *const code[] = {"workflows/steps", "workflows/retrying",
+                                           "activities/record", "activities/flaky"};
+        for (size_t i = 0; i < sizeof(code) / sizeof(code[0]); i++) {
+            char path[128];
+            snprintf(path, sizeof(path), "/projects/p/%s", code[i]);
+            CHECK(th_put_plugin(&srv, path, "engine_recorder", NULL) / 100 == 2);
+        }
+    }
     CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p", NULL), 200);
     core = th_proc_child(srv.pid, "wf-core");
     if (!CHECK(core > 0))
@@ -688,10 +825,12 @@ int main(void)
     test_order();
     test_resume();
     test_project();
+    test_retry();
     test_errors();
     test_slow_reader(core);
     test_wfctl();
     test_idle(core);
+    test_shutdown();
 out:
     th_down(&db, &srv, pg);
     {
