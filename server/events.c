@@ -61,7 +61,6 @@
 #define EV_TICK_MS 100        /* retries, sweeps and keep-alives this often */
 #define EV_KEEPALIVE_MS 15000 /* a comment line after this long without a write */
 #define EV_BUF_FIRST 1024     /* a buffer's first allocation */
-#define EV_BUF_KEEP 0         /* a drained buffer larger than this is freed */
 /* libmicrohttpd allocates (and zeroes) a buffer of this size with each
  * callback response, for the stream's whole life: small, or 1,000 idle
  * streams cost 16 MB of it. */
@@ -237,12 +236,11 @@ static ssize_t read_cb(void *cls, uint64_t pos, char *out, size_t max)
         memcpy(out, cl->buf + cl->off, n);
         cl->off += n;
         if (cl->off == cl->len) {
+            /* drained: an idle stream holds no buffer */
             cl->off = cl->len = 0;
-            if (cl->cap > EV_BUF_KEEP) {
-                free(cl->buf);
-                cl->buf = NULL;
-                cl->cap = 0;
-            }
+            free(cl->buf);
+            cl->buf = NULL;
+            cl->cap = 0;
             if (cl->want_drain) {
                 /* the loop held back a read for room: it has it now */
                 cl->want_drain = 0;
@@ -664,6 +662,13 @@ static void on_answer(void *arg, const struct dbq_result *r)
         kick(ev);
 }
 
+/*
+ * A read's outcome for cl: a stream still opening gets its reply (503,
+ * 404, or the stream with its first events); an open one gets the events
+ * the rows hold past its cursor, and reads again at once when the rows
+ * stopped short or a notification came meanwhile. A failed read is tried
+ * again at the tick; a run or project gone ends the stream.
+ */
 static void answer(struct ev_client *cl, const struct dbq_result *r)
 {
     int found, again;
