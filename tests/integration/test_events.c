@@ -16,6 +16,8 @@
  *     reads again every event arrives, in order;
  *   - 1,000 idle subscribers cost core less than 20 MiB and /health still
  *     answers;
+ *   - a second server on the same database (another host id, no worker)
+ *     streams a run the first one executes: events come from the rows;
  *   - a clean shutdown with streams open ends them and exits 0;
  *   - `wfctl events RUN --output json` follows a run to its end: one JSON
  *     object per line, every step once, exit 0 (WFCTL_BIN; skipped when
@@ -38,6 +40,7 @@
 #include "harness.h"
 
 static struct th_server srv;
+static struct th_server *sse_srv = &srv; /* where sse_open connects */
 static PGconn *pg;
 static char dir[256];
 
@@ -90,7 +93,7 @@ static int sse_open(struct sse *s, const char *path, const char *last, int rcvbu
         (void)setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;
-    a.sin_port = htons((unsigned short)srv.port);
+    a.sin_port = htons((unsigned short)sse_srv->port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(s->fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
         perror("connect");
@@ -737,6 +740,41 @@ static void test_wfctl(void)
     fprintf(stderr, "  wfctl events printed %d lines\n", lines);
 }
 
+static void test_other_host(const struct th_db *db)
+{
+    static struct th_server b;
+    char in[512], id[64], path[160], rw[300];
+    const char *ov[4];
+    struct sse s;
+    struct run_log lg;
+
+    snprintf(rw, sizeof(rw), "WF_SANDBOX_RW_PATHS=%s", dir);
+    ov[0] = rw;
+    ov[1] = "WF_HOST_ID=otherhost";
+    ov[2] = "LOG_LEVEL=info";
+    ov[3] = NULL;
+    if (!CHECK(th_server_start(&b, db, ov) == 0))
+        goto out;
+    snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"n\":4,\"step_ms\":50}", dir);
+    start_run("steps", in, id, sizeof(id)); /* on the first server, whose worker runs p */
+    snprintf(path, sizeof(path), "/executions/%s/events", id);
+    sse_srv = &b;
+    if (CHECK(sse_open(&s, path, NULL, 0) == 0)) {
+        CHECK_EQ_INT(sse_headers(&s, 5000), 200);
+        run_log_init(&lg);
+        CHECK(follow_run(&s, &lg, 20000, 0) == 0);
+        CHECK_STR(lg.status, "completed");
+        CHECK_EQ_INT(lg.next_seq, 4);
+        for (int i = 0; i < 4; i++)
+            CHECK_EQ_INT(lg.steps[i], 1);
+        CHECK(lg.order_ok);
+        sse_close(&s);
+    }
+out:
+    sse_srv = &srv;
+    th_server_cleanup(&b);
+}
+
 /* Skips events until the stream ends (-1) or none comes for 5 s (0). */
 static int read_to_end(struct sse *s)
 {
@@ -830,6 +868,7 @@ int main(void)
     test_slow_reader(core);
     test_wfctl();
     test_idle(core);
+    test_other_host(&db);
     test_shutdown();
 out:
     th_down(&db, &srv, pg);
