@@ -18,8 +18,10 @@
  * suspends the connection and the loop resumes it when it appends. Reads
  * are paced by the client: once its buffer is more than half full nothing
  * more is read from the database for it until the callback has emptied
- * it, so a client that stops reading holds at most that (and is closed by
- * libmicrohttpd's 30 s timeout if it never reads again). An event that
+ * it, so a client that stops reading costs core at most that; the rest
+ * waits in the kernel's socket buffer (bounded by net.ipv4.tcp_wmem),
+ * and while the kernel takes bytes the stream stays open (measured:
+ * test_events). An event that
  * would still overflow the buffer closes the stream; the client reconnects
  * with its Last-Event-ID and misses nothing, because events are read again
  * from the database (outputs and errors over 4 KiB are left out of events,
