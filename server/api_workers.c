@@ -28,6 +28,7 @@
 #include "apibody.h"
 #include "ctlpool.h"
 #include "dbq.h"
+#include "events.h"
 #include "log.h"
 #include "mgrlink.h"
 #include "wview.h"
@@ -192,6 +193,9 @@ enum MHD_Result api_metrics(struct core *c, struct MHD_Connection *conn, struct 
         http_body_budget(&used, &peak, &budget);
         series(buf, cap, &pos, "wf_http_connections", "gauge", "Open HTTP connections.",
                (unsigned long long)http_open_connections());
+        series(buf, cap, &pos, "wf_event_streams", "gauge",
+               "Open live event streams (GET .../events).",
+               (unsigned long long)events_open_streams(c->events));
         series(buf, cap, &pos, "wf_http_body_bytes_buffered", "gauge",
                "Request-body bytes reserved by requests in progress.", (unsigned long long)used);
         series(buf, cap, &pos, "wf_http_body_bytes_buffered_max", "gauge",

@@ -39,6 +39,7 @@
 #include "ctlpool.h"
 #include "db.h"
 #include "dbq.h"
+#include "events.h"
 #include "exitcodes.h"
 #include "hostlock.h"
 #include "http.h"
@@ -586,8 +587,9 @@ static int build(struct core *c, int ctl_fd)
                                            : NULL;
     c->engine = c->lc != NULL ? engine_new(cfg, c->loop, c->dbq, &eenv) : NULL;
     c->sched = schedules_new(cfg->database_url, &sched_opt, cfg->schedule_grace_ms);
+    c->events = events_new(c);
     if (c->pool == NULL || c->af == NULL || c->view == NULL || c->wc == NULL || c->lc == NULL ||
-        c->engine == NULL || c->sched == NULL) {
+        c->engine == NULL || c->sched == NULL || c->events == NULL) {
         log_error("could not set up core's modules");
         return -1;
     }
@@ -625,6 +627,10 @@ static void shutdown_core(struct core *c)
     __atomic_store_n(&c->stopping, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&c->post_mu);
     http_quiesce(c);
+    /* Event streams end now (none stays suspended); those still opening
+     * are answered 503 by their query's callback, at the latest in
+     * dbq_free below. */
+    events_stop(c->events);
     /* 2. Tasks already posted run (and see core stopping); waiting manager
      * calls and control-plane jobs are answered. */
     (void)loop_turn(c->loop, 0);
@@ -673,6 +679,8 @@ static void shutdown_core(struct core *c)
     c->ml = NULL;
     /* 6. Only now may libmicrohttpd stop: no connection is suspended. */
     http_stop(c);
+    events_free(c->events);
+    c->events = NULL;
     loadcode_free(c->lc);
     engine_free(c->engine);
     c->engine = NULL;

@@ -13,6 +13,7 @@
  *   view      the worker view and rows (wview.h): loop writes, HTTP reads
  *   wc        the worker channels (wconn.h), loop only
  *   lc        the code loader (loadcode.h), loop only
+ *   events    the live event streams (events.h): loop, and its routes
  * Threads: the loop thread owns everything marked "loop only"; HTTP threads
  * reach it only through core_post, never by touching its modules.
  */
@@ -39,6 +40,7 @@ struct wview;
 struct wconns;
 struct loadcode;
 struct hostlock;
+struct events;
 
 #define CORE_HIST_BUCKETS 12
 
@@ -76,6 +78,7 @@ struct core {
     struct loadcode *lc;
     struct engine *engine;
     struct schedules *sched; /* the firing thread (schedules.h) */
+    struct events *events; /* live event streams (events.h); set before HTTP starts */
 
     struct MHD_Daemon *httpd;
     struct MHD_Response *health[2]; /* /health replies: [0] database down, [1] ok */

@@ -49,7 +49,9 @@
  * A deferred request's reply crosses threads through the request itself:
  * the finisher writes reply_status/reply_body, then sets ready with release
  * order and resumes the connection; the MHD thread reads ready with acquire
- * order in the resumed callback before it touches the reply.
+ * order in the resumed callback before it touches the reply. The reply is
+ * JSON, or a response the route made itself (http_finish_response: the
+ * event streams' callback responses, events.c).
  */
 #include "http.h"
 
@@ -75,6 +77,7 @@
 #include "api_workers.h"
 #include "config.h"
 #include "ctlpool.h"
+#include "events.h"
 #include "log.h"
 
 #define HTTP_CONN_TIMEOUT_S 30
@@ -86,6 +89,12 @@
 #define HTTP_EVICT_MIN_AGE_MS 500  /* a connection younger than this is never evicted */
 #define HTTP_LOG_INTERVAL_MS 10000 /* one line per message kind this often */
 #define HTTP_LOG_KINDS 32          /* distinct message kinds rate-limited apart */
+/* libmicrohttpd's memory pool per connection (its default is 32 KiB): the
+ * request line and headers, and the I/O buffers, about half each. A
+ * connection touches a few scattered pages of it and keeps them for its
+ * life, which for an event stream (events.c) is long: 16 KiB keeps 1,000
+ * idle streams under 20 MiB and still holds any request header we accept. */
+#define HTTP_CONN_MEMORY (16 * 1024)
 
 typedef enum MHD_Result (*route_fn)(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                                     const char *const *args);
@@ -139,6 +148,8 @@ static const struct route routes[] = {
     {"POST", "/schedules/*/pause", 0, 0, NULL, api_schedules_pause},
     {"POST", "/schedules/*/resume", 0, 0, NULL, api_schedules_resume},
     {"DELETE", "/schedules/*", 0, 0, NULL, api_schedules_delete},
+    {"GET", "/executions/*/events", 0, 0, api_events_execution, NULL},
+    {"GET", "/projects/*/events", 0, 0, api_events_project, NULL},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -216,6 +227,14 @@ void http_finish(struct http_req *r, unsigned status, cJSON *body)
 {
     r->reply_status = status;
     r->reply_body = body;
+    __atomic_store_n(&r->ready, 1, __ATOMIC_RELEASE);
+    MHD_resume_connection(r->conn);
+}
+
+void http_finish_response(struct http_req *r, unsigned status, struct MHD_Response *resp)
+{
+    r->reply_status = status;
+    r->reply_resp = resp;
     __atomic_store_n(&r->ready, 1, __ATOMIC_RELEASE);
     MHD_resume_connection(r->conn);
 }
@@ -999,6 +1018,16 @@ static enum MHD_Result send_deferred(struct MHD_Connection *conn, struct http_re
 
     r->reply_body = NULL;
     r->responded = 1;
+    if (r->reply_resp != NULL) {
+        struct MHD_Response *resp = r->reply_resp;
+        enum MHD_Result ret;
+
+        r->reply_resp = NULL;
+        cJSON_Delete(body);
+        ret = MHD_queue_response(conn, r->reply_status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
     if (body == NULL)
         body = cJSON_CreateObject();
     return http_send_json(conn, r->reply_status, body);
@@ -1064,6 +1093,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     body_release(r);
     free(r->query);
     cJSON_Delete(r->reply_body);
+    if (r->reply_resp != NULL)
+        MHD_destroy_response(r->reply_resp);
     if (r->work != NULL) {
         if (r->work_free != NULL)
             r->work_free(r->work);
@@ -1133,11 +1164,12 @@ int http_start(struct core *c, int listen_fd)
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, c,
-        MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections_per_ip, MHD_OPTION_NOTIFY_CONNECTION, on_connection, c,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, c, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)HTTP_CONN_MEMORY, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, c, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        c, MHD_OPTION_END);
     if (c->httpd == NULL) {
         log_error("could not start the HTTP server");
         reaper_stop();

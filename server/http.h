@@ -54,6 +54,7 @@ struct http_req {
     int ready;             /* __atomic: reply below is set and the connection resumed */
     unsigned reply_status; /* with reply_body (owned) */
     cJSON *reply_body;
+    struct MHD_Response *reply_resp; /* or a response of the route's own (owned) */
     /* Route-specific state of a deferred request, freed with the request. */
     void *work;
     void (*work_free)(void *work);
@@ -82,6 +83,11 @@ void http_defer(struct http_req *r);
 /* Any thread, once per deferred request: sets the reply (body taken; NULL
  * for none) and resumes the connection, which then sends it. */
 void http_finish(struct http_req *r, unsigned status, cJSON *body);
+
+/* Any thread, once per deferred request, instead of http_finish: the
+ * reply is resp (taken: queued with status on the MHD thread, or destroyed
+ * with the request if it never is). */
+void http_finish_response(struct http_req *r, unsigned status, struct MHD_Response *resp);
 
 /* http_finish with {"success":false,"error":<formatted>}. */
 void http_finish_error(struct http_req *r, unsigned status, const char *fmt, ...)

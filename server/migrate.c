@@ -344,6 +344,110 @@ static const struct migration migrations[] = {
      "CREATE INDEX schedules_project_idx ON schedules (project_id, created_at, id);"
      "CREATE INDEX schedules_due_idx ON schedules (next_fire_at)"
      "  WHERE NOT paused AND next_fire_at IS NOT NULL;"},
+    {9, "live run events",
+     /* Server-sent events (server/events.c, DESIGN §5.1). Every statement
+      * that writes runs or steps announces the projects it touched with
+      * NOTIFY wf_events, inside its own transaction, so a notification
+      * means "committed" and PostgreSQL folds the repeats of one
+      * transaction into one (one per project and commit batch). Statement
+      * triggers, not row triggers: the run path writes many rows per
+      * statement. retries counts wf_retry calls: a retry rewrites a run's
+      * history from its failed step on, and a run stream's event id
+      * carries it to notice. A project stream reads the rows changed since
+      * its cursor through a BRIN index on updated_at: rows are written
+      * roughly in updated_at order, so the recent ones sit in the last
+      * page ranges, and a BRIN index costs a run's writes almost nothing
+      * (a btree on (project_id, updated_at, id) was measured at about a
+      * tenth of PostgreSQL's time per run: every run write is a non-HOT
+      * update that inserts into each btree). wf_project_events reads up to
+      * the start of the oldest transaction still open, so that a row
+      * committed late with an older updated_at is never skipped. */
+     "ALTER TABLE executions ADD COLUMN retries integer NOT NULL DEFAULT 0;"
+     "CREATE INDEX executions_updated_brin_idx ON executions USING brin (updated_at);"
+     "CREATE FUNCTION wf_events_notify() RETURNS trigger LANGUAGE plpgsql AS $f$"
+     " BEGIN"
+     "  PERFORM pg_notify('wf_events', p) FROM (SELECT DISTINCT project_id AS p FROM wf_new) s;"
+     "  RETURN NULL;"
+     " END $f$;"
+     "CREATE TRIGGER executions_events_ins AFTER INSERT ON executions"
+     "  REFERENCING NEW TABLE AS wf_new FOR EACH STATEMENT EXECUTE FUNCTION wf_events_notify();"
+     "CREATE TRIGGER executions_events_upd AFTER UPDATE ON executions"
+     "  REFERENCING NEW TABLE AS wf_new FOR EACH STATEMENT EXECUTE FUNCTION wf_events_notify();"
+     "CREATE TRIGGER steps_events_ins AFTER INSERT ON steps"
+     "  REFERENCING NEW TABLE AS wf_new FOR EACH STATEMENT EXECUTE FUNCTION wf_events_notify();"
+     "CREATE TRIGGER steps_events_upd AFTER UPDATE ON steps"
+     "  REFERENCING NEW TABLE AS wf_new FOR EACH STATEMENT EXECUTE FUNCTION wf_events_notify();"
+     "CREATE OR REPLACE FUNCTION wf_retry(p_run uuid) RETURNS text LANGUAGE plpgsql AS $f$"
+     " DECLARE v_status text; v_project text; v_seq int;"
+     " BEGIN"
+     "  SELECT status, project_id INTO v_status, v_project FROM executions"
+     "   WHERE id = p_run FOR UPDATE;"
+     "  IF NOT FOUND THEN RETURN 'unknown'; END IF;"
+     "  IF v_status <> 'failed' THEN RETURN 'not-failed:' || v_status; END IF;"
+     "  SELECT max(seq) INTO v_seq FROM steps WHERE execution_id = p_run AND status = 'failed';"
+     "  IF v_seq IS NOT NULL THEN"
+     "   DELETE FROM steps WHERE execution_id = p_run AND seq >= v_seq; END IF;"
+     "  UPDATE executions SET status = 'pending', output = NULL, error = NULL,"
+     "   completed_at = NULL, run_at = clock_timestamp(), cancel_requested = false,"
+     "   lease_owner = NULL, lease_expires_at = NULL, updated_at = clock_timestamp(),"
+     "   retries = retries + 1"
+     "   WHERE id = p_run;"
+     "  PERFORM pg_notify('wf_runs', v_project);"
+     "  RETURN 'retried:' || v_project;"
+     " END $f$;"
+     /* A project stream's next rows after (p_after_us, p_after_id), in
+      * (updated_at, id) order, as (key_us, id, event JSON). The horizon h
+      * is read first, in a statement of its own, so the rows' snapshot is
+      * taken after it: every transaction of this database still open then
+      * began at or after h or is counted in it, and every writer sets
+      * updated_at to its clock_timestamp() or now(), never before its own
+      * start, so no row with updated_at < h can commit later. Rows at or
+      * past h wait for a later call; a last row with a NULL id says some
+      * do. Only client sessions count (autovacuum writes no row), and
+      * transactions open longer than 5 s are not waited for (ours last
+      * milliseconds; an operator's session left open must not stall every
+      * stream). p_after_us NULL: the starting point is h, returned first
+      * with a NULL id (then only the marker can follow). */
+     "CREATE FUNCTION wf_project_events(p_project text, p_after_us bigint, p_after_id uuid,"
+     "  p_limit int) RETURNS TABLE (key_us bigint, id uuid, ev text)"
+     /* the BRIN range scan, never a walk of the project's whole list */
+     "  LANGUAGE plpgsql VOLATILE SET enable_seqscan = off SET enable_indexscan = off AS $f$"
+     " DECLARE t0 timestamptz := clock_timestamp(); h timestamptz; v_after timestamptz;"
+     " BEGIN"
+     "  PERFORM pg_stat_clear_snapshot();"
+     "  SELECT min(a.xact_start) INTO h FROM pg_stat_activity a"
+     "   WHERE a.pid <> pg_backend_pid() AND a.datname = current_database()"
+     "   AND a.backend_type = 'client backend'"
+     "   AND a.xact_start IS NOT NULL AND a.xact_start > t0 - interval '5 seconds';"
+     "  h := least(coalesce(h, t0), t0);"
+     "  IF p_after_us IS NULL THEN"
+     "   RETURN QUERY SELECT (extract(epoch FROM date_trunc('second', h))::bigint * 1000000"
+     "    + extract(microseconds FROM h)::bigint % 1000000), NULL::uuid, NULL::text;"
+     "   v_after := h;"
+     "  ELSE"
+     "   v_after := to_timestamp(p_after_us / 1000000) + (p_after_us % 1000000)"
+     "    * interval '1 microsecond';"
+     "  END IF;"
+     "  RETURN QUERY SELECT extract(epoch FROM date_trunc('second', e.updated_at))::bigint"
+     "    * 1000000 + extract(microseconds FROM e.updated_at)::bigint % 1000000, e.id,"
+     "   jsonb_build_object('executionId', e.id, 'projectId', e.project_id,"
+     "    'workflow', e.workflow, 'status', e.status, 'retries', e.retries,"
+     "    'createdAt', to_char(e.created_at AT TIME ZONE 'UTC',"
+     "     'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+     "    'updatedAt', to_char(e.updated_at AT TIME ZONE 'UTC',"
+     "     'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+     "    'completedAt', to_char(e.completed_at AT TIME ZONE 'UTC',"
+     "     'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))::text"
+     "   FROM executions e WHERE e.project_id = p_project AND e.updated_at >= v_after"
+     "   AND (e.updated_at, e.id) > (v_after, coalesce(p_after_id,"
+     "    '00000000-0000-0000-0000-000000000000'::uuid))"
+     "   AND e.updated_at < h ORDER BY e.updated_at, e.id LIMIT p_limit;"
+     "  IF EXISTS (SELECT 1 FROM executions e WHERE e.project_id = p_project"
+     "   AND e.updated_at >= h AND (e.updated_at, e.id) > (v_after, coalesce(p_after_id,"
+     "    '00000000-0000-0000-0000-000000000000'::uuid))) THEN"
+     "   RETURN QUERY SELECT NULL::bigint, NULL::uuid, NULL::text;"
+     "  END IF;"
+     " END $f$;"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
