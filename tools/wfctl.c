@@ -275,465 +275,578 @@ static int cmd_deploy(const struct ctl_client *c, int argc, char **argv)
 static int cmd_schedule(const struct ctl_client *c, int argc, char **argv)
 {
     return ctl_schedule_main(c, argc, argv);
-    static int cmd_events(const struct ctl_client *c, int argc, char **argv)
-    {
-        return ctl_events_main(c, argc, argv);
-    }
+}
 
-    static int cmd_projects(const struct ctl_client *c, int argc, char **argv)
-    {
-        struct ctl_reply r;
-        const cJSON *p, *arr;
-        int rc, n, done;
+static int cmd_events(const struct ctl_client *c, int argc, char **argv)
+{
+    return ctl_events_main(c, argc, argv);
+}
 
-        rc = ctl_check_args(argc, argv, 0, 0, &n, &done);
-        if (rc != CTL_EXIT_OK || done)
-            return rc;
-        rc = ctl_call(c, "GET", "/projects", NULL, &r);
-        if (rc != CTL_EXIT_OK || c->json) {
-            ctl_reply_free(&r);
-            return rc;
-        }
-        arr = cJSON_GetObjectItemCaseSensitive(r.json, "projects");
-        if (cJSON_GetArraySize(arr) == 0) {
-            printf("no projects\n");
-        } else {
-            printf("%-38s %-30s %s\n", "ID", "NAME", "STATE");
-            cJSON_ArrayForEach(p, arr)
-            {
-                const char *name = ctl_str(p, "name"), *state = ctl_str(p, "desiredState");
-                printf("%-38s %-30s %s\n", ctl_str(p, "id") ? ctl_str(p, "id") : "?",
-                       name != NULL ? name : "", state != NULL ? state : "");
-            }
-        }
-        ctl_reply_free(&r);
-        return CTL_EXIT_OK;
-    }
+static int cmd_projects(const struct ctl_client *c, int argc, char **argv)
+{
+    struct ctl_reply r;
+    const cJSON *p, *arr;
+    int rc, n, done;
 
-    static int cmd_create_project(const struct ctl_client *c, int argc, char **argv)
-    {
-        struct ctl_reply r;
-        const cJSON *p;
-        cJSON *body;
-        int rc, n, done;
-
-        rc = ctl_check_args(argc, argv, 1, 2, &n, &done);
-        if (rc != CTL_EXIT_OK || done)
-            return rc;
-        body = cJSON_CreateObject();
-        if (body == NULL || cJSON_AddStringToObject(body, "id", argv[1]) == NULL ||
-            (n == 2 && cJSON_AddStringToObject(body, "name", argv[2]) == NULL)) {
-            cJSON_Delete(body);
-            ctl_error("could not build the request: out of memory");
-            return CTL_EXIT_REFUSED;
-        }
-        rc = ctl_call(c, "POST", "/projects", body, &r);
-        cJSON_Delete(body);
-        if (rc != CTL_EXIT_OK)
-            return rc;
-        p = cJSON_GetObjectItemCaseSensitive(r.json, "project");
-        if (!c->json)
-            printf("created project %s (%s)\n", ctl_str(p, "id") ? ctl_str(p, "id") : argv[1],
-                   ctl_str(p, "name") ? ctl_str(p, "name") : "");
-        ctl_reply_free(&r);
-        return CTL_EXIT_OK;
-    }
-
-    /* Prints one project's workflows or activities (key) as table rows. */
-    static void print_code_rows(const cJSON *reply, const char *key, const char *kind)
-    {
-        const cJSON *it;
-
-        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(reply, key))
-        {
-            const char *sha = ctl_str(it, "sha256");
-            printf("%-9s %-32s %7lld  %-12.12s  %-6s %lld\n", kind,
-                   ctl_str(it, "name") ? ctl_str(it, "name") : "?", num_or(it, "version", 0),
-                   sha != NULL ? sha : "-",
-                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "active")) ? "yes" : "no",
-                   num_or(it, "size", 0));
-        }
-    }
-
-    /* `wfctl list --project P`: the project's workflows and activities. */
-    static int list_project(const struct ctl_client *c, const char *project)
-    {
-        struct ctl_reply wf, act;
-        char path[256];
-        int rc;
-
-        if (ctl_path(path, sizeof(path), "/projects/%s/workflows", project) != 0)
-            return CTL_EXIT_USAGE;
-        rc = ctl_call(c, "GET", path, NULL, &wf);
-        if (rc != CTL_EXIT_OK)
-            return rc;
-        if (ctl_path(path, sizeof(path), "/projects/%s/activities", project) != 0) {
-            ctl_reply_free(&wf);
-            return CTL_EXIT_USAGE;
-        }
-        rc = ctl_call(c, "GET", path, NULL, &act);
-        if (rc != CTL_EXIT_OK) {
-            ctl_reply_free(&wf);
-            return rc;
-        }
-        if (!c->json) {
-            if (num_or(wf.json, "count", 0) + num_or(act.json, "count", 0) == 0) {
-                printf("project %s has no workflows or activities\n", project);
-            } else {
-                printf("%-9s %-32s %7s  %-12s  %-6s %s\n", "KIND", "NAME", "VERSION", "SHA256",
-                       "ACTIVE", "SIZE");
-                print_code_rows(wf.json, "workflows", "workflow");
-                print_code_rows(act.json, "activities", "activity");
-            }
-        }
-        ctl_reply_free(&wf);
-        ctl_reply_free(&act);
-        return CTL_EXIT_OK;
-    }
-
-    static int cmd_list(const struct ctl_client *c, int argc, char **argv)
-    {
-        const char *project = NULL;
-        struct ctl_reply r, st;
-        const cJSON *id;
-        char path[256], up[32], hb[32];
-        int rc, n, done, i, kept = 1;
-
-        /* take --project out, then the common checks on what is left */
-        for (i = 1; i < argc; i++) {
-            int m = ctl_opt_value(argc, argv, &i, "--project", &project);
-            if (m < 0)
-                return CTL_EXIT_USAGE;
-            if (m == 0)
-                argv[kept++] = argv[i];
-        }
-        rc = ctl_check_args(kept, argv, 0, 0, &n, &done);
-        if (rc != CTL_EXIT_OK || done)
-            return rc;
-        if (project != NULL)
-            return list_project(c, project);
-        rc = ctl_call(c, "GET", "/workers", NULL, &r);
-        if (rc != CTL_EXIT_OK || c->json) {
-            ctl_reply_free(&r);
-            return rc;
-        }
-        if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "workers")) == 0) {
-            printf("no workers running\n");
-            ctl_reply_free(&r);
-            return CTL_EXIT_OK;
-        }
-        printf("%-38s %-9s %-8s %-9s %-10s %s\n", "PROJECT", "STATUS", "PID", "UPTIME", "HEARTBEAT",
-               "RESTARTS");
-        cJSON_ArrayForEach(id, cJSON_GetObjectItemCaseSensitive(r.json, "workers"))
-        {
-            if (!cJSON_IsString(id))
-                continue;
-            if (ctl_path(path, sizeof(path), "/workers/status/%s", id->valuestring) != 0)
-                continue;
-            rc = ctl_request_json(c, "GET", path, NULL, &st);
-            if (rc != CTL_EXIT_OK)
-                break;
-            since(st.json, "startedAt", up, sizeof(up));
-            since(st.json, "lastHeartbeat", hb, sizeof(hb));
-            printf("%-38s %-9s %-8lld %-9s %-10s %lld\n", id->valuestring,
-                   ctl_str(st.json, "status") ? ctl_str(st.json, "status") : "?",
-                   num_or(st.json, "pid", 0), up, hb, num_or(st.json, "restarts", 0));
-            ctl_reply_free(&st);
-        }
+    rc = ctl_check_args(argc, argv, 0, 0, &n, &done);
+    if (rc != CTL_EXIT_OK || done)
+        return rc;
+    rc = ctl_call(c, "GET", "/projects", NULL, &r);
+    if (rc != CTL_EXIT_OK || c->json) {
         ctl_reply_free(&r);
         return rc;
     }
-
-    /* start, stop, restart: POST /workers/<cmd> {"projectId"} and its message. */
-    static int cmd_control(const struct ctl_client *c, int argc, char **argv)
-    {
-        struct ctl_reply r;
-        cJSON *body;
-        char path[64];
-        int rc, n, done;
-
-        rc = ctl_check_args(argc, argv, 1, 1, &n, &done);
-        if (rc != CTL_EXIT_OK || done)
-            return rc;
-        body = cJSON_CreateObject();
-        if (body == NULL || cJSON_AddStringToObject(body, "projectId", argv[1]) == NULL) {
-            cJSON_Delete(body);
-            ctl_error("could not build the request: out of memory");
-            return CTL_EXIT_REFUSED;
-        }
-        snprintf(path, sizeof(path), "/workers/%s", argv[0]);
-        rc = ctl_call(c, "POST", path, body, &r);
-        cJSON_Delete(body);
-        if (rc != CTL_EXIT_OK)
-            return rc;
-        if (!c->json) {
-            const char *msg = ctl_str(r.json, "message");
-            long long pid = num_or(r.json, "pid", 0);
-            if (pid > 0)
-                printf("%s (pid %lld)\n", msg != NULL ? msg : "done", pid);
-            else
-                printf("%s\n", msg != NULL ? msg : "done");
-        }
-        ctl_reply_free(&r);
-        return CTL_EXIT_OK;
-    }
-
-    /* Prints "  label: a, b, c" for a JSON array of strings. */
-    static void print_names(const char *label, const cJSON *arr)
-    {
-        const cJSON *it;
-        int first = 1;
-
-        printf("%-15s ", label);
-        cJSON_ArrayForEach(it, arr)
+    arr = cJSON_GetObjectItemCaseSensitive(r.json, "projects");
+    if (cJSON_GetArraySize(arr) == 0) {
+        printf("no projects\n");
+    } else {
+        printf("%-38s %-30s %s\n", "ID", "NAME", "STATE");
+        cJSON_ArrayForEach(p, arr)
         {
-            if (!cJSON_IsString(it))
-                continue;
-            printf("%s%s", first ? "" : ", ", it->valuestring);
-            first = 0;
+            const char *name = ctl_str(p, "name"), *state = ctl_str(p, "desiredState");
+            printf("%-38s %-30s %s\n", ctl_str(p, "id") ? ctl_str(p, "id") : "?",
+                   name != NULL ? name : "", state != NULL ? state : "");
         }
-        printf("%s\n", first ? "-" : "");
     }
+    ctl_reply_free(&r);
+    return CTL_EXIT_OK;
+}
 
-    static int cmd_status(const struct ctl_client *c, int argc, char **argv)
+static int cmd_create_project(const struct ctl_client *c, int argc, char **argv)
+{
+    struct ctl_reply r;
+    const cJSON *p;
+    cJSON *body;
+    int rc, n, done;
+
+    rc = ctl_check_args(argc, argv, 1, 2, &n, &done);
+    if (rc != CTL_EXIT_OK || done)
+        return rc;
+    body = cJSON_CreateObject();
+    if (body == NULL || cJSON_AddStringToObject(body, "id", argv[1]) == NULL ||
+        (n == 2 && cJSON_AddStringToObject(body, "name", argv[2]) == NULL)) {
+        cJSON_Delete(body);
+        ctl_error("could not build the request: out of memory");
+        return CTL_EXIT_REFUSED;
+    }
+    rc = ctl_call(c, "POST", "/projects", body, &r);
+    cJSON_Delete(body);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    p = cJSON_GetObjectItemCaseSensitive(r.json, "project");
+    if (!c->json)
+        printf("created project %s (%s)\n", ctl_str(p, "id") ? ctl_str(p, "id") : argv[1],
+               ctl_str(p, "name") ? ctl_str(p, "name") : "");
+    ctl_reply_free(&r);
+    return CTL_EXIT_OK;
+}
+
+/* Prints one project's workflows or activities (key) as table rows. */
+static void print_code_rows(const cJSON *reply, const char *key, const char *kind)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(reply, key))
     {
-        struct ctl_reply r;
-        const cJSON *loaded;
-        char path[256], up[32], hb[32];
-        const char *s;
-        int rc, n, done;
+        const char *sha = ctl_str(it, "sha256");
+        printf("%-9s %-32s %7lld  %-12.12s  %-6s %lld\n", kind,
+               ctl_str(it, "name") ? ctl_str(it, "name") : "?", num_or(it, "version", 0),
+               sha != NULL ? sha : "-",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "active")) ? "yes" : "no",
+               num_or(it, "size", 0));
+    }
+}
 
-        rc = ctl_check_args(argc, argv, 1, 1, &n, &done);
-        if (rc != CTL_EXIT_OK || done)
-            return rc;
-        if (ctl_path(path, sizeof(path), "/workers/status/%s", argv[1]) != 0)
-            return CTL_EXIT_USAGE;
-        rc = ctl_call(c, "GET", path, NULL, &r);
-        if (rc != CTL_EXIT_OK || c->json) {
-            ctl_reply_free(&r);
-            return rc;
+/* `wfctl list --project P`: the project's workflows and activities. */
+static int list_project(const struct ctl_client *c, const char *project)
+{
+    struct ctl_reply wf, act;
+    char path[256];
+    int rc;
+
+    if (ctl_path(path, sizeof(path), "/projects/%s/workflows", project) != 0)
+        return CTL_EXIT_USAGE;
+    rc = ctl_call(c, "GET", path, NULL, &wf);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (ctl_path(path, sizeof(path), "/projects/%s/activities", project) != 0) {
+        ctl_reply_free(&wf);
+        return CTL_EXIT_USAGE;
+    }
+    rc = ctl_call(c, "GET", path, NULL, &act);
+    if (rc != CTL_EXIT_OK) {
+        ctl_reply_free(&wf);
+        return rc;
+    }
+    if (!c->json) {
+        if (num_or(wf.json, "count", 0) + num_or(act.json, "count", 0) == 0) {
+            printf("project %s has no workflows or activities\n", project);
+        } else {
+            printf("%-9s %-32s %7s  %-12s  %-6s %s\n", "KIND", "NAME", "VERSION", "SHA256",
+                   "ACTIVE", "SIZE");
+            print_code_rows(wf.json, "workflows", "workflow");
+            print_code_rows(act.json, "activities", "activity");
         }
-        s = ctl_str(r.json, "status");
-        printf("%-15s %s\n", "project:", argv[1]);
-        printf("%-15s %s\n", "status:", s != NULL ? s : "?");
-        if (num_or(r.json, "pid", 0) > 0)
-            printf("%-15s %lld\n", "pid:", num_or(r.json, "pid", 0));
-        else
-            printf("%-15s -\n", "pid:");
-        if (ctl_str(r.json, "workerId") != NULL)
-            printf("%-15s %s\n", "worker:", ctl_str(r.json, "workerId"));
-        since(r.json, "startedAt", up, sizeof(up));
-        since(r.json, "lastHeartbeat", hb, sizeof(hb));
-        printf("%-15s %s", "uptime:", up);
-        if (ctl_str(r.json, "startedAt") != NULL)
-            printf(" (since %s)", ctl_str(r.json, "startedAt"));
-        printf("\n%-15s %s%s\n", "last heartbeat:", hb, strcmp(hb, "-") != 0 ? " ago" : "");
-        printf("%-15s %lld\n", "restarts:", num_or(r.json, "restarts", 0));
-        printf("%-15s %s\n", "error:", ctl_str(r.json, "error") ? ctl_str(r.json, "error") : "-");
-        loaded = cJSON_GetObjectItemCaseSensitive(r.json, "loaded");
-        print_names("workflows:", cJSON_GetObjectItemCaseSensitive(loaded, "workflows"));
-        print_names("activities:", cJSON_GetObjectItemCaseSensitive(loaded, "activities"));
+    }
+    ctl_reply_free(&wf);
+    ctl_reply_free(&act);
+    return CTL_EXIT_OK;
+}
+
+static int cmd_list(const struct ctl_client *c, int argc, char **argv)
+{
+    const char *project = NULL;
+    struct ctl_reply r, st;
+    const cJSON *id;
+    char path[256], up[32], hb[32];
+    int rc, n, done, i, kept = 1;
+
+    /* take --project out, then the common checks on what is left */
+    for (i = 1; i < argc; i++) {
+        int m = ctl_opt_value(argc, argv, &i, "--project", &project);
+        if (m < 0)
+            return CTL_EXIT_USAGE;
+        if (m == 0)
+            argv[kept++] = argv[i];
+    }
+    rc = ctl_check_args(kept, argv, 0, 0, &n, &done);
+    if (rc != CTL_EXIT_OK || done)
+        return rc;
+    if (project != NULL)
+        return list_project(c, project);
+    rc = ctl_call(c, "GET", "/workers", NULL, &r);
+    if (rc != CTL_EXIT_OK || c->json) {
+        ctl_reply_free(&r);
+        return rc;
+    }
+    if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "workers")) == 0) {
+        printf("no workers running\n");
         ctl_reply_free(&r);
         return CTL_EXIT_OK;
     }
-
-    /* 1 when a 404/405 reply means the route itself is unknown to the server
-     * (its generic "not found"), not that the project or workflow is. */
-    static int route_missing(const struct ctl_reply *r)
+    printf("%-38s %-9s %-8s %-9s %-10s %s\n", "PROJECT", "STATUS", "PID", "UPTIME", "HEARTBEAT",
+           "RESTARTS");
+    cJSON_ArrayForEach(id, cJSON_GetObjectItemCaseSensitive(r.json, "workers"))
     {
-        const char *err = ctl_str(r->json, "error");
-
-        if (r->status == 405)
-            return 1;
-        return r->status == 404 && (err == NULL || strcmp(err, "not found") == 0);
+        if (!cJSON_IsString(id))
+            continue;
+        if (ctl_path(path, sizeof(path), "/workers/status/%s", id->valuestring) != 0)
+            continue;
+        rc = ctl_request_json(c, "GET", path, NULL, &st);
+        if (rc != CTL_EXIT_OK)
+            break;
+        since(st.json, "startedAt", up, sizeof(up));
+        since(st.json, "lastHeartbeat", hb, sizeof(hb));
+        printf("%-38s %-9s %-8lld %-9s %-10s %lld\n", id->valuestring,
+               ctl_str(st.json, "status") ? ctl_str(st.json, "status") : "?",
+               num_or(st.json, "pid", 0), up, hb, num_or(st.json, "restarts", 0));
+        ctl_reply_free(&st);
     }
+    ctl_reply_free(&r);
+    return rc;
+}
 
-    /*
-     * Polls GET /executions/ID until the run ends or timeout_s pass, then
-     * prints its output (or error). Exit status: 0 completed, 1 failed or
-     * cancelled or still going at the timeout.
-     */
-    static int wait_run(const struct ctl_client *c, const char *id, long timeout_s)
-    {
-        char path[256];
-        struct timespec t0, now;
-        long delay_ms = 10;
+/* start, stop, restart: POST /workers/<cmd> {"projectId"} and its message. */
+static int cmd_control(const struct ctl_client *c, int argc, char **argv)
+{
+    struct ctl_reply r;
+    cJSON *body;
+    char path[64];
+    int rc, n, done;
 
-        if (ctl_path(path, sizeof(path), "/executions/%s", id) != 0)
-            return CTL_EXIT_USAGE;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        for (;;) {
-            struct ctl_reply r;
-            const cJSON *ex;
-            const char *st;
-            int rc = ctl_request_json(c, "GET", path, NULL, &r);
-
-            if (rc != CTL_EXIT_OK)
-                return rc;
-            rc = ctl_reply_check(&r);
-            ex = cJSON_GetObjectItemCaseSensitive(r.json, "execution");
-            st = ctl_str(ex, "status");
-            if (rc != CTL_EXIT_OK || st == NULL) {
-                ctl_reply_free(&r);
-                return rc != CTL_EXIT_OK ? rc : CTL_EXIT_REFUSED;
-            }
-            if (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0 ||
-                strcmp(st, "cancelled") == 0) {
-                int ok = strcmp(st, "completed") == 0;
-                char *text = cJSON_PrintUnformatted(
-                    cJSON_GetObjectItemCaseSensitive(ex, ok ? "output" : "error"));
-                if (c->json)
-                    printf("%s\n", r.body);
-                else
-                    printf("run %s %s: %s\n", id, st, text != NULL ? text : "null");
-                free(text);
-                ctl_reply_free(&r);
-                return ok ? CTL_EXIT_OK : CTL_EXIT_REFUSED;
-            }
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if (now.tv_sec - t0.tv_sec >= timeout_s) {
-                ctl_error("run %s is still %s after %ld s", id, st, timeout_s);
-                ctl_reply_free(&r); /* st points into it */
-                return CTL_EXIT_REFUSED;
-            }
-            ctl_reply_free(&r);
-            usleep((useconds_t)delay_ms * 1000);
-            if (delay_ms < 500)
-                delay_ms *= 2;
-        }
+    rc = ctl_check_args(argc, argv, 1, 1, &n, &done);
+    if (rc != CTL_EXIT_OK || done)
+        return rc;
+    body = cJSON_CreateObject();
+    if (body == NULL || cJSON_AddStringToObject(body, "projectId", argv[1]) == NULL) {
+        cJSON_Delete(body);
+        ctl_error("could not build the request: out of memory");
+        return CTL_EXIT_REFUSED;
     }
+    snprintf(path, sizeof(path), "/workers/%s", argv[0]);
+    rc = ctl_call(c, "POST", path, body, &r);
+    cJSON_Delete(body);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (!c->json) {
+        const char *msg = ctl_str(r.json, "message");
+        long long pid = num_or(r.json, "pid", 0);
+        if (pid > 0)
+            printf("%s (pid %lld)\n", msg != NULL ? msg : "done", pid);
+        else
+            printf("%s\n", msg != NULL ? msg : "done");
+    }
+    ctl_reply_free(&r);
+    return CTL_EXIT_OK;
+}
 
-    static int cmd_run(const struct ctl_client *c, int argc, char **argv)
+/* Prints "  label: a, b, c" for a JSON array of strings. */
+static void print_names(const char *label, const cJSON *arr)
+{
+    const cJSON *it;
+    int first = 1;
+
+    printf("%-15s ", label);
+    cJSON_ArrayForEach(it, arr)
     {
+        if (!cJSON_IsString(it))
+            continue;
+        printf("%s%s", first ? "" : ", ", it->valuestring);
+        first = 0;
+    }
+    printf("%s\n", first ? "-" : "");
+}
+
+static int cmd_status(const struct ctl_client *c, int argc, char **argv)
+{
+    struct ctl_reply r;
+    const cJSON *loaded;
+    char path[256], up[32], hb[32];
+    const char *s;
+    int rc, n, done;
+
+    rc = ctl_check_args(argc, argv, 1, 1, &n, &done);
+    if (rc != CTL_EXIT_OK || done)
+        return rc;
+    if (ctl_path(path, sizeof(path), "/workers/status/%s", argv[1]) != 0)
+        return CTL_EXIT_USAGE;
+    rc = ctl_call(c, "GET", path, NULL, &r);
+    if (rc != CTL_EXIT_OK || c->json) {
+        ctl_reply_free(&r);
+        return rc;
+    }
+    s = ctl_str(r.json, "status");
+    printf("%-15s %s\n", "project:", argv[1]);
+    printf("%-15s %s\n", "status:", s != NULL ? s : "?");
+    if (num_or(r.json, "pid", 0) > 0)
+        printf("%-15s %lld\n", "pid:", num_or(r.json, "pid", 0));
+    else
+        printf("%-15s -\n", "pid:");
+    if (ctl_str(r.json, "workerId") != NULL)
+        printf("%-15s %s\n", "worker:", ctl_str(r.json, "workerId"));
+    since(r.json, "startedAt", up, sizeof(up));
+    since(r.json, "lastHeartbeat", hb, sizeof(hb));
+    printf("%-15s %s", "uptime:", up);
+    if (ctl_str(r.json, "startedAt") != NULL)
+        printf(" (since %s)", ctl_str(r.json, "startedAt"));
+    printf("\n%-15s %s%s\n", "last heartbeat:", hb, strcmp(hb, "-") != 0 ? " ago" : "");
+    printf("%-15s %lld\n", "restarts:", num_or(r.json, "restarts", 0));
+    printf("%-15s %s\n", "error:", ctl_str(r.json, "error") ? ctl_str(r.json, "error") : "-");
+    loaded = cJSON_GetObjectItemCaseSensitive(r.json, "loaded");
+    print_names("workflows:", cJSON_GetObjectItemCaseSensitive(loaded, "workflows"));
+    print_names("activities:", cJSON_GetObjectItemCaseSensitive(loaded, "activities"));
+    ctl_reply_free(&r);
+    return CTL_EXIT_OK;
+}
+
+/* 1 when a 404/405 reply means the route itself is unknown to the server
+ * (its generic "not found"), not that the project or workflow is. */
+static int route_missing(const struct ctl_reply *r)
+{
+    const char *err = ctl_str(r->json, "error");
+
+    if (r->status == 405)
+        return 1;
+    return r->status == 404 && (err == NULL || strcmp(err, "not found") == 0);
+}
+
+/*
+ * Polls GET /executions/ID until the run ends or timeout_s pass, then
+ * prints its output (or error). Exit status: 0 completed, 1 failed or
+ * cancelled or still going at the timeout.
+ */
+static int wait_run(const struct ctl_client *c, const char *id, long timeout_s)
+{
+    char path[256];
+    struct timespec t0, now;
+    long delay_ms = 10;
+
+    if (ctl_path(path, sizeof(path), "/executions/%s", id) != 0)
+        return CTL_EXIT_USAGE;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
         struct ctl_reply r;
         const cJSON *ex;
-        cJSON *body, *input;
-        char path[256], id[64] = "";
-        const char *timeout = NULL;
-        long timeout_s = 300;
-        int rc, n, done, kept = 1, wait = 0;
+        const char *st;
+        int rc = ctl_request_json(c, "GET", path, NULL, &r);
 
-        for (int i = 1; i < argc; i++) {
-            int m = ctl_opt_value(argc, argv, &i, "--timeout", &timeout);
-            if (m < 0)
-                return CTL_EXIT_USAGE;
-            if (m == 0 && strcmp(argv[i], "--wait") == 0)
-                wait = 1;
-            else if (m == 0)
-                argv[kept++] = argv[i];
-        }
-        argc = kept;
-        if (timeout != NULL) {
-            char *end;
-            timeout_s = strtol(timeout, &end, 10);
-            if (*end != '\0' || timeout_s < 1 || timeout_s > 86400) {
-                ctl_error("run: --timeout must be a number of seconds from 1 to 86400");
-                return CTL_EXIT_USAGE;
-            }
-        }
-        rc = ctl_check_args(argc, argv, 2, 3, &n, &done);
-        if (rc != CTL_EXIT_OK || done)
-            return rc;
-        input = cJSON_Parse(n == 3 ? argv[3] : "{}");
-        if (input == NULL) {
-            ctl_error("run: the input is not valid JSON: %.40s", argv[3]);
-            return CTL_EXIT_USAGE;
-        }
-        body = cJSON_CreateObject();
-        if (body == NULL || cJSON_AddStringToObject(body, "workflow", argv[2]) == NULL) {
-            cJSON_Delete(body);
-            cJSON_Delete(input);
-            ctl_error("could not build the request: out of memory");
-            return CTL_EXIT_REFUSED;
-        }
-        cJSON_AddItemToObject(body, "input", input); /* body owns input now */
-        if (ctl_path(path, sizeof(path), "/projects/%s/executions", argv[1]) != 0) {
-            cJSON_Delete(body);
-            return CTL_EXIT_USAGE;
-        }
-        rc = ctl_request_json(c, "POST", path, body, &r);
-        cJSON_Delete(body);
         if (rc != CTL_EXIT_OK)
             return rc;
-        if (route_missing(&r)) {
-            ctl_error("executions are not supported by this server yet");
+        rc = ctl_reply_check(&r);
+        ex = cJSON_GetObjectItemCaseSensitive(r.json, "execution");
+        st = ctl_str(ex, "status");
+        if (rc != CTL_EXIT_OK || st == NULL) {
             ctl_reply_free(&r);
+            return rc != CTL_EXIT_OK ? rc : CTL_EXIT_REFUSED;
+        }
+        if (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0 ||
+            strcmp(st, "cancelled") == 0) {
+            int ok = strcmp(st, "completed") == 0;
+            char *text = cJSON_PrintUnformatted(
+                cJSON_GetObjectItemCaseSensitive(ex, ok ? "output" : "error"));
+            if (c->json)
+                printf("%s\n", r.body);
+            else
+                printf("run %s %s: %s\n", id, st, text != NULL ? text : "null");
+            free(text);
+            ctl_reply_free(&r);
+            return ok ? CTL_EXIT_OK : CTL_EXIT_REFUSED;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= timeout_s) {
+            ctl_error("run %s is still %s after %ld s", id, st, timeout_s);
+            ctl_reply_free(&r); /* st points into it */
             return CTL_EXIT_REFUSED;
         }
-        if (!wait)
-            ctl_print_raw(c, &r);
-        rc = ctl_reply_check(&r);
-        ex = r.json;
-        if (rc == CTL_EXIT_OK && ctl_str(ex, "executionId") != NULL)
-            snprintf(id, sizeof(id), "%s", ctl_str(ex, "executionId"));
-        if (rc == CTL_EXIT_OK && !c->json) {
-            if (id[0] != '\0')
-                printf("%s run %s of %s (status %s)\n", r.status == 200 ? "existing" : "started",
-                       id, argv[2], ctl_str(ex, "status") ? ctl_str(ex, "status") : "pending");
-            else
-                printf("%s\n", r.body);
-        }
         ctl_reply_free(&r);
-        if (rc == CTL_EXIT_OK && wait && id[0] != '\0')
-            rc = wait_run(c, id, timeout_s);
-        return rc;
+        usleep((useconds_t)delay_ms * 1000);
+        if (delay_ms < 500)
+            delay_ms *= 2;
     }
+}
 
-    /* `wfctl signal RUN NAME [JSON]`, `cancel RUN`, `retry RUN`. */
-    static int cmd_run_call(const struct ctl_client *c, int argc, char **argv)
-    {
-        int is_signal = strcmp(argv[0], "signal") == 0;
-        struct ctl_reply r;
-        char path[512];
-        cJSON *payload = NULL;
-        int rc, n, done;
+static int cmd_run(const struct ctl_client *c, int argc, char **argv)
+{
+    struct ctl_reply r;
+    const cJSON *ex;
+    cJSON *body, *input;
+    char path[256], id[64] = "";
+    const char *timeout = NULL;
+    long timeout_s = 300;
+    int rc, n, done, kept = 1, wait = 0;
 
-        rc = ctl_check_args(argc, argv, is_signal ? 2 : 1, is_signal ? 3 : 1, &n, &done);
-        if (rc != CTL_EXIT_OK || done)
-            return rc;
-        if (is_signal) {
-            payload = cJSON_Parse(n == 3 ? argv[3] : "null");
-            if (payload == NULL) {
-                ctl_error("signal: the payload is not valid JSON: %.40s", argv[3]);
-                return CTL_EXIT_USAGE;
-            }
-            rc = ctl_path(path, sizeof(path), "/executions/%s/signals/%s", argv[1], argv[2]);
-        } else {
-            rc = ctl_path(path, sizeof(path), "/executions/%s/%s", argv[1], argv[0]);
-        }
-        if (rc != 0) {
-            cJSON_Delete(payload);
+    for (int i = 1; i < argc; i++) {
+        int m = ctl_opt_value(argc, argv, &i, "--timeout", &timeout);
+        if (m < 0)
+            return CTL_EXIT_USAGE;
+        if (m == 0 && strcmp(argv[i], "--wait") == 0)
+            wait = 1;
+        else if (m == 0)
+            argv[kept++] = argv[i];
+    }
+    argc = kept;
+    if (timeout != NULL) {
+        char *end;
+        timeout_s = strtol(timeout, &end, 10);
+        if (*end != '\0' || timeout_s < 1 || timeout_s > 86400) {
+            ctl_error("run: --timeout must be a number of seconds from 1 to 86400");
             return CTL_EXIT_USAGE;
         }
-        rc = ctl_request_json(c, "POST", path, payload, &r);
-        cJSON_Delete(payload);
-        if (rc != CTL_EXIT_OK)
-            return rc;
+    }
+    rc = ctl_check_args(argc, argv, 2, 3, &n, &done);
+    if (rc != CTL_EXIT_OK || done)
+        return rc;
+    input = cJSON_Parse(n == 3 ? argv[3] : "{}");
+    if (input == NULL) {
+        ctl_error("run: the input is not valid JSON: %.40s", argv[3]);
+        return CTL_EXIT_USAGE;
+    }
+    body = cJSON_CreateObject();
+    if (body == NULL || cJSON_AddStringToObject(body, "workflow", argv[2]) == NULL) {
+        cJSON_Delete(body);
+        cJSON_Delete(input);
+        ctl_error("could not build the request: out of memory");
+        return CTL_EXIT_REFUSED;
+    }
+    cJSON_AddItemToObject(body, "input", input); /* body owns input now */
+    if (ctl_path(path, sizeof(path), "/projects/%s/executions", argv[1]) != 0) {
+        cJSON_Delete(body);
+        return CTL_EXIT_USAGE;
+    }
+    rc = ctl_request_json(c, "POST", path, body, &r);
+    cJSON_Delete(body);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (route_missing(&r)) {
+        ctl_error("executions are not supported by this server yet");
+        ctl_reply_free(&r);
+        return CTL_EXIT_REFUSED;
+    }
+    if (!wait)
         ctl_print_raw(c, &r);
-        rc = ctl_reply_check(&r);
-        if (rc == CTL_EXIT_OK && !c->json) {
-            if (is_signal)
-                printf("signal %s sent to run %s\n", argv[2], argv[1]);
-            else
-                printf("run %s: %s\n", argv[1],
-                       ctl_str(r.json, "status") != NULL ? ctl_str(r.json, "status") : "ok");
-        }
-        ctl_reply_free(&r);
-        return rc;
+    rc = ctl_reply_check(&r);
+    ex = r.json;
+    if (rc == CTL_EXIT_OK && ctl_str(ex, "executionId") != NULL)
+        snprintf(id, sizeof(id), "%s", ctl_str(ex, "executionId"));
+    if (rc == CTL_EXIT_OK && !c->json) {
+        if (id[0] != '\0')
+            printf("%s run %s of %s (status %s)\n", r.status == 200 ? "existing" : "started", id,
+                   argv[2], ctl_str(ex, "status") ? ctl_str(ex, "status") : "pending");
+        else
+            printf("%s\n", r.body);
     }
+    ctl_reply_free(&r);
+    if (rc == CTL_EXIT_OK && wait && id[0] != '\0')
+        rc = wait_run(c, id, timeout_s);
+    return rc;
+}
 
-    /* `wfctl get RUN`: GET /executions/RUN, the run printed as indented JSON. */
-    static int cmd_get(const struct ctl_client *c, int argc, char **argv)
-    {
-        struct ctl_reply r;
-        char path[256], *text;
-        int rc, n, done;
+/* `wfctl signal RUN NAME [JSON]`, `cancel RUN`, `retry RUN`. */
+static int cmd_run_call(const struct ctl_client *c, int argc, char **argv)
+{
+    int is_signal = strcmp(argv[0], "signal") == 0;
+    struct ctl_reply r;
+    char path[512];
+    cJSON *payload = NULL;
+    int rc, n, done;
 
-        rc = ctl_check_args(argc, argv, 1, 1, &n, &done);
-        if (rc != CTL_EXIT_OK || done)
-            return rc;
-        if (ctl_path(path, sizeof(path), "/executions/%s", argv[1]) != 0)
+    rc = ctl_check_args(argc, argv, is_signal ? 2 : 1, is_signal ? 3 : 1, &n, &done);
+    if (rc != CTL_EXIT_OK || done)
+        return rc;
+    if (is_signal) {
+        payload = cJSON_Parse(n == 3 ? argv[3] : "null");
+        if (payload == NULL) {
+            ctl_error("signal: the payload is not valid JSON: %.40s", argv[3]);
             return CTL_EXIT_USAGE;
+        }
+        rc = ctl_path(path, sizeof(path), "/executions/%s/signals/%s", argv[1], argv[2]);
+    } else {
+        rc = ctl_path(path, sizeof(path), "/executions/%s/%s", argv[1], argv[0]);
+    }
+    if (rc != 0) {
+        cJSON_Delete(payload);
+        return CTL_EXIT_USAGE;
+    }
+    rc = ctl_request_json(c, "POST", path, payload, &r);
+    cJSON_Delete(payload);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    ctl_print_raw(c, &r);
+    rc = ctl_reply_check(&r);
+    if (rc == CTL_EXIT_OK && !c->json) {
+        if (is_signal)
+            printf("signal %s sent to run %s\n", argv[2], argv[1]);
+        else
+            printf("run %s: %s\n", argv[1],
+                   ctl_str(r.json, "status") != NULL ? ctl_str(r.json, "status") : "ok");
+    }
+    ctl_reply_free(&r);
+    return rc;
+}
+
+/* `wfctl get RUN`: GET /executions/RUN, the run printed as indented JSON. */
+static int cmd_get(const struct ctl_client *c, int argc, char **argv)
+{
+    struct ctl_reply r;
+    char path[256], *text;
+    int rc, n, done;
+
+    rc = ctl_check_args(argc, argv, 1, 1, &n, &done);
+    if (rc != CTL_EXIT_OK || done)
+        return rc;
+    if (ctl_path(path, sizeof(path), "/executions/%s", argv[1]) != 0)
+        return CTL_EXIT_USAGE;
+    rc = ctl_request_json(c, "GET", path, NULL, &r);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (route_missing(&r)) {
+        ctl_error("executions are not supported by this server yet");
+        ctl_reply_free(&r);
+        return CTL_EXIT_REFUSED;
+    }
+    ctl_print_raw(c, &r);
+    rc = ctl_reply_check(&r);
+    if (rc == CTL_EXIT_OK && !c->json) {
+        text = cJSON_Print(cJSON_GetObjectItemCaseSensitive(r.json, "execution"));
+        if (text == NULL) {
+            ctl_error("could not print the run: the reply has no execution, or out of memory");
+            rc = CTL_EXIT_REFUSED;
+        } else {
+            printf("%s\n", text);
+            free(text);
+        }
+    }
+    ctl_reply_free(&r);
+    return rc;
+}
+
+/* Appends "?key=value" (or "&key=value" after the first) to the path in
+ * buf, value percent-encoded. Returns 0, or -1 when it does not fit
+ * (printed). */
+static int query_put(char *buf, size_t size, const char *key, const char *value)
+{
+    char escaped[512];
+    size_t at = strlen(buf);
+    int n;
+
+    if (ctl_path(escaped, sizeof(escaped), "%s", value) != 0)
+        return -1;
+    n = snprintf(buf + at, size - at, "%c%s=%s", strchr(buf, '?') != NULL ? '&' : '?', key,
+                 escaped);
+    if (n < 0 || (size_t)n >= size - at) {
+        buf[at] = '\0';
+        ctl_error("could not build the request path: an argument is too long");
+        return -1;
+    }
+    return 0;
+}
+
+/* Prints the runs of one list reply as table rows (the header first when
+ * *header is 0, which it then sets). */
+static void print_run_rows(const cJSON *reply, int *header)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(reply, "executions"))
+    {
+        const char *id = ctl_str(it, "executionId"), *wf = ctl_str(it, "workflow");
+        const char *st = ctl_str(it, "status"), *created = ctl_str(it, "createdAt");
+        const char *done = ctl_str(it, "completedAt");
+
+        if (!*header) {
+            printf("%-36s  %-24s %-10s %-24s  %s\n", "ID", "WORKFLOW", "STATUS", "CREATED",
+                   "COMPLETED");
+            *header = 1;
+        }
+        printf("%-36s  %-24s %-10s %-24s  %s\n", id != NULL ? id : "?", wf != NULL ? wf : "?",
+               st != NULL ? st : "?", created != NULL ? created : "-", done != NULL ? done : "-");
+    }
+}
+
+/*
+ * `wfctl ls P`: GET /projects/P/executions as a table, one page, or every
+ * page with --all (following nextCursor; a cursor that comes back twice
+ * ends the walk rather than looping). With --json, each page's reply is
+ * printed as it is, one per line.
+ */
+static int cmd_ls(const struct ctl_client *c, int argc, char **argv)
+{
+    const char *status = NULL, *workflow = NULL, *limit = NULL;
+    char base[512], path[1024], cursor[256] = "";
+    struct ctl_reply r;
+    int rc, n, done, kept = 1, all = 0, header = 0;
+    long long total = 0;
+
+    /* take the options out, then the common checks on what is left */
+    for (int i = 1; i < argc; i++) {
+        int m = ctl_opt_value(argc, argv, &i, "--status", &status);
+        if (m == 0)
+            m = ctl_opt_value(argc, argv, &i, "--workflow", &workflow);
+        if (m == 0)
+            m = ctl_opt_value(argc, argv, &i, "--limit", &limit);
+        if (m < 0)
+            return CTL_EXIT_USAGE;
+        if (m == 0 && strcmp(argv[i], "--all") == 0)
+            all = 1;
+        else if (m == 0)
+            argv[kept++] = argv[i];
+    }
+    rc = ctl_check_args(kept, argv, 1, 1, &n, &done);
+    if (rc != CTL_EXIT_OK || done)
+        return rc;
+    if (limit == NULL && all)
+        limit = "1000"; /* fewest requests */
+    if (ctl_path(base, sizeof(base), "/projects/%s/executions", argv[1]) != 0 ||
+        (status != NULL && query_put(base, sizeof(base), "status", status) != 0) ||
+        (workflow != NULL && query_put(base, sizeof(base), "workflow", workflow) != 0) ||
+        (limit != NULL && query_put(base, sizeof(base), "limit", limit) != 0))
+        return CTL_EXIT_USAGE;
+    for (;;) {
+        const cJSON *next;
+
+        snprintf(path, sizeof(path), "%s", base);
+        if (cursor[0] != '\0' && query_put(path, sizeof(path), "cursor", cursor) != 0)
+            return CTL_EXIT_REFUSED;
         rc = ctl_request_json(c, "GET", path, NULL, &r);
         if (rc != CTL_EXIT_OK)
             return rc;
@@ -744,242 +857,129 @@ static int cmd_schedule(const struct ctl_client *c, int argc, char **argv)
         }
         ctl_print_raw(c, &r);
         rc = ctl_reply_check(&r);
-        if (rc == CTL_EXIT_OK && !c->json) {
-            text = cJSON_Print(cJSON_GetObjectItemCaseSensitive(r.json, "execution"));
-            if (text == NULL) {
-                ctl_error("could not print the run: the reply has no execution, or out of memory");
-                rc = CTL_EXIT_REFUSED;
-            } else {
-                printf("%s\n", text);
-                free(text);
-            }
-        }
-        ctl_reply_free(&r);
-        return rc;
-    }
-
-    /* Appends "?key=value" (or "&key=value" after the first) to the path in
-     * buf, value percent-encoded. Returns 0, or -1 when it does not fit
-     * (printed). */
-    static int query_put(char *buf, size_t size, const char *key, const char *value)
-    {
-        char escaped[512];
-        size_t at = strlen(buf);
-        int n;
-
-        if (ctl_path(escaped, sizeof(escaped), "%s", value) != 0)
-            return -1;
-        n = snprintf(buf + at, size - at, "%c%s=%s", strchr(buf, '?') != NULL ? '&' : '?', key,
-                     escaped);
-        if (n < 0 || (size_t)n >= size - at) {
-            buf[at] = '\0';
-            ctl_error("could not build the request path: an argument is too long");
-            return -1;
-        }
-        return 0;
-    }
-
-    /* Prints the runs of one list reply as table rows (the header first when
-     * *header is 0, which it then sets). */
-    static void print_run_rows(const cJSON *reply, int *header)
-    {
-        const cJSON *it;
-
-        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(reply, "executions"))
-        {
-            const char *id = ctl_str(it, "executionId"), *wf = ctl_str(it, "workflow");
-            const char *st = ctl_str(it, "status"), *created = ctl_str(it, "createdAt");
-            const char *done = ctl_str(it, "completedAt");
-
-            if (!*header) {
-                printf("%-36s  %-24s %-10s %-24s  %s\n", "ID", "WORKFLOW", "STATUS", "CREATED",
-                       "COMPLETED");
-                *header = 1;
-            }
-            printf("%-36s  %-24s %-10s %-24s  %s\n", id != NULL ? id : "?", wf != NULL ? wf : "?",
-                   st != NULL ? st : "?", created != NULL ? created : "-",
-                   done != NULL ? done : "-");
-        }
-    }
-
-    /*
-     * `wfctl ls P`: GET /projects/P/executions as a table, one page, or every
-     * page with --all (following nextCursor; a cursor that comes back twice
-     * ends the walk rather than looping). With --json, each page's reply is
-     * printed as it is, one per line.
-     */
-    static int cmd_ls(const struct ctl_client *c, int argc, char **argv)
-    {
-        const char *status = NULL, *workflow = NULL, *limit = NULL;
-        char base[512], path[1024], cursor[256] = "";
-        struct ctl_reply r;
-        int rc, n, done, kept = 1, all = 0, header = 0;
-        long long total = 0;
-
-        /* take the options out, then the common checks on what is left */
-        for (int i = 1; i < argc; i++) {
-            int m = ctl_opt_value(argc, argv, &i, "--status", &status);
-            if (m == 0)
-                m = ctl_opt_value(argc, argv, &i, "--workflow", &workflow);
-            if (m == 0)
-                m = ctl_opt_value(argc, argv, &i, "--limit", &limit);
-            if (m < 0)
-                return CTL_EXIT_USAGE;
-            if (m == 0 && strcmp(argv[i], "--all") == 0)
-                all = 1;
-            else if (m == 0)
-                argv[kept++] = argv[i];
-        }
-        rc = ctl_check_args(kept, argv, 1, 1, &n, &done);
-        if (rc != CTL_EXIT_OK || done)
-            return rc;
-        if (limit == NULL && all)
-            limit = "1000"; /* fewest requests */
-        if (ctl_path(base, sizeof(base), "/projects/%s/executions", argv[1]) != 0 ||
-            (status != NULL && query_put(base, sizeof(base), "status", status) != 0) ||
-            (workflow != NULL && query_put(base, sizeof(base), "workflow", workflow) != 0) ||
-            (limit != NULL && query_put(base, sizeof(base), "limit", limit) != 0))
-            return CTL_EXIT_USAGE;
-        for (;;) {
-            const cJSON *next;
-
-            snprintf(path, sizeof(path), "%s", base);
-            if (cursor[0] != '\0' && query_put(path, sizeof(path), "cursor", cursor) != 0)
-                return CTL_EXIT_REFUSED;
-            rc = ctl_request_json(c, "GET", path, NULL, &r);
-            if (rc != CTL_EXIT_OK)
-                return rc;
-            if (route_missing(&r)) {
-                ctl_error("executions are not supported by this server yet");
-                ctl_reply_free(&r);
-                return CTL_EXIT_REFUSED;
-            }
-            ctl_print_raw(c, &r);
-            rc = ctl_reply_check(&r);
-            if (rc != CTL_EXIT_OK) {
-                ctl_reply_free(&r);
-                return rc;
-            }
-            if (!c->json)
-                print_run_rows(r.json, &header);
-            total += num_or(r.json, "count", 0);
-            next = cJSON_GetObjectItemCaseSensitive(r.json, "nextCursor");
-            if (!cJSON_IsString(next) || next->valuestring[0] == '\0' ||
-                strcmp(next->valuestring, cursor) == 0 ||
-                strlen(next->valuestring) >= sizeof(cursor)) {
-                ctl_reply_free(&r);
-                break;
-            }
-            if (!all) {
-                if (!c->json)
-                    printf("more runs follow: add --all to list them all\n");
-                ctl_reply_free(&r);
-                break;
-            }
-            snprintf(cursor, sizeof(cursor), "%s", next->valuestring);
+        if (rc != CTL_EXIT_OK) {
             ctl_reply_free(&r);
+            return rc;
         }
-        if (!c->json && total == 0)
-            printf("no runs%s\n", status != NULL || workflow != NULL ? " match" : "");
+        if (!c->json)
+            print_run_rows(r.json, &header);
+        total += num_or(r.json, "count", 0);
+        next = cJSON_GetObjectItemCaseSensitive(r.json, "nextCursor");
+        if (!cJSON_IsString(next) || next->valuestring[0] == '\0' ||
+            strcmp(next->valuestring, cursor) == 0 || strlen(next->valuestring) >= sizeof(cursor)) {
+            ctl_reply_free(&r);
+            break;
+        }
+        if (!all) {
+            if (!c->json)
+                printf("more runs follow: add --all to list them all\n");
+            ctl_reply_free(&r);
+            break;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", next->valuestring);
+        ctl_reply_free(&r);
+    }
+    if (!c->json && total == 0)
+        printf("no runs%s\n", status != NULL || workflow != NULL ? " match" : "");
+    return CTL_EXIT_OK;
+}
+
+/*
+ * Takes the global options out of argv wherever they are (the remaining
+ * arguments keep their order) and fills c. Returns the new argc, or -1 on
+ * a usage error (printed).
+ */
+static int take_global_options(int argc, char **argv, struct ctl_client *c)
+{
+    int kept = 1;
+
+    for (int i = 1; i < argc; i++) {
+        const char *output = NULL;
+        int m = ctl_opt_value(argc, argv, &i, "--url", &c->url);
+        if (m == 0)
+            m = ctl_opt_value(argc, argv, &i, "--token", &c->token);
+        if (m == 0 && (m = ctl_opt_value(argc, argv, &i, "--output", &output)) > 0) {
+            if (strcmp(output, "json") != 0 && strcmp(output, "table") != 0 &&
+                strcmp(output, "text") != 0) {
+                ctl_error("invalid --output \"%s\": json or table (text)", output);
+                return -1;
+            }
+            c->json = strcmp(output, "json") == 0;
+        }
+        if (m < 0)
+            return -1;
+        if (m > 0)
+            continue;
+        if (strcmp(argv[i], "--json") == 0)
+            c->json = 1;
+        else
+            argv[kept++] = argv[i];
+    }
+    argv[kept] = NULL;
+    return kept;
+}
+
+/* Strips trailing slashes from the URL into a malloc'ed copy (or NULL). */
+static char *normalise_url(const char *url)
+{
+    size_t n = strlen(url);
+    char *s;
+
+    while (n > 0 && url[n - 1] == '/')
+        n--;
+    s = malloc(n + 1);
+    if (s != NULL) {
+        memcpy(s, url, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl_client c = {getenv("WF_URL"), getenv("WF_API_TOKEN"), 0};
+    const struct command *cmd;
+    char *url;
+    int rc;
+
+    argc = take_global_options(argc, argv, &c);
+    if (argc < 0)
+        return CTL_EXIT_USAGE;
+    if (argc < 2) {
+        usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        cmd = argc > 2 ? find_command(argv[2]) : NULL;
+        if (cmd != NULL)
+            command_usage(stdout, cmd);
+        else
+            usage(stdout);
         return CTL_EXIT_OK;
     }
-
-    /*
-     * Takes the global options out of argv wherever they are (the remaining
-     * arguments keep their order) and fills c. Returns the new argc, or -1 on
-     * a usage error (printed).
-     */
-    static int take_global_options(int argc, char **argv, struct ctl_client *c)
-    {
-        int kept = 1;
-
-        for (int i = 1; i < argc; i++) {
-            const char *output = NULL;
-            int m = ctl_opt_value(argc, argv, &i, "--url", &c->url);
-            if (m == 0)
-                m = ctl_opt_value(argc, argv, &i, "--token", &c->token);
-            if (m == 0 && (m = ctl_opt_value(argc, argv, &i, "--output", &output)) > 0) {
-                if (strcmp(output, "json") != 0 && strcmp(output, "table") != 0 &&
-                    strcmp(output, "text") != 0) {
-                    ctl_error("invalid --output \"%s\": json or table (text)", output);
-                    return -1;
-                }
-                c->json = strcmp(output, "json") == 0;
-            }
-            if (m < 0)
-                return -1;
-            if (m > 0)
-                continue;
-            if (strcmp(argv[i], "--json") == 0)
-                c->json = 1;
-            else
-                argv[kept++] = argv[i];
-        }
-        argv[kept] = NULL;
-        return kept;
+    cmd = find_command(argv[1]);
+    if (cmd == NULL) {
+        ctl_error("unknown command \"%s\" (see wfctl --help)", argv[1]);
+        return CTL_EXIT_USAGE;
     }
-
-    /* Strips trailing slashes from the URL into a malloc'ed copy (or NULL). */
-    static char *normalise_url(const char *url)
-    {
-        size_t n = strlen(url);
-        char *s;
-
-        while (n > 0 && url[n - 1] == '/')
-            n--;
-        s = malloc(n + 1);
-        if (s != NULL) {
-            memcpy(s, url, n);
-            s[n] = '\0';
-        }
-        return s;
-    }
-
-    int main(int argc, char **argv)
-    {
-        struct ctl_client c = {getenv("WF_URL"), getenv("WF_API_TOKEN"), 0};
-        const struct command *cmd;
-        char *url;
-        int rc;
-
-        argc = take_global_options(argc, argv, &c);
-        if (argc < 0)
-            return CTL_EXIT_USAGE;
-        if (argc < 2) {
-            usage(stderr);
-            return CTL_EXIT_USAGE;
-        }
-        if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-            strcmp(argv[1], "help") == 0) {
-            cmd = argc > 2 ? find_command(argv[2]) : NULL;
-            if (cmd != NULL)
-                command_usage(stdout, cmd);
-            else
-                usage(stdout);
-            return CTL_EXIT_OK;
-        }
-        cmd = find_command(argv[1]);
-        if (cmd == NULL) {
-            ctl_error("unknown command \"%s\" (see wfctl --help)", argv[1]);
-            return CTL_EXIT_USAGE;
-        }
-        if (c.url == NULL || c.url[0] == '\0')
-            c.url = CTL_DEFAULT_URL;
-        url = normalise_url(c.url);
-        if (url == NULL || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
-            ctl_error("invalid --url \"%s\": must start with http:// or https://", c.url);
-            free(url);
-            return CTL_EXIT_USAGE;
-        }
-        c.url = url;
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-            ctl_error("could not initialise libcurl");
-            free(url);
-            return CTL_EXIT_UNREACHABLE;
-        }
-        rc = cmd->fn(&c, argc - 1, argv + 1);
-        curl_global_cleanup();
+    if (c.url == NULL || c.url[0] == '\0')
+        c.url = CTL_DEFAULT_URL;
+    url = normalise_url(c.url);
+    if (url == NULL || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
+        ctl_error("invalid --url \"%s\": must start with http:// or https://", c.url);
         free(url);
-        fflush(stdout);
-        return rc;
+        return CTL_EXIT_USAGE;
     }
+    c.url = url;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        ctl_error("could not initialise libcurl");
+        free(url);
+        return CTL_EXIT_UNREACHABLE;
+    }
+    rc = cmd->fn(&c, argc - 1, argv + 1);
+    curl_global_cleanup();
+    free(url);
+    fflush(stdout);
+    return rc;
+}
