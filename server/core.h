@@ -78,7 +78,7 @@ struct core {
     struct loadcode *lc;
     struct engine *engine;
     struct schedules *sched; /* the firing thread (schedules.h) */
-    struct events *events; /* live event streams (events.h); set before HTTP starts */
+    struct events *events;   /* live event streams (events.h); set before HTTP starts */
 
     struct MHD_Daemon *httpd;
     struct MHD_Response *health[2]; /* /health replies: [0] database down, [1] ok */
