@@ -735,9 +735,9 @@ static void turn_main(void *arg)
     cJSON *output = NULL;
 
     if (t->job.run->dsl != NULL) /* loaded, so the module is */
-        t->st = dslmod_get(t->err, sizeof(t->err))
-                    ->run(t->job.run->dsl, &t->ctx, t->job.run->input, &output, t->err,
-                          sizeof(t->err));
+        t->st =
+            dslmod_get(t->err, sizeof(t->err))
+                ->run(t->job.run->dsl, &t->ctx, t->job.run->input, &output, t->err, sizeof(t->err));
     else
         t->st = t->job.run->wf->fn(&t->ctx, t->job.run->input, &output);
     if (t->st == WF_OK && t->cmd == C_NONE) {
