@@ -57,16 +57,18 @@ static const char *call_text(struct call *k, const struct dbq_result *res)
     return PQgetvalue(res->res, 0, 0);
 }
 
-/* 'ended:<status>': the run is over, 409 (k answered). Returns 1 then. */
-static int answered_ended(struct call *k, const char *v)
+/* call_text for a call on a run that must not have ended: 'ended:<status>'
+ * is a 409 too. Returns the text, or NULL after answering. */
+static const char *live_text(struct call *k, const struct dbq_result *res)
 {
+    const char *v = call_text(k, res);
     char msg[160];
 
-    if (strncmp(v, "ended:", 6) != 0)
-        return 0;
+    if (v == NULL || strncmp(v, "ended:", 6) != 0)
+        return v;
     snprintf(msg, sizeof(msg), "execution %s already %s", k->id, v + 6);
     call_answer(k, 409, v + 6, msg);
-    return 1;
+    return NULL;
 }
 
 /* Claims at once for the local worker of project, if any. */
@@ -84,11 +86,9 @@ static void on_cancelled(void *arg, const struct dbq_result *res)
 {
     struct call *k = arg;
     struct engine *e = k->e;
-    const char *v = call_text(k, res);
+    const char *v = live_text(k, res);
 
     if (v == NULL)
-        return;
-    if (answered_ended(k, v))
         return;
     if (strcmp(v, "cancelled") == 0) {
         call_answer(k, 200, "cancelled", NULL);
@@ -113,11 +113,9 @@ static void on_signalled(void *arg, const struct dbq_result *res)
 {
     struct call *k = arg;
     struct engine *e = k->e;
-    const char *v = call_text(k, res);
+    const char *v = live_text(k, res);
 
     if (v == NULL)
-        return;
-    if (answered_ended(k, v))
         return;
     if (strncmp(v, "delivered:", 10) == 0)
         nudge(e, v + 10);
