@@ -74,16 +74,8 @@ static int mentions(const cJSON *value, const char *name)
 {
     const cJSON *c;
 
-    if (cJSON_IsString(value)) {
-        const char *p = value->valuestring;
-        size_t n = strlen(name);
-        while ((p = strchr(p, '$')) != NULL) {
-            p++;
-            if (strncmp(p, name, n) == 0)
-                return 1;
-        }
-        return 0;
-    }
+    if (cJSON_IsString(value))
+        return jqx_mentions(value->valuestring, name);
     cJSON_ArrayForEach(c, value)
     {
         if (mentions(c, name))

@@ -119,8 +119,7 @@ int jqx_valid_var(const char *s)
     return 1;
 }
 
-/* 1 when expr mentions $name (not as the prefix of a longer name). */
-static int mentions(const char *expr, const char *name)
+int jqx_mentions(const char *expr, const char *name)
 {
     size_t n = strlen(name);
 
@@ -149,14 +148,14 @@ static const char *var_name(size_t i, const char *const *vars)
  * only the variables it uses. */
 static int bind_vars(struct sbuf *b, const char *expr, const char *const *vars, size_t nvars)
 {
-    int bad = mentions(expr, "ENV") ? sb_str(b, "{} as $ENV | ") : 0;
+    int bad = jqx_mentions(expr, "ENV") ? sb_str(b, "{} as $ENV | ") : 0;
 
     for (size_t i = 0; i < NFIXED + nvars && !bad; i++) {
         const char *name = var_name(i, vars);
         int dup = 0;
         for (size_t j = 0; j < i && !dup; j++)
             dup = strcmp(name, var_name(j, vars)) == 0;
-        if (dup || !jqx_valid_var(name) || !mentions(expr, name))
+        if (dup || !jqx_valid_var(name) || !jqx_mentions(expr, name))
             continue;
         bad = sb_str(b, "$__a.v.") || sb_str(b, name) || sb_str(b, " as $") || sb_str(b, name) ||
               sb_str(b, " | ");

@@ -63,6 +63,10 @@ int jqx_valid_var(const char *s);
 int jqx_eval(struct jqx *x, size_t i, const cJSON *data, const cJSON *vars, cJSON **out, char *err,
              size_t errlen);
 
+/* 1 when expr mentions variable $name (not as the prefix of a longer
+ * name): the variables an evaluation must be given. */
+int jqx_mentions(const char *expr, const char *name);
+
 /* 1 when s is a runtime expression: "${" … "}" around the whole string
  * (leading and trailing blanks allowed). *body and *len then give the jq
  * source between the braces. */
