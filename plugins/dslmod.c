@@ -16,9 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "loader.h"
 #include "log.h"
 #include "memfd.h"
 
@@ -88,33 +88,18 @@ void dslmod_open_early(void)
 /* The module's bytes in a sealed memfd; -1 with err. */
 static int module_memfd(char *err, size_t errlen)
 {
-    struct stat st;
-    char *buf;
-    size_t got = 0;
+    char why[256];
+    size_t len = 0;
+    char *buf = plg_read_fd(module_fd, DSLMOD_MAX_BYTES, &len, why, sizeof(why));
     int fd;
 
-    if (fstat(module_fd, &st) < 0 || st.st_size <= 0 || st.st_size > DSLMOD_MAX_BYTES) {
-        snprintf(err, errlen, "could not load %s: not a module file", module_path);
+    if (buf == NULL || len == 0) {
+        snprintf(err, errlen, "could not load %s: %s", module_path,
+                 buf == NULL ? why : "not a module file");
+        free(buf);
         return -1;
     }
-    buf = malloc((size_t)st.st_size);
-    if (buf == NULL) {
-        snprintf(err, errlen, "could not load %s: out of memory", module_path);
-        return -1;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t n = pread(module_fd, buf + got, (size_t)st.st_size - got, (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            snprintf(err, errlen, "could not read %s: %s", module_path,
-                     n < 0 ? strerror(errno) : "it shrank");
-            free(buf);
-            return -1;
-        }
-        got += (size_t)n;
-    }
-    fd = memfd_sealed("wf-dsl", buf, got);
+    fd = memfd_sealed("wf-dsl", buf, len);
     free(buf);
     if (fd < 0)
         snprintf(err, errlen, "could not load %s: %s", module_path, strerror(errno));

@@ -16,9 +16,13 @@
 #include "loader.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "dslmod.h"
 #include "elfcheck.h"
@@ -93,22 +97,49 @@ static int cmp_activity(const void *a, const void *b)
                   (*(const struct wf_activity_def *const *)b)->name);
 }
 
-char *plg_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+char *plg_read_fd(int fd, size_t max, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = malloc(max + 2);
-    size_t n = 0, r;
+    struct stat st;
+    size_t cap, n = 0;
+    char *buf, *grown;
 
-    if (f == NULL || buf == NULL) {
-        snprintf(err, errlen, "%s", f == NULL ? "could not open it" : "out of memory");
-        if (f != NULL)
-            fclose(f);
-        free(buf);
+    if (fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "could not read it: %s", strerror(errno));
         return NULL;
     }
-    while (n <= max && (r = fread(buf + n, 1, max + 1 - n, f)) > 0)
-        n += r;
-    fclose(f);
+    /* room for the size it has (or max), the NUL, and one byte to see past max */
+    cap = (st.st_size > 0 && (size_t)st.st_size <= max ? (size_t)st.st_size : max) + 2;
+    buf = malloc(cap);
+    if (buf == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (;;) {
+        ssize_t r;
+        if (n + 1 == cap) { /* full: the file grew, or is over max */
+            if (n > max)
+                break;
+            cap = cap * 2 < max + 2 ? cap * 2 : max + 2;
+            grown = realloc(buf, cap);
+            if (grown == NULL) {
+                snprintf(err, errlen, "out of memory");
+                free(buf);
+                return NULL;
+            }
+            buf = grown;
+        }
+        r = pread(fd, buf + n, cap - 1 - n, (off_t)n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, errlen, "could not read it: %s", strerror(errno));
+            free(buf);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
     if (n > max) {
         snprintf(err, errlen, "it is over %zu bytes", max);
         free(buf);
@@ -116,6 +147,20 @@ char *plg_read_file(const char *path, size_t max, size_t *len, char *err, size_t
     }
     buf[n] = '\0';
     *len = n;
+    return buf;
+}
+
+char *plg_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *buf;
+
+    if (fd < 0) {
+        snprintf(err, errlen, "could not open it");
+        return NULL;
+    }
+    buf = plg_read_fd(fd, max, len, err, errlen);
+    close(fd);
     return buf;
 }
 

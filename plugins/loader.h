@@ -46,9 +46,12 @@ struct dsl_def;
 struct dsl_def *plg_definition(const struct plg_registry *reg, const char *name);
 const struct wf_activity_def *plg_activity(const struct plg_registry *reg, const char *name);
 
-/* Reads path (at most max bytes) into a malloc'ed NUL-terminated buffer
- * with its length in *len; NULL with the reason in err. */
+/* Reads path, or the whole of the open file fd (from offset 0, whatever
+ * the descriptor's position), at most max bytes, into a malloc'ed
+ * NUL-terminated buffer with its length in *len; NULL with the reason in
+ * err ("could not open it", "it is over N bytes", …). */
 char *plg_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+char *plg_read_fd(int fd, size_t max, size_t *len, char *err, size_t errlen);
 
 /* Adds {"workflows":[names],"activities":[names],"plugins":[{name,version}]}
  * to obj, sorted by name. */
