@@ -66,9 +66,9 @@ static int load(const char *expr, const char *tzname, struct cron *c, struct cro
     *tz = NULL;
     if (cron_parse(expr, c, err, errlen) < 0)
         return -1;
-    if (tzname == NULL || tzname[0] == '\0' || strcmp(tzname, "UTC") == 0)
+    if (tzname == NULL || tzname[0] == '\0')
         return 0;
-    return cron_tz_load(tzname, tz, err, errlen);
+    return cron_tz_load(tzname, tz, err, errlen); /* knows UTC without a file */
 }
 
 int sched_next_ticks(const char *expr, const char *tzname, int64_t after, int64_t *out, int n,
