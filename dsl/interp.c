@@ -242,6 +242,160 @@ static enum flow sub_list(struct irun *ir, const cJSON *list, const char *path, 
     return f;
 }
 
+/* Appends "/" and token, escaped as a JSON Pointer (~0, ~1), to buf. */
+static int ptr_add(char *buf, size_t len, const char *token)
+{
+    size_t n = strlen(buf);
+
+    if (n + 1 >= len)
+        return -1;
+    buf[n++] = '/';
+    for (; *token != '\0'; token++) {
+        const char *esc = *token == '~' ? "~0" : *token == '/' ? "~1" : NULL;
+        size_t k = esc != NULL ? 2 : 1;
+        if (n + k >= len)
+            return -1;
+        if (esc != NULL)
+            memcpy(buf + n, esc, 2);
+        else
+            buf[n] = *token;
+        n += k;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+/* The JSON Pointer of node within at (its path so far in buf): 1 when
+ * found (buf holds it), else 0 (buf as it was). */
+static int pointer_of(const cJSON *at, const cJSON *node, char *buf, size_t len)
+{
+    const cJSON *c;
+    size_t mark = strlen(buf);
+    int i = 0;
+
+    if (at == node)
+        return 1;
+    cJSON_ArrayForEach(c, at)
+    {
+        char idx[16];
+        snprintf(idx, sizeof(idx), "%d", i++);
+        if (ptr_add(buf, len, cJSON_IsArray(at) ? idx : c->string) == 0 &&
+            pointer_of(c, node, buf, len))
+            return 1;
+        buf[mark] = '\0';
+    }
+    return 0;
+}
+
+/* The node at JSON Pointer ptr in root (NULL: none); *last the last
+ * token, unescaped, into last (len bytes). */
+static const cJSON *pointer_get(const cJSON *root, const char *ptr, char *last, size_t len)
+{
+    const cJSON *n = root;
+
+    last[0] = '\0';
+    while (n != NULL && *ptr == '/') {
+        size_t k = 0;
+        for (ptr++; *ptr != '\0' && *ptr != '/'; ptr++) {
+            char ch = *ptr;
+            if (ch == '~' && (ptr[1] == '0' || ptr[1] == '1'))
+                ch = *++ptr == '0' ? '~' : '/';
+            if (k + 1 < len)
+                last[k++] = ch;
+        }
+        last[k] = '\0';
+        if (cJSON_IsArray(n)) {
+            char *end;
+            long i = strtol(last, &end, 10);
+            n = *end == '\0' && last[0] != '\0' && i >= 0 ? cJSON_GetArrayItem(n, (int)i) : NULL;
+        } else {
+            n = cJSON_GetObjectItemCaseSensitive(n, last);
+        }
+    }
+    return *ptr == '\0' ? n : NULL;
+}
+
+/* A child run's spec: this workflow on in, running node (a task, or with
+ * list a task list) of the definition with the run's variables as they
+ * are now (extra: more bound on top; taken). NULL: out of memory. */
+static cJSON *branch_spec(struct irun *ir, const cJSON *node, int list, const cJSON *in,
+                          cJSON *extra)
+{
+    cJSON *spec = cJSON_CreateObject(), *b, *vars = cJSON_Duplicate(ir->extra, 1), *c;
+    char ptr[PATH_LEN] = "";
+
+    if (spec == NULL || vars == NULL || !pointer_of(dsl_root(ir->d), node, ptr, sizeof(ptr))) {
+        cJSON_Delete(spec);
+        cJSON_Delete(vars);
+        cJSON_Delete(extra);
+        return NULL;
+    }
+    while (extra != NULL && (c = extra->child) != NULL) {
+        cJSON_DetachItemViaPointer(extra, c);
+        cJSON_DeleteItemFromObjectCaseSensitive(vars, c->string);
+        cJSON_AddItemToObject(vars, c->string, c);
+    }
+    cJSON_Delete(extra);
+    cJSON_AddStringToObject(spec, "workflow", ir->ctx->workflow);
+    cJSON_AddItemToObject(spec, "input", in != NULL ? cJSON_Duplicate(in, 1) : cJSON_CreateNull());
+    b = cJSON_AddObjectToObject(spec, "branch");
+    if (b == NULL) {
+        cJSON_Delete(spec);
+        cJSON_Delete(vars);
+        return NULL;
+    }
+    cJSON_AddStringToObject(b, "at", ptr);
+    cJSON_AddBoolToObject(b, "list", list);
+    cJSON_AddItemToObject(b, "context", cJSON_Duplicate(ir->context, 1));
+    cJSON_AddItemToObject(b, "vars", vars);
+    cJSON_AddItemToObject(
+        b, "workflowInput",
+        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(ir->workflow, "input"), 1));
+    return spec;
+}
+
+/* Runs specs (taken) as child runs joined by join, at most limit at once;
+ * F_NEXT with *results (their {"status", "output", …} in order; the
+ * first's alone for WF_JOIN_ANY). A child that failed fails the task. */
+static enum flow spawn(struct irun *ir, cJSON *specs, enum wf_join join, int limit,
+                       const char *path, cJSON **results)
+{
+    const struct wf_host_api *api = ir->ctx->api;
+    enum wf_status st;
+
+    *results = NULL;
+    if (specs == NULL)
+        return fail(ir, "runtime", 500, "out of memory", "could not build the branches", path);
+    if (!WF_HAS_FIELD(api, struct wf_host_api, children)) {
+        cJSON_Delete(specs);
+        return fail(ir, "runtime", 501, "no child runs",
+                    "this host cannot run branches concurrently", path);
+    }
+    st = api->children(ir->ctx, specs, join, limit, results);
+    cJSON_Delete(specs);
+    if (st != WF_OK) {
+        cJSON_Delete(*results);
+        *results = NULL;
+        return host_flow(ir, st, join == WF_JOIN_ANY ? "no branch completed" : "a branch failed",
+                         path);
+    }
+    return F_NEXT;
+}
+
+/* The outputs of results, in order (a new array; NULL: out of memory). */
+static cJSON *outputs_of(const cJSON *results)
+{
+    cJSON *all = cJSON_CreateArray();
+    const cJSON *r;
+
+    cJSON_ArrayForEach(r, results)
+    {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(r, "output");
+        cJSON_AddItemToArray(all, o != NULL ? cJSON_Duplicate(o, 1) : cJSON_CreateNull());
+    }
+    return all;
+}
+
 /* Binds extra variable name to v (owned) for the duration of a body;
  * returns the previous binding (NULL: none) to restore with unbind. */
 static cJSON *bind(struct irun *ir, const char *name, cJSON *v)
@@ -267,6 +421,7 @@ static enum flow do_for(struct irun *ir, const cJSON *task, const char *name, co
     const cJSON *body = cJSON_GetObjectItemCaseSensitive(task, "do");
     const char *each = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "each"));
     const char *at = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "at"));
+    const cJSON *conc;
     cJSON *items = NULL, *data;
     char bp[PATH_LEN];
     enum flow f;
@@ -281,6 +436,30 @@ static enum flow do_for(struct irun *ir, const cJSON *task, const char *name, co
         cJSON_Delete(items);
         return fail(ir, "validation", 400, "for needs an array", "\"in\" did not give an array",
                     path);
+    }
+    conc = cJSON_GetObjectItemCaseSensitive(spec, "concurrency");
+    if (conc != NULL) {
+        /* Each iteration a child run on the task's input, at most
+         * `concurrency` at once; the output is theirs in order. */
+        cJSON *specs = cJSON_CreateArray(), *results = NULL;
+        for (const cJSON *it = items->child; specs != NULL && it != NULL; it = it->next, i++) {
+            cJSON *x = cJSON_CreateObject(), *one;
+            cJSON_AddItemToObject(x, each, cJSON_Duplicate(it, 1));
+            cJSON_AddNumberToObject(x, at, i);
+            one = branch_spec(ir, body, 1, in, x);
+            if (one == NULL || !cJSON_AddItemToArray(specs, one)) {
+                cJSON_Delete(one);
+                cJSON_Delete(specs);
+                specs = NULL;
+            }
+        }
+        cJSON_Delete(items);
+        f = spawn(ir, specs, WF_JOIN_ALL, (int)conc->valuedouble, path, &results);
+        if (f == F_NEXT) {
+            *out = outputs_of(results);
+            cJSON_Delete(results);
+        }
+        return f;
     }
     pathf(bp, "%s/do", path);
     data = cJSON_Duplicate(in, 1);
@@ -303,45 +482,36 @@ static enum flow do_for(struct irun *ir, const cJSON *task, const char *name, co
     return F_NEXT;
 }
 
-/* fork: each branch on the task's input; all their outputs, or the first's
- * when they compete. */
+/* fork: each branch a child run on the task's input, all at once; all
+ * their outputs in order, or with compete the first to complete's (the
+ * others are cancelled). */
 static enum flow do_fork(struct irun *ir, const cJSON *spec, const char *path, const cJSON *in,
-                         cJSON **out, int depth)
+                         cJSON **out)
 {
     const cJSON *branches = cJSON_GetObjectItemCaseSensitive(spec, "branches"), *b;
     int compete = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(spec, "compete"));
-    cJSON *all = cJSON_CreateArray();
-    char bp[PATH_LEN], p[PATH_LEN];
-    int i = 0;
+    cJSON *specs = cJSON_CreateArray(), *results = NULL;
+    enum flow f;
 
-    pathf(bp, "%s/branches", path);
     cJSON_ArrayForEach(b, branches)
     {
-        cJSON *one = cJSON_Duplicate(in, 1);
-        enum flow f;
-
-        pathf(p, "%s/%d/%s", bp, i, b->child->string);
-        f = run_task(ir, b->child->string, b->child, p, &one, depth + 1);
-        if (f == F_EXIT || f == F_GOTO || f == F_END)
-            f = F_NEXT; /* a branch ends where it ends */
-        if (f != F_NEXT) {
+        cJSON *one = specs != NULL ? branch_spec(ir, b->child, 0, in, NULL) : NULL;
+        if (one == NULL || !cJSON_AddItemToArray(specs, one)) {
             cJSON_Delete(one);
-            cJSON_Delete(all);
-            return f;
+            cJSON_Delete(specs);
+            specs = NULL;
         }
-        cJSON_AddItemToArray(all, one);
-        i++;
-        if (compete)
-            break;
     }
+    f = spawn(ir, specs, compete ? WF_JOIN_ANY : WF_JOIN_ALL, 0, path, &results);
+    if (f != F_NEXT)
+        return f;
     if (compete) {
-        *out = cJSON_DetachItemFromArray(all, 0);
-        cJSON_Delete(all);
-        if (*out == NULL)
-            *out = cJSON_CreateNull();
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(results, 0), "output");
+        *out = o != NULL ? cJSON_Duplicate(o, 1) : cJSON_CreateNull();
     } else {
-        *out = all;
+        *out = outputs_of(results);
     }
+    cJSON_Delete(results);
     return F_NEXT;
 }
 
@@ -499,7 +669,7 @@ static enum flow run_task(struct irun *ir, const char *name, const cJSON *task, 
     else if ((v = cJSON_GetObjectItemCaseSensitive(task, "do")) != NULL)
         f = sub_list(ir, v, path, in, &out, depth);
     else if ((v = cJSON_GetObjectItemCaseSensitive(task, "fork")) != NULL)
-        f = do_fork(ir, v, path, in, &out, depth);
+        f = do_fork(ir, v, path, in, &out);
     else if ((v = cJSON_GetObjectItemCaseSensitive(task, "listen")) != NULL)
         f = do_listen(ir, task, path, &out);
     else if ((v = cJSON_GetObjectItemCaseSensitive(task, "raise")) != NULL) {
@@ -608,8 +778,43 @@ static void failure_text(const cJSON *e, char *err, size_t errlen)
              where != NULL ? where : "", where != NULL ? ")" : "");
 }
 
-enum wf_status dsl_run(struct dsl_def *d, struct wf_ctx *ctx, const cJSON *input, cJSON **output,
-                       char *err, size_t errlen)
+/* A child run's part of the definition (dsl_run with a branch): the task
+ * or task list at branch.at, with the variables and $context its parent
+ * had, on input; *data its output. */
+static enum flow run_branch(struct irun *ir, const cJSON *branch, const cJSON *input, cJSON **data)
+{
+    const char *at = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(branch, "at"));
+    const cJSON *v;
+    const cJSON *node;
+    char name[PATH_LEN];
+    enum flow f;
+
+    node = at != NULL ? pointer_get(dsl_root(ir->d), at, name, sizeof(name)) : NULL;
+    if (node == NULL)
+        return fail(ir, "runtime", 500, "no such branch", at != NULL ? at : "(none)", "/");
+    if ((v = cJSON_GetObjectItemCaseSensitive(branch, "context")) != NULL) {
+        cJSON_Delete(ir->context);
+        ir->context = cJSON_Duplicate(v, 1);
+    }
+    if (cJSON_IsObject(v = cJSON_GetObjectItemCaseSensitive(branch, "vars"))) {
+        cJSON_Delete(ir->extra);
+        ir->extra = cJSON_Duplicate(v, 1);
+    }
+    if ((v = cJSON_GetObjectItemCaseSensitive(branch, "workflowInput")) != NULL)
+        cJSON_ReplaceItemInObjectCaseSensitive(ir->workflow, "input", cJSON_Duplicate(v, 1));
+    if (ir->context == NULL || ir->extra == NULL)
+        return fail(ir, "runtime", 500, "out of memory", "could not restore the variables", at);
+    *data = input != NULL ? cJSON_Duplicate(input, 1) : cJSON_CreateNull();
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(branch, "list")))
+        f = run_list(ir, node, at, data, 1);
+    else
+        f = run_task(ir, name, node, at, data, 1);
+    /* a branch ends where it ends */
+    return f == F_EXIT || f == F_END || f == F_GOTO ? F_NEXT : f;
+}
+
+enum wf_status dsl_run(struct dsl_def *d, struct wf_ctx *ctx, const cJSON *input,
+                       const cJSON *branch, cJSON **output, char *err, size_t errlen)
 {
     const cJSON *root = dsl_root(d), *v;
     struct irun ir = {
@@ -631,6 +836,10 @@ enum wf_status dsl_run(struct dsl_def *d, struct wf_ctx *ctx, const cJSON *input
     /* by reference: the loaded definition outlives the run's turn */
     cJSON_AddItemReferenceToObject(ir.workflow, "definition",
                                    cJSON_GetObjectItemCaseSensitive(dsl_root_mut(d), "document"));
+    if (branch != NULL) {
+        f = run_branch(&ir, branch, input, &data);
+        goto done;
+    }
     v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "input"), "from");
     if (v != NULL)
         f = eval(&ir, v, input, "input", "/input", input, &data);
@@ -650,6 +859,7 @@ enum wf_status dsl_run(struct dsl_def *d, struct wf_ctx *ctx, const cJSON *input
             }
         }
     }
+done:
     if (f == F_STOP) {
         st = ir.st;
     } else if (f == F_FAIL) {

@@ -11,8 +11,11 @@
  * cannot read the clock or the environment (jqx.h). A crash resumes at
  * the task that had not finished; a finished call never runs again.
  *
- * `for` iterations and `fork` branches run one after another (their
- * results are those of a concurrent run; concurrency is to come).
+ * `fork` branches, and `for` iterations given a concurrency, are child
+ * runs (the host API's children call): each runs its part of the same
+ * definition, named by its branch (a JSON Pointer, and the variables and
+ * $context the parent had), with steps of its own, all at once (up to the
+ * bound); the parent's one step is their join.
  */
 #ifndef WF_DSL_INTERP_H
 #define WF_DSL_INTERP_H
@@ -26,9 +29,12 @@
 /*
  * Runs definition d on input, as a workflow function: WF_OK with *output
  * (caller owns), WF_SUSPEND or WF_ECANCELLED as the host asked, or a
- * failure status with the run's error message in err.
+ * failure status with the run's error message in err. branch (NULL: the
+ * whole definition) is a child run's part: {"at": JSON Pointer of a task,
+ * or of a task list with "list": true, "context", "vars",
+ * "workflowInput"}, as the parent's fork or for wrote it.
  */
-enum wf_status dsl_run(struct dsl_def *d, struct wf_ctx *ctx, const cJSON *input, cJSON **output,
-                       char *err, size_t errlen);
+enum wf_status dsl_run(struct dsl_def *d, struct wf_ctx *ctx, const cJSON *input,
+                       const cJSON *branch, cJSON **output, char *err, size_t errlen);
 
 #endif

@@ -26,8 +26,8 @@ struct dsl_module {
                              cJSON *errors, cJSON *calls, int *nerrors);
     const cJSON *(*root)(const struct dsl_def *d);
     const char *(*name)(const struct dsl_def *d);
-    enum wf_status (*run)(struct dsl_def *d, struct wf_ctx *ctx, const cJSON *input, cJSON **output,
-                          char *err, size_t errlen);
+    enum wf_status (*run)(struct dsl_def *d, struct wf_ctx *ctx, const cJSON *input,
+                          const cJSON *branch, cJSON **output, char *err, size_t errlen);
     wf_activity_fn http_activity; /* wf.http */
 };
 

@@ -34,7 +34,8 @@ static const char SQL_CLAIM[] =
     "   AND run_at <= now()"
     "   AND (lease_owner IS NULL OR lease_expires_at < now() OR lease_owner = $5)"
     "   ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
-    " RETURNING e.id, e.workflow, e.code_sha256, e.input::text, e.cancel_requested";
+    " RETURNING e.id, e.workflow, e.code_sha256, e.input::text, e.cancel_requested,"
+    " e.branch::text";
 
 static const char SQL_HISTORY[] =
     "SELECT execution_id, seq, kind, name, status, output::text, error FROM steps"
@@ -278,6 +279,9 @@ static void on_claimed(void *arg, const struct dbq_result *res)
                                   PQgetisnull(res->res, row, 3)
                                       ? cJSON_CreateNull()
                                       : cJSON_CreateRaw(PQgetvalue(res->res, row, 3)));
+            if (!PQgetisnull(res->res, row, 5)) /* a child run's part of its definition */
+                cJSON_AddItemToObject(item, "branch",
+                                      cJSON_CreateRaw(PQgetvalue(res->res, row, 5)));
             cJSON_AddItemToObject(item, "steps", cJSON_CreateArray());
             j->items[i] = item;
             used += (size_t)snprintf(arr + used, cap - used, "%c%s%s", i == 0 ? '{' : ',',

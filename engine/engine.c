@@ -37,8 +37,11 @@
 const double ENGINE_HIST_LE[ENGINE_HIST_N - 1] = {0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                   0.25,  0.5,   1,     2.5,  5,     10};
 
-#define POLL_MS 1000   /* every project with a ready worker is polled this often */
-#define ACTIVE_EVERY 5 /* polls between two counts of the runs not ended */
+#define POLL_MS 1000       /* every project with a ready worker is polled this often */
+#define ACTIVE_EVERY 5     /* polls between two counts of the runs not ended */
+#define CHILDREN_MAX 10000 /* child runs one call may start */
+#define SETTLE_BATCH 1000  /* joins settled per statement */
+#define SETTLE_BATCH_S "1000"
 
 static void hist_add(struct engine_hist *h, double seconds)
 {
@@ -399,6 +402,32 @@ static const char SQL_CANCEL_SWEEP[] =
 static const char SQL_SIGNAL_WAIT[] =
     "SELECT wf_signal_wait($1::uuid, $2::int, $3, $4::bigint, $5)";
 
+static const char SQL_CHILDREN_WAIT[] =
+    "SELECT wf_children_wait($1::uuid, $2::int, $3, $4::jsonb, $5, $6::int)";
+
+/* Joins whose children ended (migration 10), SETTLE_BATCH at a time. */
+static const char SQL_SETTLE[] = "SELECT wf_settle_joins(" SETTLE_BATCH_S ")";
+
+/* Children nobody waits for any more (their parent ended, or its join
+ * completed without them: a first-to-finish join, or a failed child) are
+ * cancelled; one that a host holds ends there at its next step, like any
+ * cancel. SKIP LOCKED: a child busy now is cancelled at the next sweep. */
+static const char SQL_ORPHAN_SWEEP[] =
+    "UPDATE executions e SET cancel_requested = true,"
+    " status = CASE WHEN e.lease_owner IS NULL THEN 'cancelled' ELSE e.status END,"
+    " error = CASE WHEN e.lease_owner IS NULL"
+    "  THEN '{\"message\": \"cancelled: its parent no longer waits for it\"}'::jsonb"
+    "  ELSE e.error END,"
+    " completed_at = CASE WHEN e.lease_owner IS NULL THEN clock_timestamp() END,"
+    " updated_at = clock_timestamp()"
+    " WHERE e.id IN (SELECT c.id FROM executions c"
+    "  WHERE c.parent_id IS NOT NULL AND c.status IN ('pending', 'running', 'sleeping', 'waiting')"
+    "  AND NOT c.cancel_requested"
+    "  AND NOT EXISTS (SELECT 1 FROM steps s JOIN executions p ON p.id = s.execution_id"
+    "   WHERE s.execution_id = c.parent_id AND s.seq = c.parent_seq AND s.status = 'waiting'"
+    "   AND p.status IN ('pending', 'running', 'sleeping', 'waiting'))"
+    "  FOR UPDATE SKIP LOCKED)";
+
 /* Runs past their deadline fail, unless another live host holds them (it
  * times them out itself). */
 static const char SQL_TIMEOUT_SWEEP[] =
@@ -420,6 +449,7 @@ static const char SQL_ACTIVE[] =
 static char what_clock[] = "record a clock read";
 static char what_release[] = "release a run";
 static char what_release_worker[] = "release a worker's runs";
+static char what_orphans[] = "cancel child runs nobody waits for";
 
 void eng_log_failure(void *arg, const struct dbq_result *res)
 {
@@ -832,6 +862,54 @@ static int wait_signal(struct engine *e, struct erun *r, const cJSON *item, int 
     return 0;
 }
 
+/* Child runs started and waited for (wf_children_wait: writes the join
+ * step and the children, or finds them; the run goes on at once when the
+ * join is already complete, else it is parked until wf_settle_joins
+ * completes it). Same answers as a signal wait, with no timeout. */
+static int wait_children(struct engine *e, struct erun *r, const cJSON *item, int seq,
+                         const char **why)
+{
+    const cJSON *kids = cJSON_GetObjectItemCaseSensitive(item, "children"), *k;
+    const char *mode = ju_str(item, "mode");
+    int64_t limit = 0;
+    char seqs[16], lim[24];
+    char *specs;
+    const char *params[6] = {r->id, seqs, e->cfg->host_id, NULL, mode, lim};
+    struct ref *x;
+    int n = 0;
+
+    (void)ju_int(item, "limit", &limit);
+    if (!cJSON_IsArray(kids) || mode == NULL ||
+        (strcmp(mode, "all") != 0 && strcmp(mode, "any") != 0) || limit < 0 ||
+        limit > CHILDREN_MAX) {
+        *why = "malformed children wait";
+        return -1;
+    }
+    cJSON_ArrayForEach(k, kids)
+    {
+        const char *wf = ju_str(k, "workflow");
+        if (!cJSON_IsObject(k) || wf == NULL || strlen(wf) > WF_ID_MAX || ++n > CHILDREN_MAX) {
+            *why = "malformed children wait";
+            return -1;
+        }
+    }
+    snprintf(seqs, sizeof(seqs), "%d", seq);
+    snprintf(lim, sizeof(lim), "%" PRId64, limit);
+    specs = cJSON_PrintUnformatted(kids);
+    params[3] = specs;
+    x = ref_new(e, r, seq);
+    r->state = E_ENDING;
+    r->seq = -1; /* no timeout: woken by the join */
+    if (specs == NULL || x == NULL ||
+        dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_CHILDREN_WAIT, 6, params,
+                 NULL, NULL, on_signal_wait, x) < 0) {
+        free(x);
+        eng_fail_held(e, r, "could not start the child runs: out of memory");
+    }
+    free(specs);
+    return 0;
+}
+
 /* A durable sleep: its step is written completed, due at its wake time, and
  * the run parked until then (status sleeping, run_at, no lease). */
 static int on_wait(struct engine *e, struct erun *r, const cJSON *item, const char **why)
@@ -848,6 +926,8 @@ static int on_wait(struct engine *e, struct erun *r, const cJSON *item, const ch
         return -1;
     if (strcmp(kind, "signal") == 0)
         return wait_signal(e, r, item, (int)seq, why);
+    if (strcmp(kind, "children") == 0)
+        return wait_children(e, r, item, (int)seq, why);
     if (strcmp(kind, "sleep") != 0 || ju_int(item, "ms", &ms) < 0) {
         *why = "malformed wait";
         return -1;
@@ -1059,11 +1139,60 @@ static void on_active(void *arg, const struct dbq_result *res)
 }
 
 static void on_cancel_sweep(void *arg, const struct dbq_result *res);
+static void settle(struct engine *e);
+
+static void on_settled(void *arg, const struct dbq_result *res)
+{
+    struct engine *e = arg;
+
+    e->settling = 0;
+    if (res->outcome != DBQ_OK) {
+        log_warning("could not settle the joins of child runs: %s", res->message);
+        return;
+    }
+    if (PQntuples(res->res) == 1 && strtol(PQgetvalue(res->res, 0, 0), NULL, 10) >= SETTLE_BATCH)
+        e->settle_again = 1;
+    if (e->settle_again && !e->detached)
+        settle(e);
+}
+
+/* Completes the joins whose children ended (one statement in flight; a
+ * request meanwhile runs it again after). */
+static void settle(struct engine *e)
+{
+    if (e->settling) {
+        e->settle_again = 1;
+        return;
+    }
+    e->settle_again = 0;
+    if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE, SQL_SETTLE, 0, NULL, NULL, NULL, on_settled,
+                 e) < 0) {
+        log_error("could not settle the joins of child runs: out of memory");
+        return;
+    }
+    e->settling = 1;
+}
+
+static void on_joins(void *arg, const char *channel, const char *payload)
+{
+    struct engine *e = arg;
+
+    (void)channel;
+    (void)payload; /* NULL: the LISTEN connection is back: settle anyway */
+    if (!e->detached)
+        settle(e);
+}
 
 static void on_poll(void *arg)
 {
     struct engine *e = arg;
     const char *params[1] = {e->cfg->host_id};
+
+    /* Joins a notification did not announce; children nobody waits for. */
+    settle(e);
+    if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE, SQL_ORPHAN_SWEEP, 0, NULL, NULL, NULL,
+                 eng_log_failure, what_orphans) < 0)
+        log_error("could not cancel orphaned child runs: out of memory");
 
     /* Timed-out runs end; this host's workers let go of theirs. */
     if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE, SQL_TIMEOUT_SWEEP, 1, params, NULL, NULL,
@@ -1172,6 +1301,8 @@ struct engine *engine_new(const struct wf_config *cfg, struct loop *l, struct db
     e->hooked = 1;
     if (dbq_listen(q, "wf_runs", on_notify, e) < 0)
         log_warning("could not listen for runs announced by other hosts: out of memory");
+    if (dbq_listen(q, "wf_joins", on_joins, e) < 0)
+        log_warning("could not listen for child runs that ended: out of memory");
     loop_timer_set(l, &e->poll, loop_now(l) + POLL_MS, on_poll, e);
     loop_timer_set(l, &e->lease, loop_now(l) + cfg->lease_ms / 3, on_lease, e);
     return e;

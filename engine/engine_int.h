@@ -95,7 +95,9 @@ struct engine {
     int hooked;
     int detached;
     unsigned polls;
-    int counting; /* the active-runs count is in flight */
+    int counting;     /* the active-runs count is in flight */
+    int settling;     /* wf_settle_joins is in flight */
+    int settle_again; /* and must run once more after */
     struct engine_stats st;
 };
 

@@ -37,7 +37,7 @@
     "e.id, e.project_id, e.workflow, e.code_sha256, e.status, e.attempt, e.idempotency_key,"       \
     " e.cancel_requested, to_char(e.run_at" ISO_MS "), to_char(e.created_at" ISO_MS "),"           \
     " to_char(e.started_at" ISO_MS "), to_char(e.completed_at" ISO_MS "),"                         \
-    " to_char(e.updated_at" ISO_MS ")"
+    " to_char(e.updated_at" ISO_MS "), e.parent_id"
 
 enum exec_col {
     EC_ID,        /* uuid */
@@ -53,6 +53,7 @@ enum exec_col {
     EC_STARTED,   /* ISO-8601 text or NULL */
     EC_COMPLETED, /* ISO-8601 text or NULL */
     EC_UPDATED,   /* ISO-8601 text */
+    EC_PARENT,    /* uuid or NULL: the run that started it (host API children) */
     EC_ERROR,     /* jsonb or NULL (GET: in the first row only) */
     EC_NCOLS      /* the columns exec_json reads */
 };
@@ -113,6 +114,7 @@ static const char list_sql[] =
     " WHERE e.project_id = $1"
     "  AND ($2::text IS NULL OR e.status = $2)"
     "  AND ($3::text IS NULL OR e.workflow = $3)"
+    "  AND ($7::uuid IS NULL OR e.parent_id = $7)"
     "  AND ($4::bigint IS NULL OR (e.created_at, e.id) <"
     "   (timestamptz 'epoch' + ($4 / 1000000) * interval '1 second'"
     "    + ($4 % 1000000) * interval '1 microsecond', $5::uuid))"
@@ -305,6 +307,7 @@ static cJSON *exec_json(const PGresult *res, int row, int with_io)
     bad |= add_text(o, "executionId", res, row, EC_ID);
     bad |= add_text(o, "projectId", res, row, EC_PROJECT);
     bad |= add_text(o, "workflow", res, row, EC_WORKFLOW);
+    bad |= add_text(o, "parentId", res, row, EC_PARENT);
     bad |= add_text(o, "codeSha256", res, row, EC_SHA);
     bad |= add_text(o, "status", res, row, EC_STATUS);
     if (with_io) {
@@ -403,6 +406,7 @@ void api_executions_get(struct core *c, struct http_req *r, const char *const *a
 struct list_args {
     const char *status;   /* NULL: any */
     const char *workflow; /* NULL: any */
+    const char *parent;   /* NULL: any; else only the child runs of this run */
     long limit;
     int has_cursor;
     int64_t cursor_us;
@@ -430,6 +434,9 @@ static const char *parse_list_args(const struct http_req *r, struct list_args *a
     if (a->workflow != NULL && !api_valid_workflow_name(a->workflow))
         return "invalid workflow name: must be kebab-case (^[a-z0-9]+(-[a-z0-9]+)*$, at most 64 "
                "bytes)";
+    a->parent = http_query_arg(r, "parent");
+    if (a->parent != NULL && !api_exec_valid_uuid(a->parent))
+        return "invalid parent: must be an execution id (a UUID)";
     s = http_query_arg(r, "limit");
     if (s != NULL && config_parse_long(s, 1, API_EXEC_LIMIT_MAX, &a->limit) < 0)
         return "invalid limit: must be an integer from 1 to 1000";
@@ -500,7 +507,7 @@ void api_executions_list(struct core *c, struct http_req *r, const char *const *
     const char *project = args[0];
     struct list_args a;
     char us[24], limit[24];
-    const char *params[6];
+    const char *params[7];
     const char *why;
     PGresult *res;
     cJSON *o;
@@ -524,7 +531,8 @@ void api_executions_list(struct core *c, struct http_req *r, const char *const *
     params[3] = a.has_cursor ? us : NULL;
     params[4] = a.has_cursor ? a.cursor_id : NULL;
     params[5] = limit;
-    res = db_exec(db, list_sql, 6, params);
+    params[6] = a.parent;
+    res = db_exec(db, list_sql, 7, params);
     if (res == NULL) {
         http_finish_db_error(r, db, "list the executions");
         return;

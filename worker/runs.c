@@ -44,9 +44,12 @@ enum step_kind {
     K_ACTIVITY,
     K_SLEEP,
     K_SIGNAL,
-    K_NOW
+    K_NOW,
+    K_CHILDREN
 };
-static const char *const kind_names[] = {"activity", "sleep", "signal", "now"};
+#define NKINDS 5
+static const char *const kind_names[NKINDS] = {"activity", "sleep", "signal", "now", "children"};
+#define CHILDREN_MAX 10000 /* child runs one call may start (core's bound too) */
 
 /* One committed step of a run's history. */
 struct wstep {
@@ -85,6 +88,7 @@ struct wrun {
     struct version *ver; /* the code version it runs on; NULL: the current code */
     struct runs *rs;
     cJSON *input;
+    cJSON *branch; /* a child run of a definition: the part it runs (NULL: all) */
     struct wstep *steps;
     int nsteps, cap;
     enum run_state state;
@@ -128,6 +132,7 @@ enum turn_cmd {
     C_ACTIVITY,
     C_SLEEP,
     C_SIGNAL,
+    C_CHILDREN,
     C_NONDET
 };
 
@@ -141,8 +146,9 @@ struct turn {
     enum turn_cmd cmd;
     int cmd_seq;
     char *cmd_name;
-    cJSON *cmd_input;
-    int64_t cmd_ms;
+    cJSON *cmd_input; /* C_ACTIVITY: its input; C_CHILDREN: the specs */
+    int64_t cmd_ms;   /* C_SLEEP, C_SIGNAL: ms; C_CHILDREN: the limit */
+    enum wf_join cmd_join;
     struct now_rec *nows;
     int nnows, capnows;
     char err[ERR_MAX];    /* ctx->api->error() */
@@ -278,6 +284,7 @@ static void run_unref(struct wrun *r)
     step_clear(&r->pending);
     clear_activity(r);
     cJSON_Delete(r->input);
+    cJSON_Delete(r->branch);
     free(r->workflow);
     free(r);
 }
@@ -660,6 +667,65 @@ static enum wf_status host_wait_signal(struct wf_ctx *ctx, const char *name, int
     return WF_SUSPEND;
 }
 
+static enum wf_status host_children(struct wf_ctx *ctx, const cJSON *specs, enum wf_join join,
+                                    int limit, cJSON **results)
+{
+    struct turn *t = turn_of(ctx);
+    const struct wstep *s;
+    const cJSON *k;
+    char name[32];
+    int seq, stop, n = 0;
+
+    if (results != NULL)
+        *results = NULL;
+    t->err[0] = '\0';
+    if (!cJSON_IsArray(specs) || (join != WF_JOIN_ALL && join != WF_JOIN_ANY) || limit < 0 ||
+        limit > CHILDREN_MAX) {
+        snprintf(t->err, sizeof(t->err), "children: specs must be an array, join all or any");
+        return WF_EINVAL;
+    }
+    cJSON_ArrayForEach(k, specs)
+    {
+        const char *wf = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "workflow"));
+        if (wf == NULL || wf[0] == '\0' || strlen(wf) > 128) {
+            snprintf(t->err, sizeof(t->err), "children: spec %d has no workflow name", n);
+            return WF_EINVAL;
+        }
+        if (++n > CHILDREN_MAX) {
+            snprintf(t->err, sizeof(t->err), "children: more than %d child runs", CHILDREN_MAX);
+            return WF_EINVAL;
+        }
+    }
+    snprintf(name, sizeof(name), "%s:%d", join == WF_JOIN_ANY ? "any" : "all", n);
+    s = next_recorded(t, K_CHILDREN, name, &seq, &stop);
+    if (stop)
+        return WF_SUSPEND;
+    if (s != NULL) {
+        if (results != NULL) {
+            *results = s->output != NULL ? cJSON_Duplicate(s->output, 1) : cJSON_CreateArray();
+            if (*results == NULL)
+                return WF_ENOMEM;
+        }
+        if (!s->ok) {
+            snprintf(t->err, sizeof(t->err), "%s", s->error != NULL ? s->error : "a child failed");
+            return WF_ERROR;
+        }
+        return WF_OK;
+    }
+    t->cmd = C_CHILDREN;
+    t->cmd_seq = seq;
+    t->cmd_input = cJSON_Duplicate(specs, 1);
+    t->cmd_ms = limit;
+    t->cmd_join = join;
+    t->stopped = 1;
+    if (t->cmd_input == NULL) {
+        snprintf(t->err, sizeof(t->err), "out of memory");
+        t->cmd = C_NONE;
+        return WF_ENOMEM;
+    }
+    return WF_SUSPEND;
+}
+
 static int64_t host_now(struct wf_ctx *ctx)
 {
     struct turn *t = turn_of(ctx);
@@ -727,6 +793,7 @@ static const struct wf_host_api host_api = {
     host_now,
     host_log,
     host_error,
+    host_children,
 };
 
 static void turn_main(void *arg)
@@ -735,9 +802,9 @@ static void turn_main(void *arg)
     cJSON *output = NULL;
 
     if (t->job.run->dsl != NULL) /* loaded, so the module is */
-        t->st =
-            dslmod_get(t->err, sizeof(t->err))
-                ->run(t->job.run->dsl, &t->ctx, t->job.run->input, &output, t->err, sizeof(t->err));
+        t->st = dslmod_get(t->err, sizeof(t->err))
+                    ->run(t->job.run->dsl, &t->ctx, t->job.run->input, t->job.run->branch, &output,
+                          t->err, sizeof(t->err));
     else
         t->st = t->job.run->wf->fn(&t->ctx, t->job.run->input, &output);
     if (t->st == WF_OK && t->cmd == C_NONE) {
@@ -1137,6 +1204,23 @@ static void on_turn_done(struct runs *rs, struct turn *t)
             t->cmd_input = NULL;
             start_attempt(rs, r);
         }
+    } else if (t->cmd == C_CHILDREN) {
+        /* Child runs: core starts them and parks the run until they end. */
+        char *text = cJSON_PrintUnformatted(t->cmd_input);
+        if (text == NULL) {
+            fail_run(rs, r, "could not start the child runs: out of memory", t);
+        } else {
+            o = item_new("wait", r);
+            cJSON_AddNumberToObject(o, "seq", t->cmd_seq);
+            cJSON_AddStringToObject(o, "kind", "children");
+            cJSON_AddStringToObject(o, "mode", t->cmd_join == WF_JOIN_ANY ? "any" : "all");
+            cJSON_AddNumberToObject(o, "limit", (double)t->cmd_ms);
+            cJSON_AddItemToObject(o, "children", cJSON_CreateRaw(text));
+            add_nows(o, t);
+            emit(rs, o, strlen(text));
+            free(text);
+            run_remove(rs, r);
+        }
     } else {
         /* A durable sleep or signal wait: the run is parked by core, and
          * handed back when it is due. */
@@ -1214,7 +1298,7 @@ void runs_on_timer(struct runs *rs)
 static enum step_kind parse_kind(const char *s, int *ok)
 {
     *ok = 1;
-    for (int i = 0; s != NULL && i < 4; i++) {
+    for (int i = 0; s != NULL && i < NKINDS; i++) {
         if (strcmp(s, kind_names[i]) == 0)
             return (enum step_kind)i;
     }
@@ -1250,6 +1334,11 @@ static int take_run(struct runs *rs, cJSON *item, char *err, size_t errlen)
     r->workflow = strdup(workflow);
     r->refs = 1;
     r->input = cJSON_DetachItemFromObjectCaseSensitive(item, "input");
+    r->branch = cJSON_DetachItemFromObjectCaseSensitive(item, "branch");
+    if (cJSON_IsNull(r->branch)) {
+        cJSON_Delete(r->branch);
+        r->branch = NULL;
+    }
     if (r->workflow == NULL)
         goto nomem_run;
     if (r->input == NULL)

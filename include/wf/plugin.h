@@ -94,6 +94,12 @@ enum wf_log_level {
 
 struct wf_ctx;
 
+/* How a children call joins the runs it started. */
+enum wf_join {
+    WF_JOIN_ALL = 0, /* wait for every child; fails as soon as one fails */
+    WF_JOIN_ANY = 1  /* wait for the first child to complete; the others are cancelled */
+};
+
 /* The host services a workflow may use (ctx->api). */
 struct wf_host_api {
     uint32_t size; /* sizeof(struct wf_host_api) of the host */
@@ -127,6 +133,27 @@ struct wf_host_api {
     /* The message of the last failed host call, or "" (valid until the next
      * host call). */
     const char *(*error)(struct wf_ctx *ctx);
+
+    /* Appended to ABI 2: check WF_HAS_FIELD(ctx->api, struct wf_host_api,
+     * children) before use.
+     *
+     * Starts child runs and waits for them: specs (borrowed) is a JSON
+     * array of {"workflow": name, "input": value}, one child run each, of
+     * a workflow of this project (the run's own workflow runs on the run's
+     * code version, another on its current one). Each child is a run of
+     * its own, with its own steps, retries and crash recovery, listed with
+     * its parent's id; at most `limit` run at once (0: no bound). join
+     * says when the wait ends (enum wf_join). The whole call is one step:
+     * a replay returns the recorded results without starting anything.
+     * WF_OK: *results (caller owns) is an array of {"executionId",
+     * "index", "status", "output", "error"}: every child in order for
+     * WF_JOIN_ALL, the first to complete for WF_JOIN_ANY. WF_ERROR: a
+     * child failed or was cancelled (WF_JOIN_ALL), or none completed
+     * (WF_JOIN_ANY); error() names it and *results holds them all, as far
+     * as they got. WF_EINVAL: malformed specs. WF_SUSPEND: not yet; return
+     * WF_SUSPEND. */
+    enum wf_status (*children)(struct wf_ctx *ctx, const cJSON *specs, enum wf_join join, int limit,
+                               cJSON **results);
 };
 
 struct wf_ctx {

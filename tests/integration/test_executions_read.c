@@ -96,14 +96,13 @@ static int json_is(const cJSON *obj, const char *key, const char *want)
 }
 
 static const char *const exec_keys[] = {
-    "executionId",     "projectId", "workflow",  "codeSha256", "status",
-    "input",           "output",    "error",     "attempt",    "idempotencyKey",
-    "cancelRequested", "runAt",     "createdAt", "startedAt",  "completedAt",
-    "updatedAt",       "steps"};
+    "executionId", "projectId", "workflow",  "parentId",    "codeSha256",     "status",
+    "input",       "output",    "error",     "attempt",     "idempotencyKey", "cancelRequested",
+    "runAt",       "createdAt", "startedAt", "completedAt", "updatedAt",      "steps"};
 static const char *const list_keys[] = {
-    "executionId", "projectId", "workflow",       "codeSha256",      "status",
-    "error",       "attempt",   "idempotencyKey", "cancelRequested", "runAt",
-    "createdAt",   "startedAt", "completedAt",    "updatedAt"};
+    "executionId", "projectId", "workflow",  "parentId",       "codeSha256",
+    "status",      "error",     "attempt",   "idempotencyKey", "cancelRequested",
+    "runAt",       "createdAt", "startedAt", "completedAt",    "updatedAt"};
 static const char *const step_keys[] = {"seq",   "kind",     "name",      "status",     "output",
                                         "error", "attempts", "startedAt", "completedAt"};
 
@@ -709,6 +708,10 @@ static void test_list_errors(void)
     expect_error("GET", "/projects/pl/executions?workflow=Bad_Name", 400, bad_workflow);
     expect_error("GET", "/projects/pl/executions?workflow=-a", 400, bad_workflow);
     expect_error("GET", "/projects/pl/executions?workflow=", 400, bad_workflow);
+    expect_error("GET", "/projects/pl/executions?parent=x", 400,
+                 "invalid parent: must be an execution id (a UUID)");
+    expect_error("GET", "/projects/pl/executions?parent=", 400,
+                 "invalid parent: must be an execution id (a UUID)");
     expect_error("GET", "/projects/pl/executions?limit=0", 400, bad_limit);
     expect_error("GET", "/projects/pl/executions?limit=1001", 400, bad_limit);
     expect_error("GET", "/projects/pl/executions?limit=-5", 400, bad_limit);

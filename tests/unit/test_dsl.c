@@ -26,14 +26,14 @@ struct step {
     char kind[16];
     char name[64];
     cJSON *result; /* NULL: failed */
-    char error[128];
+    char error[400];
 };
 
 struct host {
     struct step steps[MAX_STEPS];
     int nsteps; /* recorded */
     int pos;    /* next step of this turn */
-    char err[256];
+    char err[400];
     const char *signal_name; /* the signal that has arrived, with payload */
     cJSON *signal_payload;
     int fail_count; /* "flaky": fails this many times, then answers */
@@ -164,14 +164,119 @@ static const char *h_error(struct wf_ctx *ctx)
     return host_of(ctx)->err;
 }
 
-static const struct wf_host_api API = {
-    sizeof(struct wf_host_api), h_activity, h_sleep, h_wait_signal, h_now, h_log, h_error};
+static enum wf_status h_children(struct wf_ctx *ctx, const cJSON *specs, enum wf_join join,
+                                 int limit, cJSON **results);
+
+static const struct wf_host_api API = {sizeof(struct wf_host_api),
+                                       h_activity,
+                                       h_sleep,
+                                       h_wait_signal,
+                                       h_now,
+                                       h_log,
+                                       h_error,
+                                       h_children};
+
+static struct dsl_def *CUR; /* the definition run() runs: children run it too */
+static int CHILD_RUNS;      /* child runs started since host_reset */
+static int CHILD_LIMIT;     /* the last children call's limit */
+
+static enum wf_status run_turns(struct dsl_def *d, struct wf_ctx *ctx, const cJSON *in,
+                                const cJSON *branch, cJSON **out, char *err, size_t errlen);
+
+/* Each child runs to its end at once, on a host of its own (the steps of
+ * a child run are its own), and the call is recorded as one step whose
+ * result is theirs, as core's join would write it. */
+static enum wf_status h_children(struct wf_ctx *ctx, const cJSON *specs, enum wf_join join,
+                                 int limit, cJSON **results)
+{
+    struct host *h = host_of(ctx), saved;
+    char name[32], first_err[320] = "";
+    int fresh, i = 0, completed = 0;
+    struct step *s;
+    const cJSON *k;
+    cJSON *all, *winner = NULL;
+
+    *results = NULL;
+    snprintf(name, sizeof(name), "%s:%d", join == WF_JOIN_ANY ? "any" : "all",
+             cJSON_GetArraySize(specs));
+    s = next_step(h, "children", name, &fresh);
+    if (!fresh) {
+        *results = cJSON_Duplicate(s->result, 1);
+        if (s->error[0] != '\0') {
+            snprintf(h->err, sizeof(h->err), "%s", s->error);
+            return WF_ERROR;
+        }
+        return WF_OK;
+    }
+    CHILD_LIMIT = limit;
+    all = cJSON_CreateArray();
+    saved = H;
+    cJSON_ArrayForEach(k, specs)
+    {
+        cJSON *out = NULL, *r = cJSON_CreateObject();
+        char err[256];
+        enum wf_status st;
+        memset(&H, 0, sizeof(H));
+        H.signal_name = saved.signal_name;
+        H.signal_payload = saved.signal_payload;
+        CHILD_RUNS++;
+        st = run_turns(CUR, ctx, cJSON_GetObjectItemCaseSensitive(k, "input"),
+                       cJSON_GetObjectItemCaseSensitive(k, "branch"), &out, err, sizeof(err));
+        for (int j = 0; j < H.nsteps; j++)
+            cJSON_Delete(H.steps[j].result);
+        cJSON_AddNumberToObject(r, "index", i);
+        cJSON_AddStringToObject(r, "status", st == WF_OK ? "completed" : "failed");
+        cJSON_AddItemToObject(r, "output", out != NULL ? out : cJSON_CreateNull());
+        if (st != WF_OK) {
+            cJSON_AddItemToObject(r, "error", cJSON_CreateObject());
+            cJSON_AddStringToObject(cJSON_GetObjectItem(r, "error"), "message", err);
+            if (first_err[0] == '\0')
+                snprintf(first_err, sizeof(first_err), "child run (%d) failed: %s", i, err);
+        } else if (winner == NULL) {
+            winner = r;
+        }
+        completed += st == WF_OK;
+        cJSON_AddItemToArray(all, r);
+        i++;
+    }
+    H = saved;
+    s = &H.steps[H.nsteps++];
+    snprintf(s->kind, sizeof(s->kind), "children");
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    if (join == WF_JOIN_ANY && winner != NULL) {
+        s->result = cJSON_CreateArray();
+        cJSON_AddItemToArray(s->result, cJSON_Duplicate(winner, 1));
+        cJSON_Delete(all);
+    } else {
+        s->result = all;
+        if (join == WF_JOIN_ALL ? first_err[0] != '\0' : completed == 0)
+            snprintf(s->error, sizeof(s->error), "%s", first_err);
+    }
+    return WF_SUSPEND;
+}
 
 static void host_reset(void)
 {
     for (int i = 0; i < H.nsteps; i++)
         cJSON_Delete(H.steps[i].result);
     memset(&H, 0, sizeof(H));
+    CHILD_RUNS = 0;
+    CHILD_LIMIT = -1;
+}
+
+/* Runs d (or its branch) on in to the end, replaying after every step. */
+static enum wf_status run_turns(struct dsl_def *d, struct wf_ctx *ctx, const cJSON *in,
+                                const cJSON *branch, cJSON **out, char *err, size_t errlen)
+{
+    enum wf_status st = WF_SUSPEND;
+
+    for (int turn = 0; turn < 100 && st == WF_SUSPEND; turn++) {
+        H.pos = 0;
+        st = dsl_run(d, ctx, in, branch, out, err, errlen);
+        if (st == WF_SUSPEND)
+            CHECK_INT(H.pos, H.nsteps - 1); /* it replayed all and asked for one more */
+    }
+    return st;
 }
 
 /* Runs def_text on input to the end, replaying after every step. Returns
@@ -194,12 +299,8 @@ static enum wf_status run(const char *def_text, const char *input, cJSON **out, 
         cJSON_Delete(in);
         return WF_EINVAL;
     }
-    for (int turn = 0; turn < 100 && st == WF_SUSPEND; turn++) {
-        H.pos = 0;
-        st = dsl_run(d, &ctx, in, out, err, errlen);
-        if (st == WF_SUSPEND)
-            CHECK_INT(H.pos, H.nsteps - 1); /* it replayed all and asked for one more */
-    }
+    CUR = d;
+    st = run_turns(d, &ctx, in, NULL, out, err, errlen);
     cJSON_Delete(in);
     dsl_free(d);
     return st;
@@ -329,6 +430,45 @@ static void test_tasks(void)
                   "[{\"f\":{\"fork\":{\"compete\":true,\"branches\":[{\"x\":{\"set\":{\"w\":1}}},"
                   "{\"y\":{\"set\":{\"w\":2}}}]}}}]",
                   "{}", "{\"w\":1}");
+    CHECK_INT(CHILD_RUNS, 2); /* each branch a child run */
+    /* a fork branch sees the run's $context and the variables bound around
+     * it, a nested fork in a branch is its own child runs, and a branch
+     * that goes to another task or exits ends there */
+    host_reset();
+    expect_output("",
+                  "[{\"c\":{\"set\":{\"k\":3},\"export\":{\"as\":\"${ {k: .k} }\"}}},"
+                  "{\"l\":{\"for\":{\"in\":\"${ [7] }\",\"each\":\"v\"},\"do\":[{\"f\":{\"fork\":{"
+                  "\"branches\":[{\"x\":{\"set\":\"${ $context.k + $v }\",\"then\":\"exit\"}},"
+                  "{\"y\":{\"fork\":{\"branches\":[{\"z\":{\"call\":\"double\",\"with\":{\"n\":"
+                  "\"${ $v }\"}}}]}}}]}}}]}}]",
+                  "{}", "[10,[{\"n\":14}]]");
+    CHECK_INT(CHILD_RUNS, 3);
+    /* for with a concurrency: each iteration a child run on the task's
+     * input, the outputs in order, the bound given to the host */
+    host_reset();
+    expect_output("",
+                  "[{\"loop\":{\"for\":{\"in\":\"${ .xs }\",\"concurrency\":2},\"do\":["
+                  "{\"d\":{\"call\":\"double\",\"with\":{\"n\":\"${ $item + $index + .k }\"}}}]}}]",
+                  "{\"xs\":[1,2,3],\"k\":100}", "[{\"n\":202},{\"n\":206},{\"n\":210}]");
+    CHECK_INT(CHILD_RUNS, 3);
+    CHECK_INT(CHILD_LIMIT, 2);
+    /* a failed branch fails the fork, naming it; caught like any error */
+    expect_failure("[{\"f\":{\"fork\":{\"branches\":[{\"x\":{\"set\":{}}},"
+                   "{\"y\":{\"call\":\"nope\"}}]}}}]",
+                   "{}", "child run (1) failed: activity \"nope\" failed");
+    expect_output("",
+                  "[{\"t\":{\"try\":[{\"f\":{\"fork\":{\"branches\":[{\"y\":{\"call\":"
+                  "\"nope\"}}]}}}],\"catch\":{\"as\":\"e\",\"do\":[{\"h\":{\"set\":{\"caught\":"
+                  "\"${ $e.status }\"}}}]}}}]",
+                  "{}", "{\"caught\":500}");
+    /* compete: the first branch to complete wins, failed ones lose */
+    expect_output("",
+                  "[{\"f\":{\"fork\":{\"compete\":true,\"branches\":[{\"x\":{\"call\":"
+                  "\"nope\"}},{\"y\":{\"set\":{\"w\":2}}}]}}}]",
+                  "{}", "{\"w\":2}");
+    expect_failure("[{\"f\":{\"fork\":{\"compete\":true,\"branches\":[{\"x\":{\"call\":"
+                   "\"nope\"}}]}}}]",
+                   "{}", "no branch completed");
     /* inject: static data */
     expect_output("", "[{\"i\":{\"inject\":{\"a\":\"${ not evaluated }\"}}}]", "{}",
                   "{\"a\":\"${ not evaluated }\"}");

@@ -1,0 +1,419 @@
+/*
+ * test_children.c: child runs (the host API's children call, migration 10)
+ * through the declarative fork and for, on the real server, worker and
+ * PostgreSQL.
+ *
+ *   1. Concurrency: a fork of 6 branches that each wait 1 s ends in well
+ *      under the 6 s they would take one after another; its 6 children are
+ *      listed with ?parent= and carry parentId.
+ *   2. A bound: a for over 6 items with concurrency 2, each waiting 1 s:
+ *      never more than 2 children at once (from their started_at and
+ *      completed_at), so at least 3 s, the outputs in order.
+ *   3. compete: the first branch to complete wins; the slow one is
+ *      cancelled.
+ *   4. Cancel: a parent cancelled while its children wait for a signal;
+ *      they are cancelled too.
+ *   5. A failed branch fails the parent (naming the child and its error);
+ *      retried, the parent runs the failed child again from its own
+ *      checkpoint, and the child that had completed does not run again.
+ *   6. Durability: 12 parents, each a for of 4 children (concurrency 2)
+ *      of 5 record steps, the worker killed with SIGKILL twice while they
+ *      run: every parent completes with every child's right output, every
+ *      child step is committed once, none ran again after its commit
+ *      (tests/lib/durability.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "durability.h"
+#include "harness.h"
+
+#define NPARENTS 12
+#define NKIDS 4
+#define NSTEPS 5
+
+static struct th_server srv;
+static struct th_db db;
+static PGconn *pg;
+static char dir[256];
+
+#define DOC(name)                                                                                  \
+    "{\"document\":{\"dsl\":\"1.0.0\",\"namespace\":\"test\",\"name\":\"" name                     \
+    "\",\"version\":\"1\"},"
+
+/* 4. two branches that wait for a signal that never comes */
+static const char FORK_LISTEN[] = DOC(
+    "fork-listen") "\"do\":[{\"f\":{\"fork\":{\"branches\":["
+                   "{\"a\":{\"listen\":{\"to\":{\"one\":{\"with\":{\"type\":\"never\"}}}}}},"
+                   "{\"b\":{\"listen\":{\"to\":{\"one\":{\"with\":{\"type\":\"never\"}}}}}}]}}}]}";
+
+/* 3. the fast branch wins */
+static const char FORK_COMPETE[] =
+    DOC("fork-compete") "\"do\":[{\"f\":{\"fork\":{\"compete\":true,\"branches\":["
+                        "{\"slow\":{\"do\":[{\"w\":{\"wait\":\"PT30S\"}},{\"s\":{\"set\":{\"w\":"
+                        "\"slow\"}}}]}},"
+                        "{\"fast\":{\"do\":[{\"w\":{\"wait\":\"PT0.2S\"}},{\"s\":{\"set\":{\"w\":"
+                        "\"fast\"}}}]}}"
+                        "]}}}]}";
+
+/* 2. six iterations, two at a time */
+static const char FOR_BOUND[] =
+    DOC("for-bound") "\"do\":[{\"l\":{\"for\":{\"in\":\"${ [range(6)] }\",\"concurrency\":2},"
+                     "\"do\":[{\"w\":{\"wait\":\"PT1S\"}},{\"s\":{\"set\":\"${ $index }\"}}]}}]}";
+
+/* 5. a branch that records once, one that fails its 3 attempts (flaky with
+ * failures 3) and succeeds on the next call */
+static const char FORK_FLAKY[] =
+    DOC("fork-flaky") "\"do\":[{\"f\":{\"fork\":{\"branches\":["
+                      "{\"ok\":{\"call\":\"record\",\"with\":{\"dir\":\"${ .dir }\",\"run\":"
+                      "\"${ $workflow.id }\",\"step\":0,\"ms\":0}}},"
+                      "{\"bad\":{\"call\":\"flaky\",\"with\":{\"dir\":\"${ .dir }\",\"key\":\"${ "
+                      ".key }\","
+                      "\"failures\":3}}}]}}},"
+                      "{\"after\":{\"set\":{\"calls\":\"${ .[1].calls }\"}}}]}";
+
+/* 6. dur-steps (test_declarative.c) as the body of a bounded for */
+static const char FAN_DUR[] = DOC(
+    "fan-dur") "\"do\":[{\"fan\":{\"for\":{\"in\":\"${ [range(.k)] }\",\"concurrency\":2},\"do\":["
+               "{\"init\":{\"set\":{\"dir\":\"${ .dir }\",\"ms\":\"${ .step_ms // 0 }\",\"n\":"
+               "\"${ .n }\",\"sum\":0,\"steps\":0}}},"
+               "{\"loop\":{\"for\":{\"in\":\"${ [range(.n)] }\"},\"do\":["
+               "{\"rec\":{\"call\":\"record\",\"with\":{\"dir\":\"${ .dir }\",\"run\":"
+               "\"${ $workflow.id }\",\"step\":\"${ $item }\",\"ms\":\"${ .ms }\"},"
+               "\"output\":{\"as\":\"${ $input + {sum: ($input.sum + (if .step == $item then 1 "
+               "else 0 end)), steps: ($input.steps + 1)} }\"}}}]}},"
+               "{\"done\":{\"set\":{\"sum\":\"${ .sum }\",\"steps\":\"${ .steps }\",\"version\":"
+               "1}}}]}}]}";
+
+/* PUT a definition (text) as workflow name; returns the status. */
+static long put_def(const char *name, const char *text)
+{
+    char path[160];
+    struct th_reply r;
+    const char *hdr[] = {"Content-Type: application/json", NULL};
+    long st;
+
+    snprintf(path, sizeof(path), "/projects/p/workflows/%s", name);
+    st = th_http_ex(&srv, "PUT", path, text, strlen(text), hdr, 30000, &r);
+    if (st != 201 && st != 200)
+        fprintf(stderr, "PUT %s: %ld %.*s\n", name, st, (int)r.body_len,
+                r.body != NULL ? r.body : "");
+    th_reply_free(&r);
+    return st;
+}
+
+/* Triggers workflow with input; the run's id into id. */
+static void trigger(const char *workflow, const char *input, char *id, size_t len)
+{
+    char body[2048];
+    cJSON *j = NULL;
+
+    snprintf(body, sizeof(body), "{\"workflow\":\"%s\",\"input\":%s}", workflow, input);
+    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects/p/executions", body, &j), 202);
+    snprintf(id, len, "%s", th_json_str(j, "executionId") ? th_json_str(j, "executionId") : "");
+    cJSON_Delete(j);
+}
+
+/* Waits (ms) until run id ends; returns its execution from GET (the whole
+ * reply through *reply, caller frees). */
+static const cJSON *wait_end(const char *id, int ms, cJSON **reply)
+{
+    char path[128];
+    long long t0 = th_now_ms();
+
+    snprintf(path, sizeof(path), "/executions/%s", id);
+    for (;;) {
+        const cJSON *ex;
+        const char *st;
+        *reply = NULL;
+        if (th_http_json(&srv, "GET", path, NULL, reply) != 200)
+            return NULL;
+        ex = cJSON_GetObjectItem(*reply, "execution");
+        st = th_json_str(ex, "status");
+        if (st != NULL && (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0 ||
+                           strcmp(st, "cancelled") == 0))
+            return ex;
+        if (th_now_ms() - t0 > ms) {
+            fprintf(stderr, "run %s still %s after %d ms\n", id, st != NULL ? st : "?", ms);
+            return ex;
+        }
+        cJSON_Delete(*reply);
+        th_sleep_ms(20);
+    }
+}
+
+/* The number of children of run id with status st (NULL: any). */
+static long long kids(const char *id, const char *st)
+{
+    char sql[256];
+    long long n = -1;
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM executions WHERE parent_id = $1::uuid%s%s%s",
+             st != NULL ? " AND status = '" : "", st != NULL ? st : "", st != NULL ? "'" : "");
+    if (th_sql_ll(pg, sql, id, &n) < 0)
+        return -1;
+    return n;
+}
+
+static const char *cond_id;
+static const char *cond_status;
+static long long cond_n;
+
+static int kids_reach(void *arg)
+{
+    (void)arg;
+    return kids(cond_id, cond_status) == cond_n;
+}
+
+/* Waits (ms) until n children of id have status st. */
+static int wait_kids(const char *id, const char *st, long long n, int ms)
+{
+    cond_id = id;
+    cond_status = st;
+    cond_n = n;
+    if (th_wait_until(kids_reach, NULL, ms, 50) == 0)
+        return 1;
+    fprintf(stderr, "run %s: %lld children %s, want %lld\n", id, kids(id, st), st, n);
+    return 0;
+}
+
+static void fork_concurrent(void)
+{
+    char def[4096], id[64], path[160];
+    size_t n;
+    long long t0, took;
+    const cJSON *ex, *it;
+    cJSON *j = NULL, *list = NULL;
+
+    n = (size_t)snprintf(def, sizeof(def),
+                         DOC("fork-six") "\"do\":[{\"f\":{\"fork\":{\"branches\":[");
+    for (int i = 0; i < 6; i++)
+        n += (size_t)snprintf(
+            def + n, sizeof(def) - n,
+            "%s{\"b%d\":{\"do\":[{\"w\":{\"wait\":\"PT1S\"}},{\"s\":{\"set\":{\"b\":%d}}}]}}",
+            i == 0 ? "" : ",", i, i);
+    snprintf(def + n, sizeof(def) - n, "]}}}]}");
+    CHECK_EQ_INT(put_def("fork-six", def), 201);
+    CHECK_EQ_INT(th_post_project(&srv, "/workers/restart", "p", NULL), 200);
+
+    t0 = th_now_ms();
+    trigger("fork-six", "{}", id, sizeof(id));
+    ex = wait_end(id, 20000, &j);
+    took = th_now_ms() - t0;
+    CHECK_STR(th_json_str(ex, "status"), "completed");
+    it = cJSON_GetObjectItem(ex, "output");
+    CHECK_EQ_INT(cJSON_GetArraySize(it), 6);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ_INT(th_json_num(cJSON_GetArrayItem(it, i), "b"), i);
+    /* one step: the join, named by its mode and size */
+    CHECK_STR(th_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(ex, "steps"), 0), "kind"),
+              "children");
+    CHECK_STR(th_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(ex, "steps"), 0), "name"),
+              "all:6");
+    printf("fork of 6 branches of a 1 s wait: %lld ms (one after another: 6000 ms)\n", took);
+    CHECK(took < 4500);
+    cJSON_Delete(j);
+
+    snprintf(path, sizeof(path), "/projects/p/executions?parent=%s", id);
+    CHECK_EQ_INT(th_http_json(&srv, "GET", path, NULL, &list), 200);
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(list, "executions")), 6);
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(list, "executions"))
+    {
+        CHECK_STR(th_json_str(it, "parentId"), id);
+        CHECK_STR(th_json_str(it, "workflow"), "fork-six");
+        CHECK_STR(th_json_str(it, "status"), "completed");
+    }
+    cJSON_Delete(list);
+    CHECK_EQ_INT(th_http_json(&srv, "GET", "/projects/p/executions?parent=nope", NULL, NULL), 400);
+}
+
+static void for_bound(void)
+{
+    char id[64];
+    long long t0, took, most = -1;
+    const cJSON *ex, *out;
+    cJSON *j = NULL;
+
+    t0 = th_now_ms();
+    trigger("for-bound", "{}", id, sizeof(id));
+    ex = wait_end(id, 30000, &j);
+    took = th_now_ms() - t0;
+    CHECK_STR(th_json_str(ex, "status"), "completed");
+    out = cJSON_GetObjectItem(ex, "output");
+    CHECK_EQ_INT(cJSON_GetArraySize(out), 6);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ_INT((long long)cJSON_GetNumberValue(cJSON_GetArrayItem(out, i)), i);
+    cJSON_Delete(j);
+    /* the most children that ran at one instant: each child's start against
+     * the others' [started_at, completed_at) */
+    CHECK(th_sql_ll(pg,
+                    "SELECT max(c) FROM (SELECT (SELECT count(*) FROM executions b"
+                    " WHERE b.parent_id = $1::uuid AND b.started_at <= a.started_at"
+                    " AND b.completed_at > a.started_at) AS c"
+                    " FROM executions a WHERE a.parent_id = $1::uuid) x",
+                    id, &most) == 0);
+    printf("for of 6 with concurrency 2: %lld ms, at most %lld children at once\n", took, most);
+    CHECK_EQ_INT(most, 2);
+    CHECK(took >= 2900);
+    CHECK_EQ_INT(kids(id, "completed"), 6);
+}
+
+static void compete(void)
+{
+    char id[64];
+    long long t0, took;
+    const cJSON *ex;
+    cJSON *j = NULL;
+
+    t0 = th_now_ms();
+    trigger("fork-compete", "{}", id, sizeof(id));
+    ex = wait_end(id, 20000, &j);
+    took = th_now_ms() - t0;
+    CHECK_STR(th_json_str(ex, "status"), "completed");
+    CHECK_STR(th_json_str(cJSON_GetObjectItem(ex, "output"), "w"), "fast");
+    CHECK(took < 10000);
+    cJSON_Delete(j);
+    /* the loser is cancelled, not left sleeping for 30 s */
+    CHECK(wait_kids(id, "cancelled", 1, 10000));
+    CHECK_EQ_INT(kids(id, "completed"), 1);
+}
+
+static void cancel_parent(void)
+{
+    char id[64], path[160];
+    const cJSON *ex;
+    cJSON *j = NULL;
+
+    trigger("fork-listen", "{}", id, sizeof(id));
+    CHECK(wait_kids(id, "waiting", 2, 10000));
+    snprintf(path, sizeof(path), "/executions/%s/cancel", id);
+    CHECK(th_http_json(&srv, "POST", path, NULL, NULL) / 100 == 2);
+    ex = wait_end(id, 10000, &j);
+    CHECK_STR(th_json_str(ex, "status"), "cancelled");
+    cJSON_Delete(j);
+    CHECK(wait_kids(id, "cancelled", 2, 10000));
+}
+
+static void failed_branch_retried(void)
+{
+    char id[64], in[512], path[160], *v;
+    const cJSON *ex;
+    cJSON *j = NULL;
+
+    snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"key\":\"fork-%d\"}", dir, (int)getpid());
+    trigger("fork-flaky", in, id, sizeof(id));
+    ex = wait_end(id, 20000, &j);
+    CHECK_STR(th_json_str(ex, "status"), "failed");
+    {
+        char *e = cJSON_PrintUnformatted(cJSON_GetObjectItem(ex, "error"));
+        CHECK(e != NULL && strstr(e, "child run") != NULL && strstr(e, "flaky failure") != NULL);
+        if (e != NULL && strstr(e, "flaky failure") == NULL)
+            fprintf(stderr, "error: %s\n", e);
+        free(e);
+    }
+    cJSON_Delete(j);
+    CHECK(wait_kids(id, "completed", 1, 5000));
+    CHECK_EQ_INT(kids(id, "failed"), 1);
+
+    snprintf(path, sizeof(path), "/executions/%s/retry", id);
+    CHECK(th_http_json(&srv, "POST", path, NULL, NULL) / 100 == 2);
+    ex = wait_end(id, 20000, &j);
+    CHECK_STR(th_json_str(ex, "status"), "completed");
+    CHECK_EQ_INT(th_json_num(cJSON_GetObjectItem(ex, "output"), "calls"), 4);
+    cJSON_Delete(j);
+    /* the failed child ran again (retried once); the other did not */
+    v = th_sql_value(pg,
+                     "SELECT string_agg(status || '/' || retries, ',' ORDER BY parent_index)"
+                     " FROM executions WHERE parent_id = $1::uuid",
+                     id);
+    CHECK_STR(v, "completed/0,completed/1");
+    free(v);
+    v = th_sql_value(pg,
+                     "SELECT count(*) FROM steps s JOIN executions e ON e.id = s.execution_id"
+                     " WHERE e.parent_id = $1::uuid AND e.parent_index = 0",
+                     id);
+    CHECK_STR(v, "1");
+    free(v);
+}
+
+static void durability(void)
+{
+    static struct dur_id parents[NPARENTS], children[NPARENTS * NKIDS];
+    struct dur_report rep;
+    char in[512];
+    pid_t old;
+    PGresult *res;
+    int nk = 0;
+
+    snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"k\":%d,\"n\":%d,\"step_ms\":30}", dir, NKIDS,
+             NSTEPS);
+    CHECK_EQ_INT(dur_trigger(&srv, "p", "fan-dur", in, NPARENTS, parents), NPARENTS);
+    for (int round = 0; round < 2; round++) {
+        th_sleep_ms(dur_rand(300, 900));
+        old = dur_kill_worker(&srv, "p");
+        CHECK(old > 0);
+        CHECK(dur_worker_back(&srv, "p", old, 15000) > 0);
+    }
+    CHECK(dur_wait_ended(pg, parents, NPARENTS, 90000) == 0);
+    CHECK_EQ_INT(dur_count_status(pg, parents, NPARENTS, "completed"), NPARENTS);
+    for (int i = 0; i < NPARENTS; i++) {
+        const char *p[1] = {parents[i].s};
+        char *out = th_sql_value(pg, "SELECT output::text FROM executions WHERE id = $1::uuid",
+                                 parents[i].s);
+        cJSON *o = out != NULL ? cJSON_Parse(out) : NULL;
+        CHECK_EQ_INT(cJSON_GetArraySize(o), NKIDS);
+        for (int k = 0; k < NKIDS; k++)
+            CHECK_EQ_INT(th_json_num(cJSON_GetArrayItem(o, k), "sum"), NSTEPS);
+        cJSON_Delete(o);
+        free(out);
+        res = th_sql(
+            pg, "SELECT id FROM executions WHERE parent_id = $1::uuid ORDER BY parent_index", 1, p);
+        for (int r = 0; res != NULL && r < PQntuples(res) && nk < NPARENTS * NKIDS; r++)
+            snprintf(children[nk++].s, sizeof(children[0].s), "%s", PQgetvalue(res, r, 0));
+        PQclear(res);
+    }
+    CHECK_EQ_INT(nk, NPARENTS * NKIDS);
+    if (CHECK(dur_check(pg, dir, children, nk, NSTEPS, "child runs, worker killed twice", &rep) ==
+              0))
+        dur_expect_clean(&rep, "child runs, worker killed twice");
+}
+
+int main(void)
+{
+    char rw[300];
+    const char *ov[4];
+
+    memset(&srv, 0, sizeof(srv));
+    memset(&db, 0, sizeof(db));
+    if (th_init("test_children", 1) < 0)
+        return TH_SKIP;
+    if (dur_make_dir(dir, sizeof(dir), "test-children") < 0)
+        return 1;
+    snprintf(rw, sizeof(rw), "WF_SANDBOX_RW_PATHS=%s", dir);
+    ov[0] = rw;
+    ov[1] = "WF_LISTEN_ADDR=127.0.0.1";
+    ov[2] = NULL;
+    if (th_up(&db, &srv, ov, &pg) != 0)
+        goto out;
+    dur_seed();
+    CHECK_EQ_INT(th_create_project(&srv, "p", NULL), 201);
+    CHECK_EQ_INT(dur_deploy(&srv, "p", "engine_recorder"), 0);
+    CHECK_EQ_INT(put_def("fork-listen", FORK_LISTEN), 201);
+    CHECK_EQ_INT(put_def("fork-compete", FORK_COMPETE), 201);
+    CHECK_EQ_INT(put_def("for-bound", FOR_BOUND), 201);
+    CHECK_EQ_INT(put_def("fork-flaky", FORK_FLAKY), 201);
+    CHECK_EQ_INT(put_def("fan-dur", FAN_DUR), 201);
+    CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p", NULL), 200);
+    fork_concurrent();
+    for_bound();
+    compete();
+    cancel_parent();
+    failed_branch_retried();
+    durability();
+out:
+    th_down(&db, &srv, pg);
+    dur_remove_dir(dir);
+    return th_finish();
+}
