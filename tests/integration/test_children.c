@@ -16,11 +16,13 @@
  *   5. A failed branch fails the parent (naming the child and its error);
  *      retried, the parent runs the failed child again from its own
  *      checkpoint, and the child that had completed does not run again.
- *   6. Durability: 12 parents, each a for of 4 children (concurrency 2)
- *      of 5 record steps, the worker killed with SIGKILL twice while they
- *      run: every parent completes with every child's right output, every
- *      child step is committed once, none ran again after its commit
- *      (tests/lib/durability.h).
+ *   6. Durability: 12 declarative parents, each a for of 4 children
+ *      (concurrency 2) of 5 record steps, and 6 compiled ones
+ *      (engine_recorder's fan: the host API's children call, 4 runs of its
+ *      steps workflow, 2 at a time), the worker killed with SIGKILL 3 times
+ *      while they run: every parent completes with every child's right
+ *      output, every child step is committed once, none ran again after
+ *      its commit (tests/lib/durability.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,7 @@
 #include "harness.h"
 
 #define NPARENTS 12
+#define NFANS 6
 #define NKIDS 4
 #define NSTEPS 5
 
@@ -340,44 +343,62 @@ static void failed_branch_retried(void)
 
 static void durability(void)
 {
-    static struct dur_id parents[NPARENTS], children[NPARENTS * NKIDS];
+    static struct dur_id parents[NPARENTS + NFANS], children[(NPARENTS + NFANS) * NKIDS];
     struct dur_report rep;
     char in[512];
     pid_t old;
     PGresult *res;
     int nk = 0;
 
-    snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"k\":%d,\"n\":%d,\"step_ms\":30}", dir, NKIDS,
+    /* 150 ms a step: a parent takes two rounds of 750 ms children, so every
+     * kill below lands while runs are in flight */
+    snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"k\":%d,\"n\":%d,\"step_ms\":150}", dir, NKIDS,
              NSTEPS);
     CHECK_EQ_INT(dur_trigger(&srv, "p", "fan-dur", in, NPARENTS, parents), NPARENTS);
-    for (int round = 0; round < 2; round++) {
-        th_sleep_ms(dur_rand(300, 900));
+    snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"k\":%d,\"n\":%d,\"limit\":2,\"step_ms\":150}", dir,
+             NKIDS, NSTEPS);
+    CHECK_EQ_INT(dur_trigger(&srv, "p", "fan", in, NFANS, parents + NPARENTS), NFANS);
+    for (int round = 0; round < 3; round++) {
+        th_sleep_ms(dur_rand(200, 700));
+        printf("kill %d: %lld of %d parents not ended\n", round + 1,
+               dur_unended(pg, parents, NPARENTS + NFANS), NPARENTS + NFANS);
         old = dur_kill_worker(&srv, "p");
         CHECK(old > 0);
         CHECK(dur_worker_back(&srv, "p", old, 15000) > 0);
     }
-    CHECK(dur_wait_ended(pg, parents, NPARENTS, 90000) == 0);
-    CHECK_EQ_INT(dur_count_status(pg, parents, NPARENTS, "completed"), NPARENTS);
-    for (int i = 0; i < NPARENTS; i++) {
+    CHECK(dur_wait_ended(pg, parents, NPARENTS + NFANS, 90000) == 0);
+    CHECK_EQ_INT(dur_count_status(pg, parents, NPARENTS + NFANS, "completed"), NPARENTS + NFANS);
+    for (int i = NPARENTS; i < NPARENTS + NFANS; i++) {
+        char *out = th_sql_value(pg, "SELECT output::text FROM executions WHERE id = $1::uuid",
+                                 parents[i].s);
+        cJSON *o = out != NULL ? cJSON_Parse(out) : NULL;
+        CHECK_EQ_INT(th_json_num(o, "children"), NKIDS);
+        CHECK_EQ_INT(th_json_num(o, "sum"), NKIDS * NSTEPS);
+        cJSON_Delete(o);
+        free(out);
+    }
+    for (int i = 0; i < NPARENTS + NFANS; i++) {
         const char *p[1] = {parents[i].s};
         char *out = th_sql_value(pg, "SELECT output::text FROM executions WHERE id = $1::uuid",
                                  parents[i].s);
         cJSON *o = out != NULL ? cJSON_Parse(out) : NULL;
-        CHECK_EQ_INT(cJSON_GetArraySize(o), NKIDS);
-        for (int k = 0; k < NKIDS; k++)
-            CHECK_EQ_INT(th_json_num(cJSON_GetArrayItem(o, k), "sum"), NSTEPS);
+        if (i < NPARENTS) {
+            CHECK_EQ_INT(cJSON_GetArraySize(o), NKIDS);
+            for (int k = 0; k < NKIDS; k++)
+                CHECK_EQ_INT(th_json_num(cJSON_GetArrayItem(o, k), "sum"), NSTEPS);
+        }
         cJSON_Delete(o);
         free(out);
         res = th_sql(
             pg, "SELECT id FROM executions WHERE parent_id = $1::uuid ORDER BY parent_index", 1, p);
-        for (int r = 0; res != NULL && r < PQntuples(res) && nk < NPARENTS * NKIDS; r++)
+        for (int r = 0; res != NULL && r < PQntuples(res) && nk < (NPARENTS + NFANS) * NKIDS; r++)
             snprintf(children[nk++].s, sizeof(children[0].s), "%s", PQgetvalue(res, r, 0));
         PQclear(res);
     }
-    CHECK_EQ_INT(nk, NPARENTS * NKIDS);
-    if (CHECK(dur_check(pg, dir, children, nk, NSTEPS, "child runs, worker killed twice", &rep) ==
+    CHECK_EQ_INT(nk, (NPARENTS + NFANS) * NKIDS);
+    if (CHECK(dur_check(pg, dir, children, nk, NSTEPS, "child runs, worker killed 3 times", &rep) ==
               0))
-        dur_expect_clean(&rep, "child runs, worker killed twice");
+        dur_expect_clean(&rep, "child runs, worker killed 3 times");
 }
 
 int main(void)

@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *const dur_workflows[] = {"steps",    "sleepy",           "waiter",      "retrying",
-                                     "failing",  "nondeterministic", "clock",       "big-io",
-                                     "one-step", "five-steps",       "one-activity"};
+const char *const dur_workflows[] = {"steps",    "sleepy",           "waiter",       "retrying",
+                                     "failing",  "nondeterministic", "clock",        "big-io",
+                                     "one-step", "five-steps",       "one-activity", "fan"};
 const int dur_nworkflows = (int)(sizeof(dur_workflows) / sizeof(dur_workflows[0]));
 const char *const dur_activities[] = {"record", "flaky", "fail_always", "invalid",
                                       "slow",   "big",   "noop"};

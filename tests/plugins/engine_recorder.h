@@ -76,6 +76,9 @@
  *   one-activity {activity, input={}} → {"result": its output,
  *       "version": V}: runs that activity once (slow, invalid, big, …
  *       from a test); on failure, its status after logging the error.
+ *   fan {dir, k=3, n=5, limit=0, step_ms=0} → {"children": k, "sum": Σ their
+ *       sums, "version": V}: k child runs of steps {dir, n, step_ms} (the host API's
+ *       children call), joined all, at most limit at once (0: no bound).
  * Workflow names are kebab-case, as the API requires of them.
  *
  * Rules of plugin.h followed: side effects only through ctx->api (the
@@ -859,6 +862,58 @@ static enum wf_status wf_one_activity(struct wf_ctx *ctx, const cJSON *input, cJ
     return WF_OK;
 }
 
+static enum wf_status wf_fan(struct wf_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    const char *dir = er_str(input, "dir");
+    long long k, n, limit, ms, sum = 0;
+    cJSON *specs, *res = NULL, *o;
+    const cJSON *r;
+    enum wf_status st;
+
+    if (dir == NULL || er_int(input, "k", 3, 0, 1000, &k) != 0 ||
+        er_int(input, "n", 5, 0, ER_N_MAX, &n) != 0 ||
+        er_int(input, "limit", 0, 0, 1000, &limit) != 0 ||
+        er_int(input, "step_ms", 0, 0, 10000, &ms) != 0)
+        return er_bad_input(ctx, "fan needs {dir, k?, n?, limit?, step_ms?}");
+    if (!WF_HAS_FIELD(ctx->api, struct wf_host_api, children))
+        return er_bad_input(ctx, "fan needs a host with child runs");
+    specs = cJSON_CreateArray();
+    for (long long i = 0; specs != NULL && i < k; i++) {
+        cJSON *one = cJSON_CreateObject(), *in;
+        cJSON_AddItemToArray(specs, one);
+        cJSON_AddStringToObject(one, "workflow", "steps");
+        in = cJSON_AddObjectToObject(one, "input");
+        cJSON_AddStringToObject(in, "dir", dir);
+        cJSON_AddNumberToObject(in, "n", (double)n);
+        cJSON_AddNumberToObject(in, "step_ms", (double)ms);
+    }
+    if (specs == NULL)
+        return WF_ENOMEM;
+    st = ctx->api->children(ctx, specs, WF_JOIN_ALL, (int)limit, &res);
+    cJSON_Delete(specs);
+    if (st != WF_OK) {
+        if (st != WF_SUSPEND)
+            ctx->api->log(ctx, WF_LOG_ERROR, "children failed: %s", ctx->api->error(ctx));
+        cJSON_Delete(res);
+        return st;
+    }
+    cJSON_ArrayForEach(r, res)
+    {
+        sum += (long long)cJSON_GetNumberValue(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "output"), "sum"));
+    }
+    o = cJSON_CreateObject();
+    if (o == NULL || cJSON_AddNumberToObject(o, "children", cJSON_GetArraySize(res)) == NULL ||
+        cJSON_AddNumberToObject(o, "sum", (double)sum) == NULL ||
+        cJSON_AddNumberToObject(o, "version", ER_VERSION) == NULL) {
+        cJSON_Delete(res);
+        cJSON_Delete(o);
+        return WF_ENOMEM;
+    }
+    cJSON_Delete(res);
+    return er_done(o, output);
+}
+
 /* ---- the descriptor ---- */
 
 static const struct wf_workflow_def er_workflows[] = {
@@ -874,6 +929,7 @@ static const struct wf_workflow_def er_workflows[] = {
     {"five-steps", wf_five_steps},
     {"one-activity", wf_one_activity},
     {"mixed", wf_mixed},
+    {"fan", wf_fan},
 };
 
 static const struct wf_activity_def er_activities[] = {
