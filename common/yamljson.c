@@ -271,7 +271,8 @@ static int check_keys(struct conv *c, size_t from)
     struct key_entry *k = c->keys + from;
     size_t n = c->nkeys - from;
 
-    qsort(k, n, sizeof(*k), cmp_key);
+    if (n > 1) /* qsort wants a base even for nothing: none before the first key */
+        qsort(k, n, sizeof(*k), cmp_key);
     for (size_t i = 1; i < n; i++)
         if (strcmp(k[i - 1].key, k[i].key) == 0)
             return fail_at(c, k[i].line, k[i].column, "duplicate mapping key \"%.60s\"", k[i].key);

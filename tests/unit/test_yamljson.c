@@ -76,6 +76,9 @@ static void scalars(void)
     CHECK(gives("[!!str 12, ! true, !!str null]", "[\"12\",\"true\",\"null\"]"));
     /* a plain scalar with blanks and a ${ } expression */
     CHECK(gives("x: ${ .a + 1 }\ny: hello world", "{\"x\":\"${ .a + 1 }\",\"y\":\"hello world\"}"));
+    /* an empty mapping or sequence alone (no key seen before it) */
+    CHECK(gives("{}", "{}"));
+    CHECK(gives("[]", "[]"));
     /* a scalar alone is a document too */
     CHECK(gives("42", "42"));
     CHECK(gives("---\n", "null"));
