@@ -8,6 +8,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libpq-dev libssl-dev libjq-dev \
+      libyaml-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -21,14 +22,16 @@ RUN cmake -S . -B /build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
       /out/lib/wf/sample_activities.so \
  && install -D -m 0644 include/wf/plugin.h /out/include/wf/plugin.h
 
-# ---- runtime: the shared libraries, curl for the health check, tzdata for
-# schedules' time zones (read from /usr/share/zoneinfo at run time), the
-# binaries (wf-server, wfctl), the sample-activities plugin and the plugin
-# header
+# ---- runtime: the shared libraries (libyaml for core and wfctl only: YAML
+# definitions are converted before a worker sees them), curl for the health
+# check, tzdata for schedules' time zones (read from /usr/share/zoneinfo at
+# run time), the binaries (wf-server, wfctl), the sample-activities plugin
+# and the plugin header
 FROM debian:12
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libcjson1 libcurl4 libpq5 libssl3 libjq1 curl ca-certificates tzdata \
+      libmicrohttpd12 libcjson1 libcurl4 libpq5 libssl3 libjq1 libyaml-0-2 curl \
+      ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --user-group --uid 10001 --home-dir /var/lib/wf --create-home \
       --shell /usr/sbin/nologin wf

@@ -9,7 +9,10 @@
  * declared names and stores it; the reply lists what the plugin declares.
  * A workflow may instead be a declarative definition (JSON, dsl/def.h):
  * the same steps, the describer checking the definition and core checking
- * that the activities it calls are deployed.
+ * that the activities it calls are deployed. A definition in YAML is
+ * converted to JSON in step 1 (common/yamljson.c), and from then on it is
+ * that JSON: what is hashed, described and stored (upload.bytes), so the
+ * describer and workers, which do not link libyaml, only ever read JSON.
  * The artifact insert and the row upsert are one statement, so a failed
  * upload leaves nothing behind. Re-uploading the same bytes is a no-op that
  * keeps the version; new bytes bump it.
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "ctlpool.h"
@@ -29,6 +33,7 @@
 #include "memfd.h"
 #include "mgrlink.h"
 #include "sha256.h"
+#include "yamljson.h"
 
 /* The describer's own limit is 5 s (the manager kills it then); the margin
  * covers a queue of uploads being described before this one. */
@@ -143,6 +148,9 @@ struct upload {
     char project[WF_ID_MAX + 1];
     char name[HTTP_ARG_MAX + 1];
     char sha[SHA256_HEX_LEN];
+    const char *bytes; /* what is stored: the request's body, or json */
+    size_t len;
+    char *json;       /* a YAML definition converted (malloc'ed), or NULL */
     int memfd;        /* the sealed bytes, until described */
     cJSON *described; /* the manager's reply, or NULL when none came */
 };
@@ -153,6 +161,7 @@ static void upload_free(void *arg)
 
     if (u->memfd >= 0)
         close(u->memfd);
+    free(u->json);
     cJSON_Delete(u->described);
     free(u);
 }
@@ -328,12 +337,12 @@ static void store_upload(void *arg, struct db_conn *db)
                           k->label, u->name, wnames, anames);
         return;
     }
-    snprintf(size, sizeof(size), "%zu", r->len);
+    snprintf(size, sizeof(size), "%zu", u->len);
     params[0] = u->project;
     params[1] = u->name;
     params[2] = u->sha;
-    params[3] = r->body;
-    lengths[3] = (int)r->len;
+    params[3] = u->bytes;
+    lengths[3] = (int)u->len;
     params[4] = size;
     res = db_exec_ex(db, k->upsert_sql, 5, params, lengths, formats, 0);
     if (res == NULL) {
@@ -351,14 +360,14 @@ static void store_upload(void *arg, struct db_conn *db)
     cJSON_AddStringToObject(item, "name", u->name);
     cJSON_AddNumberToObject(item, "version", (double)strtol(PQgetvalue(res, 0, 1), NULL, 10));
     cJSON_AddStringToObject(item, "sha256", u->sha);
-    cJSON_AddNumberToObject(item, "size", (double)r->len);
+    cJSON_AddNumberToObject(item, "size", (double)u->len);
     decl = cJSON_AddObjectToObject(o, "declares");
     ju_set(decl, "plugin", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(d, "plugin"), 1));
     ju_set(decl, "workflows", cJSON_Duplicate(wfs, 1));
     ju_set(decl, "activities", cJSON_Duplicate(acts, 1));
     cJSON_AddStringToObject(o, "message", "deployed; restart the project's worker to load it");
-    log_info("deployed %s %s of project %s (%.12s, %zu bytes)", k->label, u->name, u->project,
-             u->sha, r->len);
+    log_info("deployed %s %s of project %s (%.12s, %zu bytes%s)", k->label, u->name, u->project,
+             u->sha, u->len, u->json != NULL ? ", converted from YAML" : "");
     PQclear(res);
     http_finish(r, inserted ? MHD_HTTP_CREATED : MHD_HTTP_OK, o);
 }
@@ -394,25 +403,116 @@ static void describe_on_loop(void *arg)
         http_finish_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "could not reach the process manager");
 }
 
-/* MHD thread, step 1. */
+/*
+ * 1 when a workflow's body is a YAML definition: its Content-Type says so
+ * (application/yaml, application/x-yaml or text/yaml; parameters such as
+ * charset ignored), or it is no JSON definition (first non-blank byte `{`)
+ * and its first line with content, comments aside, starts with `document:`
+ * (no plugin does: an ELF file starts with 0x7f).
+ */
+static int yaml_definition(struct MHD_Connection *conn, const struct http_req *r)
+{
+    static const char *const types[] = {"application/yaml", "application/x-yaml", "text/yaml"};
+    const char *ct =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    size_t n = ct != NULL ? strcspn(ct, "; \t") : 0;
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]) && n > 0; i++)
+        if (strlen(types[i]) == n && strncasecmp(ct, types[i], n) == 0)
+            return 1;
+    return !dslmod_is_definition(r->body, r->len) &&
+           yj_starts_with_key(r->body, r->len, "document");
+}
+
+/* Queues the 400 of a definition refused before the describer: the shape
+ * of its refusals, one error at the document's root. */
+static enum MHD_Result send_invalid(struct MHD_Connection *conn, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject(), *e = cJSON_CreateObject();
+    char text[320];
+
+    snprintf(text, sizeof(text), "invalid workflow definition: %s", msg);
+    cJSON_AddBoolToObject(o, "success", 0);
+    cJSON_AddStringToObject(o, "error", text);
+    cJSON_AddStringToObject(e, "path", "/");
+    cJSON_AddStringToObject(e, "message", msg);
+    ju_append(cJSON_AddArrayToObject(o, "errors"), e);
+    return http_send_json(conn, MHD_HTTP_BAD_REQUEST, o);
+}
+
+/*
+ * MHD thread: converts the YAML definition in r's body into u->json, the
+ * canonical JSON text (cJSON_PrintUnformatted) stored from then on, so a
+ * YAML definition and the same JSON text have one SHA-256. Returns 1, or 0
+ * after queueing the 400 in *ret. Done here because it is bounded: the
+ * text is at most DSL_MAX_BYTES and the converter stops at YJ_MAX_NODES
+ * values (about 40 ms at worst, less than hashing a large plugin here).
+ */
+static int convert_yaml(struct MHD_Connection *conn, const struct http_req *r, struct upload *u,
+                        enum MHD_Result *ret)
+{
+    char err[256];
+    cJSON *root;
+
+    if (r->len > DSL_MAX_BYTES) {
+        *ret = http_send_error(conn, MHD_HTTP_BAD_REQUEST,
+                               "a workflow definition is at most %d bytes", DSL_MAX_BYTES);
+        return 0;
+    }
+    root = yj_parse(r->body, r->len, err, sizeof(err));
+    if (root == NULL) {
+        *ret = send_invalid(conn, err);
+        return 0;
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        *ret = send_invalid(conn, "a definition must be a mapping (document, do, ...)");
+        return 0;
+    }
+    u->json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (u->json == NULL) {
+        *ret = http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        return 0;
+    }
+    u->len = strlen(u->json);
+    if (u->len > DSL_MAX_BYTES) {
+        *ret = http_send_error(conn, MHD_HTTP_BAD_REQUEST,
+                               "a workflow definition is at most %d bytes (this one is %zu as "
+                               "JSON)",
+                               DSL_MAX_BYTES, u->len);
+        return 0;
+    }
+    u->bytes = u->json;
+    return 1;
+}
+
+/*
+ * MHD thread, step 1. A workflow's body is a YAML definition
+ * (yaml_definition), a JSON definition, or a plugin; an activity's is
+ * always a plugin.
+ */
 static enum MHD_Result put_code(struct core *c, struct MHD_Connection *conn, struct http_req *r,
                                 const struct code_kind *k, const char *project, const char *name)
 {
     enum MHD_Result ret = MHD_NO;
     char why[256];
     struct upload *u;
+    int workflow = k == &workflow_kind, yaml;
 
     if (!check_names(conn, k, project, name, &ret))
         return ret;
     if (r->len == 0)
         return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
                                "request body must be the plugin's .so file");
-    if (k == &workflow_kind && dslmod_is_definition(r->body, r->len)) {
+    /* A YAML definition is converted below, then checked as JSON is. */
+    yaml = workflow && yaml_definition(conn, r);
+    if (!yaml && workflow && dslmod_is_definition(r->body, r->len)) {
         /* A declarative definition: checked by the describer. */
         if (r->len > DSL_MAX_BYTES)
             return http_send_error(conn, MHD_HTTP_BAD_REQUEST,
                                    "a workflow definition is at most %d bytes", DSL_MAX_BYTES);
-    } else if (!elf_check_so((const unsigned char *)r->body, r->len, why, sizeof(why))) {
+    } else if (!yaml && !elf_check_so((const unsigned char *)r->body, r->len, why, sizeof(why))) {
         return http_send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "not a loadable plugin: %s",
                                why);
     }
@@ -421,16 +521,22 @@ static enum MHD_Result put_code(struct core *c, struct MHD_Connection *conn, str
         return MHD_NO;
     u->k = k;
     u->memfd = -1;
+    u->bytes = r->body;
+    u->len = r->len;
+    if (yaml && !convert_yaml(conn, r, u, &ret)) {
+        upload_free(u);
+        return ret;
+    }
     snprintf(u->project, sizeof(u->project), "%s", project);
     snprintf(u->name, sizeof(u->name), "%s", name);
-    if (sha256_hex_of(r->body, r->len, u->sha) < 0) {
+    if (sha256_hex_of(u->bytes, u->len, u->sha) < 0) {
         upload_free(u);
         return http_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
                                "could not hash the plugin: libcrypto failed");
     }
-    u->memfd = memfd_sealed("wf-upload", r->body, r->len);
+    u->memfd = memfd_sealed("wf-upload", u->bytes, u->len);
     if (u->memfd < 0) {
-        log_error("could not seal an upload of %zu bytes: %s", r->len, strerror(errno));
+        log_error("could not seal an upload of %zu bytes: %s", u->len, strerror(errno));
         upload_free(u);
         return http_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "could not hold the upload");
     }

@@ -8,7 +8,9 @@
  * An upload is described before it is stored: a short-lived sandboxed
  * wf-worker, started by the manager, loads the bytes and lists the names the
  * plugin declares (5 s limit, no database, no credentials). The name the
- * upload is stored under must be one of them.
+ * upload is stored under must be one of them. A workflow may instead be a
+ * declarative definition, in JSON or in YAML (converted to JSON first;
+ * docs/declarative.md).
  */
 #ifndef WF_API_CODE_H
 #define WF_API_CODE_H

@@ -9,6 +9,12 @@
  * worker's start error; the names it declares are copied out before
  * dlclose, because they point into the plugin's memory.
  *
+ * A FILE.yaml (or .yml) definition is converted to JSON here, with the
+ * server's own converter (common/yamljson.c), and the JSON is uploaded: its
+ * document.name, which names the upload, has to be read here anyway, a
+ * YAML error is reported against the file before anything is uploaded, and
+ * the server stores the same canonical JSON it would have made itself.
+ *
  * The compiler runs with fork + execvp (no shell: file names are never
  * interpreted), with our stderr, so its diagnostics are shown as they are.
  * Temporary output lives in a mkdtemp directory removed before returning.
@@ -28,6 +34,7 @@
 #include <wf/plugin.h>
 
 #include "elfcheck.h"
+#include "yamljson.h"
 
 #ifndef WF_INCLUDE_DIR
 #define WF_INCLUDE_DIR "/usr/local/include"
@@ -44,9 +51,10 @@ struct prepared {
     const char *arg;      /* as given (borrowed from argv) */
     char *so_path;        /* the shared object to load and send (malloc'ed) */
     char *tmpdir;         /* mkdtemp directory of a compiled .c, or NULL */
-    unsigned char *bytes; /* the file's contents (malloc'ed) */
+    unsigned char *bytes; /* the file's contents, a YAML file's as JSON (malloc'ed) */
     size_t len;
-    char *name; /* the plugin's name and version (malloc'ed) */
+    int definition; /* a declarative definition: bytes are JSON */
+    char *name;     /* the plugin's name and version (malloc'ed) */
     char *version;
     char **workflows; /* declared names (malloc'ed, each malloc'ed) */
     size_t nworkflows;
@@ -56,13 +64,16 @@ struct prepared {
 
 void ctl_deploy_usage(FILE *f)
 {
-    fputs("usage: wfctl deploy --project P FILE.so|FILE.c|FILE.json ...\n"
+    fputs("usage: wfctl deploy --project P FILE.so|FILE.c|FILE.json|FILE.yaml ...\n"
           "\n"
           "Checks each plugin locally and uploads it to project P: once per\n"
           "workflow and once per activity it declares (the server keeps the\n"
           "bytes once). A FILE.json is a declarative workflow definition\n"
           "(docs/declarative.md), deployed as the workflow its document.name\n"
           "names; the server checks it and lists every error with its path.\n"
+          "A FILE.yaml or FILE.yml is the same definition in YAML: converted\n"
+          "to JSON here (an error names the file, line and column) and\n"
+          "uploaded as that JSON.\n"
           "A FILE.c is first compiled with $CC (default cc) as\n"
           "  cc -std=c11 -O2 -fPIC -shared -I<include dir> -o <tmp>.so FILE.c -lcjson\n"
           "where <include dir> holds wf/plugin.h ($WF_INCLUDE_DIR, default\n" WF_INCLUDE_DIR
@@ -390,15 +401,48 @@ static int inspect_definition(struct prepared *p)
     return rc;
 }
 
+/* Replaces p's YAML bytes by their JSON. Returns 0, or -1 (printed). */
+static int yaml_to_json(struct prepared *p)
+{
+    char err[256];
+    cJSON *root = yj_parse((const char *)p->bytes, p->len, err, sizeof(err));
+    char *json;
+
+    if (root == NULL) {
+        ctl_error("could not deploy %s: %s", p->arg, err);
+        return -1;
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        ctl_error("could not deploy %s: a definition must be a mapping (document, do, ...)",
+                  p->arg);
+        return -1;
+    }
+    json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (json == NULL) {
+        ctl_error("could not deploy %s: out of memory", p->arg);
+        return -1;
+    }
+    free(p->bytes);
+    p->bytes = (unsigned char *)json;
+    p->len = strlen(json);
+    return 0;
+}
+
 /* Compiles (for a .c), reads, checks and inspects one file. Returns 0, or
  * -1 (printed; prepared_free cleans up). */
 static int prepare(struct prepared *p)
 {
     char why[256];
+    int yaml = ends_with(p->arg, ".yaml") || ends_with(p->arg, ".yml");
 
-    if (ends_with(p->arg, ".json")) {
+    if (yaml || ends_with(p->arg, ".json")) {
+        p->definition = 1;
         p->so_path = strdup(p->arg);
         if (p->so_path == NULL || read_plugin(p) != 0)
+            return -1;
+        if (yaml && yaml_to_json(p) != 0)
             return -1;
         return inspect_definition(p);
     }
@@ -440,8 +484,7 @@ static int upload(const struct ctl_client *c, const char *project, const struct 
                  project, name) != 0)
         return CTL_EXIT_USAGE;
     rc = ctl_request(c, "PUT", path, p->bytes, p->len,
-                     ends_with(p->arg, ".json") ? "application/json" : "application/octet-stream",
-                     &r);
+                     p->definition ? "application/json" : "application/octet-stream", &r);
     if (rc != CTL_EXIT_OK)
         return rc;
     ctl_print_raw(c, &r);

@@ -6,13 +6,19 @@
  *      listing each with its JSON path; one calling an activity the project
  *      does not have is a 400 naming it; one deployed under another name
  *      than its document.name too; a definition is not a plugin for an
- *      activity name (422).
+ *      activity name (422). YAML: a malformed text is a 400 naming its
+ *      line and column, so are an alias and a duplicate key, and a YAML
+ *      definition's own errors are listed with their paths as JSON's are.
  *   2. The three examples of examples/ (read from the source tree) deploy
- *      and run to completion against a local HTTP server (test_server.c of
+ *      from their YAML twins (http-pipeline and approval with Content-Type
+ *      application/yaml, fan-out told by its `document:` line) and run to
+ *      completion against a local HTTP server (test_server.c of
  *      the sample activities' tests, 127.0.0.1 only): http-pipeline (http
  *      calls and a switch), fan-out (for and fork, as child runs), approval (a listen
  *      answered by a signal; another refused by its switch and raise). A
- *      call answered 404 fails the run with the status in its error.
+ *      call answered 404 fails the run with the status in its error. The
+ *      JSON twins, as cJSON prints them, have the YAML's SHA-256: PUT as
+ *      JSON, they change nothing.
  *   3. Durability: 40 runs of a definition that calls engine_recorder's
  *      `record` 8 times in a for loop (dur-steps below, which answers like
  *      the plugin's `steps` workflow), the worker killed with SIGKILL while
@@ -65,15 +71,16 @@ static void pinned_def(char *buf, size_t len, int version)
              version, version);
 }
 
-/* PUT a definition (text) as workflow name; returns the status, *json the
- * reply (may be NULL). */
-static long put_def(const char *name, const char *text, cJSON **json)
+/* PUT a definition (text) as workflow name with the Content-Type ctype;
+ * returns the status, *json the reply (may be NULL). */
+static long put_def_as(const char *name, const char *text, const char *ctype, cJSON **json)
 {
-    char path[160];
+    char path[160], ct[96];
     struct th_reply r;
-    const char *hdr[] = {"Content-Type: application/json", NULL};
+    const char *hdr[] = {ct, NULL};
     long st;
 
+    snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
     snprintf(path, sizeof(path), "/projects/p/workflows/%s", name);
     st = th_http_ex(&srv, "PUT", path, text, strlen(text), hdr, 30000, &r);
     if (json != NULL) {
@@ -84,6 +91,12 @@ static long put_def(const char *name, const char *text, cJSON **json)
         fprintf(stderr, "PUT %s: %ld %s\n", path, st, r.body != NULL ? r.body : "");
     th_reply_free(&r);
     return st;
+}
+
+/* put_def_as in JSON. */
+static long put_def(const char *name, const char *text, cJSON **json)
+{
+    return put_def_as(name, text, "application/json", json);
 }
 
 /* 1 when errors (the array of a 400) holds an entry at path whose message
@@ -104,6 +117,45 @@ static int has_error(const cJSON *reply, const char *path, const char *needle)
         free(t);
     }
     return 0;
+}
+
+/* A YAML definition refused: a 400 whose error names line and column. */
+static int yaml_refused(const char *text, const char *ctype, const char *message)
+{
+    cJSON *j = NULL;
+    char want[320];
+    int ok;
+
+    snprintf(want, sizeof(want), "invalid workflow definition: %s", message);
+    ok = CHECK_EQ_INT(put_def_as("bad", text, ctype, &j), 400) &&
+         CHECK_STR(th_json_str(j, "error"), want) && CHECK(has_error(j, "/", message));
+    cJSON_Delete(j);
+    return ok;
+}
+
+static void yaml_checks(void)
+{
+    cJSON *j = NULL;
+
+    yaml_refused("document:\n  dsl: 1.0.0\n  name: bad: x\n", "application/yaml",
+                 "YAML line 3, column 12: mapping values are not allowed in this context");
+    /* without a YAML type, told by its first line; charset ignored */
+    yaml_refused("# a comment\ndocument: {dsl: 1.0.0\n", "application/octet-stream",
+                 "YAML line 3, column 1: did not find expected ',' or '}'");
+    yaml_refused("document: &d {dsl: 1.0.0}\nother: *d\n", "text/yaml; charset=utf-8",
+                 "YAML line 1, column 11: anchors (&d) and aliases are not supported");
+    yaml_refused("document: {}\ndo: []\ndocument: {}\n", "application/x-yaml",
+                 "YAML line 3, column 1: duplicate mapping key \"document\"");
+    yaml_refused("- document\n", "application/yaml",
+                 "a definition must be a mapping (document, do, ...)");
+    /* converted, then checked as JSON: the describer's errors, with paths */
+    CHECK_EQ_INT(put_def_as("bad",
+                            "document: {dsl: 1.0.0, namespace: t, name: bad, version: '1'}\n"
+                            "do:\n  - a:\n      wait: soon\n",
+                            "application/yaml", &j),
+                 400);
+    CHECK(has_error(j, "/do/0/a/wait", "invalid duration"));
+    cJSON_Delete(j);
 }
 
 static void deploy_checks(void)
@@ -147,6 +199,8 @@ static void deploy_checks(void)
     CHECK_EQ_INT(put_def("bad", "{not json", &j), 400);
     CHECK(has_error(j, "/", "not valid JSON"));
     cJSON_Delete(j);
+    j = NULL;
+    yaml_checks();
     /* a definition is no activity */
     {
         struct th_reply r;
@@ -207,30 +261,71 @@ static const cJSON *wait_end(const char *id, cJSON **reply)
     }
 }
 
-/* Reads examples/<name>.json of the source tree. */
-static char *example(const char *name)
+/* Reads examples/<name>.<ext> of the source tree. */
+static char *example(const char *name, const char *ext)
 {
     char path[512];
     const char *src = getenv("WF_SOURCE_DIR");
 
-    snprintf(path, sizeof(path), "%s/examples/%s.json", src != NULL ? src : ".", name);
+    snprintf(path, sizeof(path), "%s/examples/%s.%s", src != NULL ? src : ".", name, ext);
     return th_read_file(path, NULL);
+}
+
+static const char *const example_names[] = {"http-pipeline", "fan-out", "approval"};
+static char example_sha[3][65]; /* as deployed from YAML */
+
+/* Deploys the examples from their YAML twins. */
+static void deploy_yaml_examples(void)
+{
+    /* fan-out without a YAML type: its `document:` line tells */
+    static const char *const types[] = {"application/yaml", "application/octet-stream",
+                                        "application/yaml"};
+
+    for (size_t i = 0; i < 3; i++) {
+        char *text = example(example_names[i], "yaml");
+        cJSON *j = NULL;
+        const char *sha;
+        if (!CHECK(text != NULL))
+            return;
+        CHECK_EQ_INT(put_def_as(example_names[i], text, types[i], &j), 201);
+        sha = th_json_str(cJSON_GetObjectItem(j, "workflow"), "sha256");
+        CHECK(sha != NULL && strlen(sha) == 64);
+        snprintf(example_sha[i], sizeof(example_sha[i]), "%s", sha != NULL ? sha : "");
+        cJSON_Delete(j);
+        free(text);
+    }
+}
+
+/* The JSON twins, printed by cJSON, are the bytes the YAML became: PUT as
+ * JSON they keep the SHA-256 and the version (200, nothing new). */
+static void json_twins(void)
+{
+    for (size_t i = 0; i < 3; i++) {
+        char *text = example(example_names[i], "json");
+        cJSON *parsed = text != NULL ? cJSON_Parse(text) : NULL, *j = NULL;
+        char *canon = cJSON_PrintUnformatted(parsed);
+        const cJSON *w;
+        if (CHECK(canon != NULL)) {
+            CHECK_EQ_INT(put_def(example_names[i], canon, &j), 200);
+            w = cJSON_GetObjectItem(j, "workflow");
+            CHECK_STR(th_json_str(w, "sha256"), example_sha[i]);
+            CHECK_EQ_INT(th_json_num(w, "version"), 1);
+            CHECK_EQ_INT(th_json_num(w, "size"), (long long)strlen(canon));
+        }
+        cJSON_Delete(j);
+        free(canon);
+        cJSON_Delete(parsed);
+        free(text);
+    }
 }
 
 static void examples(void)
 {
-    static const char *const names[] = {"http-pipeline", "fan-out", "approval"};
     char id[64], id2[64], input[512], path[160];
     const cJSON *ex, *out;
     cJSON *j = NULL;
 
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        char *text = example(names[i]);
-        if (!CHECK(text != NULL))
-            return;
-        CHECK_EQ_INT(put_def(names[i], text, NULL), 201);
-        free(text);
-    }
+    deploy_yaml_examples();
     CHECK_EQ_INT(th_post_project(&srv, "/workers/restart", "p", NULL), 200);
 
     /* http-pipeline: /json says n 42: large; the summary is posted back */
@@ -300,6 +395,7 @@ static void examples(void)
         free(e);
     }
     cJSON_Delete(j);
+    json_twins();
 }
 
 static void durability(void)

@@ -254,7 +254,8 @@ long th_http(const struct th_server *s, const char *method, const char *path, co
 
 /*
  * th_http with extra request headers (NULL-terminated "Name: value" list, may
- * be NULL) and a total timeout in milliseconds.
+ * be NULL) and a total timeout in milliseconds. A Content-Type or
+ * Authorization among them replaces the default one.
  */
 long th_http_ex(const struct th_server *s, const char *method, const char *path, const char *body,
                 size_t body_len, const char *const *headers, long timeout_ms, struct th_reply *r);

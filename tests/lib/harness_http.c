@@ -49,11 +49,12 @@ static size_t growbuf_write(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
-/* 1 when headers (NULL-terminated, may be NULL) hold an Authorization header. */
-static int has_auth(const char *const *headers)
+/* 1 when headers (NULL-terminated, may be NULL) hold a header named name
+ * (with its colon, e.g. "Authorization:"). */
+static int has_header(const char *const *headers, const char *name)
 {
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
-        if (strncasecmp(headers[i], "Authorization:", 14) == 0)
+        if (strncasecmp(headers[i], name, strlen(name)) == 0)
             return 1;
     }
     return 0;
@@ -92,12 +93,14 @@ long th_http_ex(const struct th_server *s, const char *method, const char *path,
     if (body != NULL || strcmp(method, "POST") == 0) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
-        hl = curl_slist_append(hl, "Content-Type: application/json");
+        /* unless the caller says otherwise (a server reads the first one) */
+        if (!has_header(headers, "Content-Type:"))
+            hl = curl_slist_append(hl, "Content-Type: application/json");
     }
     for (i = 0; headers != NULL && headers[i] != NULL; i++)
         hl = curl_slist_append(hl, headers[i]);
     /* The server's token, unless the caller sends its own. */
-    if (s->token[0] != '\0' && !has_auth(headers)) {
+    if (s->token[0] != '\0' && !has_header(headers, "Authorization:")) {
         char auth[sizeof(s->token) + 32];
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", s->token);
         hl = curl_slist_append(hl, auth);

@@ -5,7 +5,9 @@
  * server started by the harness on 127.0.0.1, and checks exit statuses,
  * output and the server's state (over its REST API): --help and usage
  * errors (100), create-project and projects, deploy of a compiled example
- * (WF_EXAMPLE_SO), of a C source written here (compiled by wfctl), of files
+ * (WF_EXAMPLE_SO), of a C source written here (compiled by wfctl), of
+ * declarative definitions in JSON and YAML (a malformed YAML file refused
+ * locally with its line and column), of files
  * that are not plugins (1, nothing uploaded), to an unknown project (1),
  * list, start, status, restart (a new pid), run (the execution API may not
  * exist yet: either answer is accepted), --json, stop, get and ls on runs
@@ -67,6 +69,20 @@ static const char broken_flow[] =
     "{\"document\":{\"dsl\":\"1.0.0\",\"namespace\":\"t\",\"name\":\"broken-flow\","
     "\"version\":\"1.0.0\"},\"do\":[{\"a\":{\"wait\":\"later\"}},{\"b\":{\"call\":"
     "\"nope\"}}]}\n";
+
+/* greet_flow in YAML (converted to JSON by wfctl: not greet_flow's bytes,
+ * which end in a newline), and a YAML file that does not parse. */
+static const char greet_flow_yaml[] = "# greet-flow, in YAML\n"
+                                      "document:\n"
+                                      "  dsl: 1.0.0\n"
+                                      "  namespace: t\n"
+                                      "  name: greet-flow\n"
+                                      "  version: 1.0.0\n"
+                                      "do:\n"
+                                      "  - g: {call: greet}\n";
+static const char broken_yaml[] = "document:\n"
+                                  "  dsl: 1.0.0\n"
+                                  "  name: [broken\n";
 
 /* A shared object without wf_plugin_entry: loads, but is no plugin. */
 static const char noentry_src[] = "int not_a_plugin(void);\n"
@@ -225,7 +241,8 @@ static void test_usage(void)
 {
     CHECK(expect(0, (const char *const[]){"--help", NULL}) && out_has("usage: wfctl") &&
           out_has("deploy") && out_has("restart"));
-    CHECK(expect(0, (const char *const[]){"deploy", "--help", NULL}) && out_has("--project"));
+    CHECK(expect(0, (const char *const[]){"deploy", "--help", NULL}) && out_has("--project") &&
+          out_has("FILE.yaml"));
     CHECK(expect(0, (const char *const[]){"status", "--help", NULL}) &&
           out_has("usage: wfctl status"));
     CHECK(expect(100, (const char *const[]){NULL}));
@@ -289,6 +306,30 @@ static void test_deploy(const char *example_so)
                   err_has("invalid workflow definition: 2 errors") &&
                   err_has("  /do/0/a/wait: invalid duration") &&
                   err_has("  /do/1/b/call: unknown activity \"nope\""));
+        CHECK_EQ_INT(code_count("workflows"), 3);
+    }
+
+    /* the same definition from YAML: new bytes (canonical JSON), v2; again:
+     * the same bytes, still v2. A malformed one names file, line, column. */
+    {
+        char yflow[320], ybroken[320], msg[400];
+        if (CHECK(write_file("greet-flow.yml", greet_flow_yaml, yflow, sizeof(yflow)) == 0)) {
+            CHECK(expect(0, (const char *const[]){"--url", url, "deploy", "--project", "tproj",
+                                                  yflow, NULL}) &&
+                  out_has("deployed workflow greet-flow") && out_has("v2") &&
+                  out_has("(updated)") && out_has("plugin definition 1.0.0"));
+            CHECK(expect(0, (const char *const[]){"--url", url, "deploy", "--project", "tproj",
+                                                  yflow, NULL}) &&
+                  out_has("v2"));
+        }
+        if (CHECK(write_file("broken.yaml", broken_yaml, ybroken, sizeof(ybroken)) == 0)) {
+            snprintf(msg, sizeof(msg),
+                     "could not deploy %s: YAML line 4, column 1: did not find expected ',' or ']'",
+                     ybroken);
+            CHECK(expect(1, (const char *const[]){"--url", url, "deploy", "--project", "tproj",
+                                                  yflow, ybroken, NULL}) &&
+                  err_has(msg));
+        }
         CHECK_EQ_INT(code_count("workflows"), 3);
     }
 
@@ -636,9 +677,9 @@ out:
     free(out_text);
     free(err_text);
     {
-        static const char *const names[] = {"stdout",          "stderr",          "hello.c",
-                                            "notes.so",        "noentry.c",       "broken.c",
-                                            "greet-flow.json", "broken-flow.json"};
+        static const char *const names[] = {
+            "stdout",   "stderr",          "hello.c",          "notes.so",       "noentry.c",
+            "broken.c", "greet-flow.json", "broken-flow.json", "greet-flow.yml", "broken.yaml"};
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
             snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
             unlink(path);
