@@ -4,8 +4,10 @@
 // startedAt to its completedAt. Sleeps and signal waits are drawn apart
 // from activity calls, a step that took more than one attempt says so on
 // its bar, and a click on a step opens its output (the row is a
-// <details>). Buttons: cancel, retry, and send a signal with a JSON
-// payload. Kept current by live.js (/executions/{id}/events).
+// <details>). A child run links to its parent, and a join of child runs
+// (a step of kind children: a fork, a bounded for) to its children.
+// Buttons: cancel, retry, and send a signal with a JSON payload. Kept
+// current by live.js (/executions/{id}/events).
 
 import { call, enc } from './api.js';
 import { h, fill, badge, json, time, dur, shortId } from './dom.js';
@@ -84,6 +86,7 @@ export function render(main, ctx) {
     const end = x.completedAt ? Date.parse(x.completedAt) : Date.now();
     fill(facts,
       fact('Project', h('a', { href: '#/runs/' + enc(x.projectId) }, x.projectId)),
+      x.parentId ? fact('Parent run', h('a#parent', { href: '#/run/' + x.parentId, title: x.parentId }, shortId(x.parentId))) : null,
       fact('Code', x.codeSha256 ? h('code', { title: x.codeSha256 }, shortId(x.codeSha256, 12)) : '–'),
       fact('Created', time(x.createdAt)),
       fact('Started', time(x.startedAt)),
@@ -107,6 +110,17 @@ export function render(main, ctx) {
       h('section', {}, h('h2', {}, 'Input'), h('pre.json#run-input', {}, json(x.input))),
       h('section', {}, h('h2', {}, 'Output'), h('pre.json#run-output', {}, x.output === null ? '–' : json(x.output))),
       h('section', {}, h('h2', {}, 'Error'), h('pre.json.err#run-error', {}, x.error === null ? '–' : json(x.error))));
+  }
+
+  // A join's children: once it is done its output lists them (for an any
+  // join, the winner); the run list filtered by parent has them all.
+  function children(x, s) {
+    const done = Array.isArray(s.output) ? s.output : [];
+    return h('div.children', {},
+      done.length ? h('ul.kids', {}, done.map((c) => h('li', {},
+        h('a', { href: '#/run/' + c.executionId, title: c.executionId }, shortId(c.executionId)), ' ',
+        '#' + c.index, ' ', badge(c.status)))) : null,
+      h('p', {}, h('a.kids-all', { href: '#/runs/' + enc(x.projectId) + '?parent=' + enc(x.executionId) }, 'All child runs of this run →')));
   }
 
   // The axis: t0 the run's start, t1 its end or now.
@@ -154,6 +168,7 @@ export function render(main, ctx) {
             fact('Step', '#' + s.seq + ' (' + s.kind + ')'), fact('Status', badge(s.status)),
             fact('Attempts', s.attempts), fact('Started', time(s.startedAt)), fact('Ended', time(s.completedAt))),
           s.error ? h('pre.json.err', {}, s.error) : null,
+          s.kind === 'children' ? children(x, s) : null,
           h('pre.json.step-output', {}, s.output === null ? '(no output)' : json(s.output))));
       d.addEventListener('toggle', () => (d.open ? open.add(s.seq) : open.delete(s.seq)));
       return d;

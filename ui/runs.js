@@ -1,5 +1,5 @@
 // runs.js: a project's runs (GET /projects/{id}/executions), newest first,
-// filtered by status and workflow (kept in the route's query, so a view can
+// filtered by status, workflow and parent run (kept in the route's query, so a view can
 // be bookmarked), a page at a time with the server's keyset cursor
 // (nextCursor: "Older" follows it, "Newer" goes back along the cursors
 // seen). The page shown stays current (live.js, /projects/{id}/events).
@@ -36,6 +36,8 @@ export function render(main, ctx) {
 
   main.append(
     h('h1', {}, 'Runs of ', h('code', {}, pid)),
+    ...(q.parent ? [h('p.hint#parent-filter', {}, 'Only the child runs of ', h('a', { href: '#/run/' + enc(q.parent) }, shortId(q.parent)), ' (',
+      h('a', { href: '#/runs/' + enc(pid) }, 'all runs'), ').')] : []),
     h('form.inline.filters', { onsubmit: applyFilters, onchange: applyFilters, 'aria-label': 'Filter runs' },
       h('label', { for: 'f-status' }, 'Status'), statusSel,
       h('label', { for: 'f-workflow' }, 'Workflow'), wfSel,
@@ -68,6 +70,7 @@ export function render(main, ctx) {
     const p = new URLSearchParams();
     if (statusSel.value) p.set('status', statusSel.value);
     if (wfSel.value) p.set('workflow', wfSel.value);
+    if (q.parent) p.set('parent', q.parent);
     const qs = p.toString();
     location.hash = '#/runs/' + enc(pid) + (qs ? '?' + qs : '');
   }
@@ -120,6 +123,7 @@ export function render(main, ctx) {
     const p = new URLSearchParams({ limit: '25' });
     if (q.status) p.set('status', q.status);
     if (q.workflow) p.set('workflow', q.workflow);
+    if (q.parent) p.set('parent', q.parent);
     const cur = cursors[cursors.length - 1];
     if (cur) p.set('cursor', cur);
     let r;

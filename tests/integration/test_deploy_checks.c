@@ -67,6 +67,7 @@ static void check_engine_plugin(const struct th_server *srv, const char *as, con
     static const char *const workflows[] = {"big-io",
                                             "clock",
                                             "failing",
+                                            "fan",
                                             "five-steps",
                                             "mixed",
                                             "nondeterministic",

@@ -287,7 +287,7 @@ static void test_projects(void)
 
 static void test_code(void)
 {
-    static const char *const workflows[] = {"waiter", "failing", "one-activity"};
+    static const char *const workflows[] = {"waiter", "failing", "one-activity", "fan", "steps"};
     static const char *const activities[] = {"fail_always", "slow"};
     char path[160];
 
@@ -382,6 +382,21 @@ static void test_executions(void)
     CHECK(reaches(slow, "cancelled"));
     snprintf(path, sizeof(path), "/executions/%s", slow);
     call0("getExecution", "GET", path, NULL, 200);
+
+    /* child runs: a join step (kind children) and the list of a run's
+     * children */
+    {
+        char fan[64];
+        trigger("fan", "{\"dir\":\"/nonexistent\",\"k\":2,\"n\":0}", NULL, 202, fan);
+        CHECK(reaches(fan, "completed"));
+        snprintf(path, sizeof(path), "/executions/%s", fan);
+        call0("getExecution", "GET", path, NULL, 200);
+        snprintf(path, sizeof(path), "/projects/p/executions?parent=%s", fan);
+        j = call("listExecutions", "GET", path, NULL, 200);
+        CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "executions")), 2);
+        cJSON_Delete(j);
+        call0("listExecutions", "GET", "/projects/p/executions?parent=nope", NULL, 400);
+    }
 
     /* an idempotency key names the first run */
     trigger("waiter", "{\"dir\":\"/nonexistent\",\"n\":0}", "openapi-key", 202, keyed);

@@ -260,7 +260,7 @@ async function setUp() {
   await startServer({}, 'open');
   await api('POST', '/projects', { id: 'ui', name: 'Dashboard test' });
   const so = fs.readFileSync(path.join(pluginDir, 'engine_recorder.so'));
-  for (const wf of ['steps', 'waiter', 'retrying', 'sleepy', 'one-step']) {
+  for (const wf of ['steps', 'waiter', 'retrying', 'sleepy', 'one-step', 'fan']) {
     await api('PUT', '/projects/ui/workflows/' + wf, so, 'application/octet-stream');
   }
   for (const act of ['record', 'flaky', 'noop']) {
@@ -420,6 +420,30 @@ async function triggerForm(page) {
   check(true, 'the trigger form starts a run');
 }
 
+// A fan-out (engine_recorder's fan: two child runs of steps): the join
+// lists its children, a child links back to its parent, and the runs page
+// lists a run's children alone.
+async function childRuns(page) {
+  const run = await trigger('fan', { dir: rwDir, k: 2, n: 1 });
+  await page.goto(server.base + '/ui#/run/' + run.executionId);
+  await until('the fan-out to complete', async () => (await page.locator('h1 .badge').innerText()) === 'completed', 30000);
+  const join = page.locator('details.step').first();
+  check(/children/.test(await join.locator('summary').innerText()), 'the join is a step of kind children');
+  await join.locator('summary').click();
+  await until('the children listed', async () => (await join.locator('ul.kids a').count()) === 2);
+  check(true, 'the join lists its two child runs');
+  await join.locator('ul.kids a').first().click();
+  await page.locator('#parent').waitFor();
+  check((await page.locator('h1').innerText()).startsWith('steps'), 'a child run opens, and names its parent');
+  await page.click('#parent');
+  await page.locator('details.step').first().locator('summary').click();
+  await page.click('a.kids-all');
+  await page.locator('#parent-filter').waitFor();
+  await until('the two child rows', async () => (await page.locator('table.runs tbody tr').count()) === 2);
+  check(true, 'the runs page lists the child runs of a run alone');
+  await shot(page, 'child-runs');
+}
+
 async function codePage(page) {
   await page.click('nav a[data-page=code]');
   await page.locator('h1', { hasText: 'Code of' }).waitFor();
@@ -498,6 +522,7 @@ async function main() {
   await retryFromPage(page);
   await pagingAndFilters(page);
   await triggerForm(page);
+  await childRuns(page);
   await codePage(page);
   const bad = await labelled(page);
   check(bad.length === 0, 'every control has a label' + (bad.length ? ': ' + bad.join(' | ') : ''));
