@@ -66,8 +66,8 @@ static const struct command commands[] = {
     {"run", "P WORKFLOW ['JSON'] [--wait [--timeout S]]",
      "start a run of WORKFLOW with JSON input; --wait: until it ends, print its output", cmd_run},
     {"get", "RUN", "show a run: input, output, error and its steps", cmd_get},
-    {"ls", "P [--status S] [--workflow W] [--limit N] [--all]", "list P's runs, newest first",
-     cmd_ls},
+    {"ls", "P [--status S] [--workflow W] [--parent RUN] [--limit N] [--all]",
+     "list P's runs, newest first", cmd_ls},
     {"signal", "RUN NAME ['JSON']", "send signal NAME with a JSON payload to a run", cmd_run_call},
     {"cancel", "RUN", "cancel a run (at its next step when a worker holds it)", cmd_run_call},
     {"retry", "RUN", "resume a failed run from its failed step", cmd_run_call},
@@ -146,6 +146,7 @@ static void command_usage(FILE *f, const struct command *cmd)
               "  --status S     only runs in status S (pending, running, sleeping,\n"
               "                 waiting, completed, failed, cancelled)\n"
               "  --workflow W   only runs of workflow W\n"
+              "  --parent RUN   only the child runs of RUN (a fork's branches, …)\n"
               "  --limit N      at most N runs (1 to 1000; the server's default is 50);\n"
               "                 with --all, the runs fetched per request (default 1000)\n"
               "  --all          every run, following the pages to the end\n",
@@ -811,7 +812,7 @@ static void print_run_rows(const cJSON *reply, int *header)
  */
 static int cmd_ls(const struct ctl_client *c, int argc, char **argv)
 {
-    const char *status = NULL, *workflow = NULL, *limit = NULL;
+    const char *status = NULL, *workflow = NULL, *limit = NULL, *parent = NULL;
     char base[512], path[1024], cursor[256] = "";
     struct ctl_reply r;
     int rc, n, done, kept = 1, all = 0, header = 0;
@@ -824,6 +825,8 @@ static int cmd_ls(const struct ctl_client *c, int argc, char **argv)
             m = ctl_opt_value(argc, argv, &i, "--workflow", &workflow);
         if (m == 0)
             m = ctl_opt_value(argc, argv, &i, "--limit", &limit);
+        if (m == 0)
+            m = ctl_opt_value(argc, argv, &i, "--parent", &parent);
         if (m < 0)
             return CTL_EXIT_USAGE;
         if (m == 0 && strcmp(argv[i], "--all") == 0)
@@ -839,6 +842,7 @@ static int cmd_ls(const struct ctl_client *c, int argc, char **argv)
     if (ctl_path(base, sizeof(base), "/projects/%s/executions", argv[1]) != 0 ||
         (status != NULL && query_put(base, sizeof(base), "status", status) != 0) ||
         (workflow != NULL && query_put(base, sizeof(base), "workflow", workflow) != 0) ||
+        (parent != NULL && query_put(base, sizeof(base), "parent", parent) != 0) ||
         (limit != NULL && query_put(base, sizeof(base), "limit", limit) != 0))
         return CTL_EXIT_USAGE;
     for (;;) {

@@ -444,6 +444,9 @@ static void test_runs(const struct th_db *db)
         "INSERT INTO steps (execution_id, seq, project_id, name, kind, status, output) VALUES"
         " ('0a000000-0000-4000-8000-000000000001', 0, 'truns', 'charge', 'activity', 'completed',"
         "  '{\"charged\": true}')",
+        /* c is a child run of a */
+        "UPDATE executions SET parent_id = '0a000000-0000-4000-8000-000000000001',"
+        " parent_seq = 1, parent_index = 0 WHERE id = '0c000000-0000-4000-8000-000000000003'",
     };
     PGconn *pg = th_db_connect(db);
     int ok = pg != NULL;
@@ -485,6 +488,10 @@ static void test_runs(const struct th_db *db)
     CHECK(expect(0,
                  (const char *const[]){"--url", url, "ls", "truns", "--status", "waiting", NULL}) &&
           out_has("no runs match"));
+    CHECK(expect(0, (const char *const[]){"--url", url, "ls", "truns", "--parent", a, NULL}) &&
+          out_has(c) && strstr(out_text, b) == NULL);
+    CHECK(expect(1, (const char *const[]){"--url", url, "ls", "truns", "--parent", "x", NULL}) &&
+          err_has("invalid parent"));
     CHECK(expect(0, (const char *const[]){"--url", url, "ls", "truns", "--limit", "1", NULL}) &&
           out_has(c) && strstr(out_text, b) == NULL && out_has("more runs follow"));
     /* --all follows the cursor, one run per request */
