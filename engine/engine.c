@@ -426,7 +426,7 @@ static const char SQL_ORPHAN_SWEEP[] =
     "  AND NOT EXISTS (SELECT 1 FROM steps s JOIN executions p ON p.id = s.execution_id"
     "   WHERE s.execution_id = c.parent_id AND s.seq = c.parent_seq AND s.status = 'waiting'"
     "   AND p.status IN ('pending', 'running', 'sleeping', 'waiting'))"
-    "  FOR UPDATE SKIP LOCKED)";
+    "  FOR UPDATE SKIP LOCKED) RETURNING e.id";
 
 /* Runs past their deadline fail, unless another live host holds them (it
  * times them out itself). */
@@ -449,7 +449,6 @@ static const char SQL_ACTIVE[] =
 static char what_clock[] = "record a clock read";
 static char what_release[] = "release a run";
 static char what_release_worker[] = "release a worker's runs";
-static char what_orphans[] = "cancel child runs nobody waits for";
 
 void eng_log_failure(void *arg, const struct dbq_result *res)
 {
@@ -900,6 +899,7 @@ static int wait_children(struct engine *e, struct erun *r, const cJSON *item, in
     x = ref_new(e, r, seq);
     r->state = E_ENDING;
     r->seq = -1; /* no timeout: woken by the join */
+    e->st.child_waits++;
     if (specs == NULL || x == NULL ||
         dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE | DBQ_PERSIST, SQL_CHILDREN_WAIT, 6, params,
                  NULL, NULL, on_signal_wait, x) < 0) {
@@ -1150,8 +1150,12 @@ static void on_settled(void *arg, const struct dbq_result *res)
         log_warning("could not settle the joins of child runs: %s", res->message);
         return;
     }
-    if (PQntuples(res->res) == 1 && strtol(PQgetvalue(res->res, 0, 0), NULL, 10) >= SETTLE_BATCH)
-        e->settle_again = 1;
+    if (PQntuples(res->res) == 1) {
+        long n = strtol(PQgetvalue(res->res, 0, 0), NULL, 10);
+        e->st.join_checks += n > 0 ? (uint64_t)n : 0;
+        if (n >= SETTLE_BATCH)
+            e->settle_again = 1;
+    }
     if (e->settle_again && !e->detached)
         settle(e);
 }
@@ -1173,6 +1177,16 @@ static void settle(struct engine *e)
     e->settling = 1;
 }
 
+static void on_orphans(void *arg, const struct dbq_result *res)
+{
+    struct engine *e = arg;
+
+    if (res->outcome != DBQ_OK)
+        log_warning("could not cancel child runs nobody waits for: %s", res->message);
+    else
+        e->st.orphans += (uint64_t)PQntuples(res->res);
+}
+
 static void on_joins(void *arg, const char *channel, const char *payload)
 {
     struct engine *e = arg;
@@ -1191,7 +1205,7 @@ static void on_poll(void *arg)
     /* Joins a notification did not announce; children nobody waits for. */
     settle(e);
     if (dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE, SQL_ORPHAN_SWEEP, 0, NULL, NULL, NULL,
-                 eng_log_failure, what_orphans) < 0)
+                 on_orphans, e) < 0)
         log_error("could not cancel orphaned child runs: out of memory");
 
     /* Timed-out runs end; this host's workers let go of theirs. */

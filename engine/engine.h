@@ -153,6 +153,9 @@ struct engine_stats {
     uint64_t parked;                       /* runs parked sleeping or waiting */
     uint64_t released;                     /* runs given back (their worker went) */
     uint64_t held;                         /* runs held by this host's workers now */
+    uint64_t child_waits;                  /* waits for child runs sent to the database */
+    uint64_t join_checks;                  /* joins checked after children ended */
+    uint64_t orphans;                      /* child runs cancelled: nobody waited for them */
     uint64_t active[4]; /* runs pending, running, sleeping, waiting in the database (all hosts;
                            read every few seconds) */
     struct engine_hist run_seconds;   /* created → ended, runs this core ended */

@@ -112,6 +112,14 @@ static void engine_metrics(char *buf, size_t cap, size_t *pos, const struct engi
            "Runs given back at once because their worker went away.", st->released);
     series(buf, cap, pos, "wf_runs_held", "gauge", "Runs held by this host's workers now.",
            st->held);
+    series(buf, cap, pos, "wf_child_waits_total", "counter",
+           "Waits for child runs (fork, bounded for, the children call) sent to the database.",
+           st->child_waits);
+    series(buf, cap, pos, "wf_child_join_checks_total", "counter",
+           "Joins checked after child runs ended (once per batch of a join's children's ends).",
+           st->join_checks);
+    series(buf, cap, pos, "wf_child_orphans_cancelled_total", "counter",
+           "Child runs cancelled because nobody waited for them any more.", st->orphans);
     series(buf, cap, pos, "wf_steps_total", "counter", "Activity steps committed.", st->steps);
     series(buf, cap, pos, "wf_activity_retries_total", "counter",
            "Activity attempts beyond the first, in committed steps.", st->retries);

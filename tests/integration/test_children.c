@@ -432,6 +432,11 @@ int main(void)
     compete();
     cancel_parent();
     failed_branch_retried();
+    /* the metrics count them: a wait per join, the joins checked, the
+     * compete's loser and the cancelled parent's two children */
+    CHECK(th_metric(&srv, "wf_child_waits_total") >= 5);
+    CHECK(th_metric(&srv, "wf_child_join_checks_total") >= 5);
+    CHECK(th_metric(&srv, "wf_child_orphans_cancelled_total") >= 3);
     durability();
 out:
     th_down(&db, &srv, pg);
