@@ -64,20 +64,11 @@ static int declares_exactly(const cJSON *decl, const char *key, const char *cons
 static void check_engine_plugin(const struct th_server *srv, const char *as, const char *plugin,
                                 long want_status, const char *version)
 {
-    static const char *const workflows[] = {"big-io",
-                                            "clock",
-                                            "failing",
-                                            "fan",
-                                            "five-steps",
-                                            "mixed",
-                                            "nondeterministic",
-                                            "one-activity",
-                                            "one-step",
-                                            "retrying",
-                                            "sleepy",
-                                            "steps",
-                                            "waiter",
-                                            NULL};
+    static const char *const workflows[] = {
+        "big-io",     "clock",    "failing",          "fan",
+        "five-steps", "mixed",    "nondeterministic", "one-activity",
+        "one-step",   "retrying", "sleepy",           "steps",
+        "waiter",     NULL};
     static const char *const activities[] = {"big",  "fail_always", "flaky", "invalid",
                                              "noop", "record",      "slow",  NULL};
     const cJSON *decl;
