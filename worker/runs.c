@@ -1,5 +1,6 @@
 /*
- * runs.c: see runs.h.
+ * runs.c: see runs.h. The host API a turn calls is replay.c; the types the
+ * two share are in runs_int.h.
  *
  * Ownership. A struct wrun is counted: the table holds one reference, each
  * job on a pool (a turn, an activity attempt) one, each timer entry one; it
@@ -15,7 +16,7 @@
  * one message by runs_flush (or earlier, past RUNS_BATCH_ITEMS or
  * RUNS_BATCH_BYTES of output).
  */
-#include "runs.h"
+#include "runs_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -37,126 +38,6 @@
 
 #define RUNS_BATCH_ITEMS 512
 #define RUNS_BATCH_BYTES (4 * 1024 * 1024)
-#define RUN_ID_LEN 36
-#define ERR_MAX 1024
-
-enum step_kind {
-    K_ACTIVITY,
-    K_SLEEP,
-    K_SIGNAL,
-    K_NOW,
-    K_CHILDREN
-};
-#define NKINDS 5
-static const char *const kind_names[NKINDS] = {"activity", "sleep", "signal", "now", "children"};
-#define CHILDREN_MAX 10000 /* child runs one call may start (core's bound too) */
-
-/* One committed step of a run's history. */
-struct wstep {
-    enum step_kind kind;
-    char *name;
-    int ok;        /* completed (else failed, or a signal wait that timed out) */
-    cJSON *output; /* NULL: JSON null */
-    char *error;
-};
-
-enum run_state {
-    R_READY,    /* a turn is due */
-    R_TURN,     /* a turn runs */
-    R_ACTIVITY, /* an attempt runs */
-    R_RETRY,    /* waiting for the next attempt */
-    R_COMMIT,   /* the step is with core, waiting for its ack */
-    R_GONE      /* out of the table */
-};
-
-/* An older code version loaded for runs pinned to it. */
-struct version {
-    char sha[65];
-    struct plg_registry *reg; /* NULL: it could not be loaded (error says why) */
-    char *error;
-    int runs;    /* runs here that use it */
-    int dropped; /* core no longer needs it: unload at runs == 0 */
-    struct version *next;
-};
-
-struct wrun {
-    char id[RUN_ID_LEN + 1];
-    char *workflow;
-    char sha[65];
-    const struct wf_workflow_def *wf;
-    struct dsl_def *dsl; /* a declarative definition's: runs through dsl_run */
-    struct version *ver; /* the code version it runs on; NULL: the current code */
-    struct runs *rs;
-    cJSON *input;
-    cJSON *branch; /* a child run of a definition: the part it runs (NULL: all) */
-    struct wstep *steps;
-    int nsteps, cap;
-    enum run_state state;
-    uint64_t token; /* bumped at every change of plan: stale jobs see it */
-    int refs;
-    struct wrun *hnext;
-    /* the activity in progress (R_ACTIVITY, R_RETRY) */
-    int act_seq;
-    char *act_name;
-    cJSON *act_input;
-    const struct wf_activity_def *act_def;
-    int attempt;
-    int64_t act_started_ms; /* wall ms of its first attempt */
-    struct act *act_job;    /* the attempt running, until it is answered or abandoned */
-    size_t tslot;           /* its timer's heap index + 1; 0: none */
-    /* the step with core (R_COMMIT) */
-    struct wstep pending;
-    int pending_seq;
-};
-
-enum job_type {
-    J_TURN,
-    J_ACT
-};
-
-struct job {
-    enum job_type type;
-    struct runs *rs;
-    struct wrun *run;
-    uint64_t token;
-    struct job *next; /* in the mailbox */
-};
-
-struct now_rec {
-    int seq;
-    int64_t value;
-};
-
-enum turn_cmd {
-    C_NONE,
-    C_ACTIVITY,
-    C_SLEEP,
-    C_SIGNAL,
-    C_CHILDREN,
-    C_NONDET
-};
-
-/* A workflow turn: its context, what the host calls asked, how it ended. */
-struct turn {
-    struct job job;
-    struct wf_ctx ctx;
-    int nrec; /* history length when the turn started */
-    int seq;  /* the next host call's seq */
-    int stopped;
-    enum turn_cmd cmd;
-    int cmd_seq;
-    char *cmd_name;
-    cJSON *cmd_input; /* C_ACTIVITY: its input; C_CHILDREN: the specs */
-    int64_t cmd_ms;   /* C_SLEEP, C_SIGNAL: ms; C_CHILDREN: the limit */
-    enum wf_join cmd_join;
-    struct now_rec *nows;
-    int nnows, capnows;
-    char err[ERR_MAX];    /* ctx->api->error() */
-    char nondet[ERR_MAX]; /* C_NONDET: the message */
-    enum wf_status st;
-    char *output_text; /* WF_OK: the output printed */
-};
-
 /* An activity attempt. */
 struct act {
     struct job job;
@@ -412,7 +293,7 @@ static void release(struct runs *rs, struct wrun *r, const char *why, int transi
  * finished activities then costs one write and one wake-up, not one each
  * (bench/run --only-runs: futex and wake-ups were 40 % of the worker's
  * CPU). */
-static void post(struct job *j)
+void runs_post(struct job *j)
 {
     struct runs *rs = j->rs;
     uint64_t one = 1;
@@ -535,287 +416,6 @@ static struct tentry timer_pop(struct runs *rs)
     return heap_take(rs, 0);
 }
 
-/* ---- the host API of a workflow turn (turn pool threads) ---- */
-
-static struct turn *turn_of(struct wf_ctx *ctx)
-{
-    return ctx->host;
-}
-
-/*
- * The recorded step at the turn's next seq, checked against what the code
- * asks for; NULL when it is past the history (new work) or the turn must
- * stop (non-determinism: recorded in t). *seq gets the call's seq.
- */
-static const struct wstep *next_recorded(struct turn *t, enum step_kind kind, const char *name,
-                                         int *seq, int *stop)
-{
-    const struct wstep *s;
-
-    *stop = 0;
-    *seq = t->seq++;
-    if (t->stopped) {
-        *stop = 1;
-        return NULL;
-    }
-    if (*seq >= t->nrec)
-        return NULL;
-    s = &t->job.run->steps[*seq];
-    if (s->kind != kind || (name != NULL && strcmp(s->name != NULL ? s->name : "", name) != 0)) {
-        snprintf(t->nondet, sizeof(t->nondet),
-                 "non-determinism at step %d: recorded %s \"%s\", code asked for %s \"%s\"", *seq,
-                 kind_names[s->kind], s->name != NULL ? s->name : "", kind_names[kind],
-                 name != NULL ? name : "");
-        t->cmd = C_NONDET;
-        t->stopped = 1;
-        *stop = 1;
-        return NULL;
-    }
-    return s;
-}
-
-static enum wf_status host_activity(struct wf_ctx *ctx, const char *name, const cJSON *input,
-                                    cJSON **output)
-{
-    struct turn *t = turn_of(ctx);
-    const struct wstep *s;
-    int seq, stop;
-
-    if (output != NULL)
-        *output = NULL;
-    t->err[0] = '\0';
-    if (name == NULL) {
-        snprintf(t->err, sizeof(t->err), "activity name is NULL");
-        return WF_EINVAL;
-    }
-    s = next_recorded(t, K_ACTIVITY, name, &seq, &stop);
-    if (stop)
-        return WF_SUSPEND;
-    if (s != NULL) {
-        if (!s->ok) {
-            snprintf(t->err, sizeof(t->err), "%s", s->error != NULL ? s->error : "failed");
-            return WF_ERROR;
-        }
-        if (output != NULL) {
-            *output = s->output != NULL ? cJSON_Duplicate(s->output, 1) : cJSON_CreateNull();
-            if (*output == NULL)
-                return WF_ENOMEM;
-        }
-        return WF_OK;
-    }
-    t->cmd = C_ACTIVITY;
-    t->cmd_seq = seq;
-    t->cmd_name = strdup(name);
-    t->cmd_input = input != NULL ? cJSON_Duplicate(input, 1) : cJSON_CreateNull();
-    t->stopped = 1;
-    return WF_SUSPEND;
-}
-
-static enum wf_status host_sleep(struct wf_ctx *ctx, int64_t ms)
-{
-    struct turn *t = turn_of(ctx);
-    const struct wstep *s;
-    int seq, stop;
-
-    t->err[0] = '\0';
-    s = next_recorded(t, K_SLEEP, NULL, &seq, &stop);
-    if (stop)
-        return WF_SUSPEND;
-    if (s != NULL)
-        return WF_OK;
-    t->cmd = C_SLEEP;
-    t->cmd_seq = seq;
-    t->cmd_ms = ms < 0 ? 0 : ms;
-    t->stopped = 1;
-    return WF_SUSPEND;
-}
-
-static enum wf_status host_wait_signal(struct wf_ctx *ctx, const char *name, int64_t timeout_ms,
-                                       cJSON **payload)
-{
-    struct turn *t = turn_of(ctx);
-    const struct wstep *s;
-    int seq, stop;
-
-    if (payload != NULL)
-        *payload = NULL;
-    t->err[0] = '\0';
-    if (name == NULL) {
-        snprintf(t->err, sizeof(t->err), "signal name is NULL");
-        return WF_EINVAL;
-    }
-    s = next_recorded(t, K_SIGNAL, name, &seq, &stop);
-    if (stop)
-        return WF_SUSPEND;
-    if (s != NULL) {
-        if (!s->ok) {
-            snprintf(t->err, sizeof(t->err), "signal \"%s\" did not arrive in time", name);
-            return WF_ETIMEDOUT;
-        }
-        if (payload != NULL) {
-            *payload = s->output != NULL ? cJSON_Duplicate(s->output, 1) : cJSON_CreateNull();
-            if (*payload == NULL)
-                return WF_ENOMEM;
-        }
-        return WF_OK;
-    }
-    t->cmd = C_SIGNAL;
-    t->cmd_seq = seq;
-    t->cmd_name = strdup(name);
-    t->cmd_ms = timeout_ms;
-    t->stopped = 1;
-    return WF_SUSPEND;
-}
-
-static enum wf_status host_children(struct wf_ctx *ctx, const cJSON *specs, enum wf_join join,
-                                    int limit, cJSON **results)
-{
-    struct turn *t = turn_of(ctx);
-    const struct wstep *s;
-    const cJSON *k;
-    char name[32];
-    int seq, stop, n = 0;
-
-    if (results != NULL)
-        *results = NULL;
-    t->err[0] = '\0';
-    if (!cJSON_IsArray(specs) || (join != WF_JOIN_ALL && join != WF_JOIN_ANY) || limit < 0 ||
-        limit > CHILDREN_MAX) {
-        snprintf(t->err, sizeof(t->err), "children: specs must be an array, join all or any");
-        return WF_EINVAL;
-    }
-    cJSON_ArrayForEach(k, specs)
-    {
-        const char *wf = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "workflow"));
-        if (wf == NULL || wf[0] == '\0' || strlen(wf) > 128) {
-            snprintf(t->err, sizeof(t->err), "children: spec %d has no workflow name", n);
-            return WF_EINVAL;
-        }
-        if (++n > CHILDREN_MAX) {
-            snprintf(t->err, sizeof(t->err), "children: more than %d child runs", CHILDREN_MAX);
-            return WF_EINVAL;
-        }
-    }
-    snprintf(name, sizeof(name), "%s:%d", join == WF_JOIN_ANY ? "any" : "all", n);
-    s = next_recorded(t, K_CHILDREN, name, &seq, &stop);
-    if (stop)
-        return WF_SUSPEND;
-    if (s != NULL) {
-        if (results != NULL) {
-            *results = s->output != NULL ? cJSON_Duplicate(s->output, 1) : cJSON_CreateArray();
-            if (*results == NULL)
-                return WF_ENOMEM;
-        }
-        if (!s->ok) {
-            snprintf(t->err, sizeof(t->err), "%s", s->error != NULL ? s->error : "a child failed");
-            return WF_ERROR;
-        }
-        return WF_OK;
-    }
-    t->cmd = C_CHILDREN;
-    t->cmd_seq = seq;
-    t->cmd_input = cJSON_Duplicate(specs, 1);
-    t->cmd_ms = limit;
-    t->cmd_join = join;
-    t->stopped = 1;
-    if (t->cmd_input == NULL) {
-        snprintf(t->err, sizeof(t->err), "out of memory");
-        t->cmd = C_NONE;
-        return WF_ENOMEM;
-    }
-    return WF_SUSPEND;
-}
-
-static int64_t host_now(struct wf_ctx *ctx)
-{
-    struct turn *t = turn_of(ctx);
-    const struct wstep *s;
-    int seq, stop;
-    int64_t v;
-
-    s = next_recorded(t, K_NOW, NULL, &seq, &stop);
-    if (stop)
-        return ju_wall_ms();
-    if (s != NULL && cJSON_IsNumber(s->output))
-        return (int64_t)s->output->valuedouble;
-    v = ju_wall_ms();
-    if (t->nnows == t->capnows) {
-        int cap = t->capnows != 0 ? t->capnows * 2 : 4;
-        struct now_rec *n = realloc(t->nows, (size_t)cap * sizeof(*n));
-        if (n == NULL)
-            return v; /* not recorded: a replay may differ, but nothing is lost */
-        t->nows = n;
-        t->capnows = cap;
-    }
-    t->nows[t->nnows++] = (struct now_rec){seq, v};
-    return v;
-}
-
-__attribute__((format(printf, 3, 4))) static void host_log(struct wf_ctx *ctx,
-                                                           enum wf_log_level level, const char *fmt,
-                                                           ...)
-{
-    struct turn *t = turn_of(ctx);
-    char line[2048];
-    va_list ap;
-
-    /* A replay does not repeat what an earlier turn logged. */
-    if (t->seq < t->nrec || fmt == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    switch (level) {
-    case WF_LOG_ERROR:
-        log_error("project=%s run=%s %s", ctx->project_id, ctx->execution_id, line);
-        break;
-    case WF_LOG_WARNING:
-        log_warning("project=%s run=%s %s", ctx->project_id, ctx->execution_id, line);
-        break;
-    case WF_LOG_DEBUG:
-        log_debug("project=%s run=%s %s", ctx->project_id, ctx->execution_id, line);
-        break;
-    default:
-        log_info("project=%s run=%s %s", ctx->project_id, ctx->execution_id, line);
-    }
-}
-
-static const char *host_error(struct wf_ctx *ctx)
-{
-    return turn_of(ctx)->err;
-}
-
-static const struct wf_host_api host_api = {
-    sizeof(struct wf_host_api),
-    host_activity,
-    host_sleep,
-    host_wait_signal,
-    host_now,
-    host_log,
-    host_error,
-    host_children,
-};
-
-static void turn_main(void *arg)
-{
-    struct turn *t = arg;
-    cJSON *output = NULL;
-
-    if (t->job.run->dsl != NULL) /* loaded, so the module is */
-        t->st = dslmod_get(t->err, sizeof(t->err))
-                    ->run(t->job.run->dsl, &t->ctx, t->job.run->input, t->job.run->branch, &output,
-                          t->err, sizeof(t->err));
-    else
-        t->st = t->job.run->wf->fn(&t->ctx, t->job.run->input, &output);
-    if (t->st == WF_OK && t->cmd == C_NONE) {
-        t->output_text = output != NULL ? cJSON_PrintUnformatted(output) : strdup("null");
-        if (t->output_text == NULL)
-            t->st = WF_ENOMEM;
-    }
-    cJSON_Delete(output);
-    post(&t->job);
-}
-
 /* ---- the activity API (activity pool threads) ---- */
 
 __attribute__((format(printf, 3, 4))) static void act_log(struct wf_activity_ctx *a,
@@ -874,7 +474,7 @@ static void act_main(void *arg)
         if (j->output_text == NULL)
             j->st = WF_ENOMEM;
     }
-    post(&j->job);
+    runs_post(&j->job);
 }
 
 /* ---- the loop thread: scheduling ---- */
@@ -887,15 +487,6 @@ static void job_init(struct job *j, enum job_type type, struct runs *rs, struct 
     j->token = r->token;
     r->refs++;
     rs->jobs++;
-}
-
-static void turn_free(struct turn *t)
-{
-    free(t->cmd_name);
-    cJSON_Delete(t->cmd_input);
-    free(t->nows);
-    free(t->output_text);
-    free(t);
 }
 
 static void act_free(struct act *j)
@@ -924,17 +515,17 @@ static void start_turn(struct runs *rs, struct wrun *r)
     r->token++;
     job_init(&t->job, J_TURN, rs, r);
     t->ctx.size = (uint32_t)sizeof(t->ctx);
-    t->ctx.api = &host_api;
+    t->ctx.api = &runs_host_api;
     t->ctx.project_id = rs->project;
     t->ctx.execution_id = r->id;
     t->ctx.workflow = r->workflow;
     t->ctx.host = t;
     t->nrec = r->nsteps;
     r->state = R_TURN;
-    if (pool_submit(rs->turns, turn_main, t) < 0) {
+    if (pool_submit(rs->turns, runs_turn_main, t) < 0) {
         rs->jobs--;
         run_unref(r);
-        turn_free(t);
+        runs_turn_free(t);
         fail_run(rs, r, "could not run the workflow: no thread", NULL);
     }
 }
@@ -1147,7 +738,7 @@ static void on_turn_done(struct runs *rs, struct turn *t)
     cJSON *o;
 
     if (r->state != R_TURN || t->job.token != r->token) {
-        turn_free(t);
+        runs_turn_free(t);
         return;
     }
     if (t->cmd == C_NONDET) {
@@ -1234,7 +825,7 @@ static void on_turn_done(struct runs *rs, struct turn *t)
         emit(rs, o, 0);
         run_remove(rs, r);
     }
-    turn_free(t);
+    runs_turn_free(t);
 }
 
 void runs_on_mailbox(struct runs *rs)
@@ -1299,7 +890,7 @@ static enum step_kind parse_kind(const char *s, int *ok)
 {
     *ok = 1;
     for (int i = 0; s != NULL && i < NKINDS; i++) {
-        if (strcmp(s, kind_names[i]) == 0)
+        if (strcmp(s, runs_kind_names[i]) == 0)
             return (enum step_kind)i;
     }
     *ok = 0;
@@ -1626,7 +1217,7 @@ static void drop_job(void *arg)
     struct wrun *r = j->run;
 
     if (j->type == J_TURN) {
-        turn_free((struct turn *)j);
+        runs_turn_free((struct turn *)j);
     } else {
         if (r->act_job == (struct act *)j)
             r->act_job = NULL;

@@ -19,8 +19,9 @@
  *
  * Messages, carried in {"t":"ev","e":[items]} both ways (one message per
  * loop turn, however many items):
- *   core → worker  {"k":"run","run","workflow","sha256","input","steps":[{"seq","kind",
- *                    "name","status","output","error"}]}
+ *   core → worker  {"k":"run","run","workflow","sha256","input","branch"?,"steps":[{"seq",
+ *                    "kind","name","status","output","error"}]}   (branch: a child run's
+ *                    part of a declarative definition)
  *                  {"k":"ack","run","seq"}      the step at seq is committed
  *                  {"k":"drop","run"}           forget the run (not ours any more)
  *                  {"k":"unversion","sha256"}   no run here needs that code version
@@ -28,6 +29,11 @@
  *                    "failed","output","error","attempts","nows":[{"seq","value"}]}
  *                  {"k":"end","run","status":"completed"|"failed","output","error",
  *                    "nows":[…]}
+ *                  {"k":"wait","run","seq","kind":"sleep","ms"} |
+ *                    {…,"kind":"signal","name","timeoutMs"} |
+ *                    {…,"kind":"children","mode":"all"|"any","limit","children":[{"workflow",
+ *                    "input","branch"?}]}, with "nows": the run leaves the worker, parked
+ *                    by core until it is due (children: until their join completes)
  *                  {"k":"release","run","error","transient"?} the worker cannot take the
  *                    run: transient (full, stopping: another worker takes it), or not
  *                    (no such workflow here: core fails the run)

@@ -16,7 +16,10 @@
  *   5. A failed branch fails the parent (naming the child and its error);
  *      retried, the parent runs the failed child again from its own
  *      checkpoint, and the child that had completed does not run again.
- *   6. Durability: 12 declarative parents, each a for of 4 children
+ *   6. Versions: a fork whose branches wait for a signal, v2 deployed and
+ *      the worker restarted meanwhile: the children finish on v1, the
+ *      parent's version, and a new run's children on v2.
+ *   7. Durability: 12 declarative parents, each a for of 4 children
  *      (concurrency 2) of 5 record steps, and 6 compiled ones
  *      (engine_recorder's fan: the host API's children call, 4 runs of its
  *      steps workflow, 2 at a time), the worker killed with SIGKILL 3 times
@@ -90,6 +93,19 @@ static const char FAN_DUR[] = DOC(
                "{\"done\":{\"set\":{\"sum\":\"${ .sum }\",\"steps\":\"${ .steps }\",\"version\":"
                "1}}}]}}]}";
 
+/* pinned-fork vN: two branches wait for "go", then say their version. */
+static void pinned_fork(char *buf, size_t len, int version)
+{
+    snprintf(buf, len,
+             DOC("pinned-fork") "\"do\":[{\"f\":{\"fork\":{\"branches\":["
+                                "{\"a\":{\"do\":[{\"w\":{\"listen\":{\"to\":{\"one\":{\"with\":"
+                                "{\"type\":\"go\"}}}}}},{\"v\":{\"set\":{\"version\":%d}}}]}},"
+                                "{\"b\":{\"do\":[{\"w\":{\"listen\":{\"to\":{\"one\":{\"with\":"
+                                "{\"type\":\"go\"}}}}}},{\"v\":{\"set\":{\"version\":%d}}}]}}"
+                                "]}}}]}",
+             version, version);
+}
+
 /* PUT a definition (text) as workflow name; returns the status. */
 static long put_def(const char *name, const char *text)
 {
@@ -107,44 +123,10 @@ static long put_def(const char *name, const char *text)
     return st;
 }
 
-/* Triggers workflow with input; the run's id into id. */
+/* Starts workflow in project p; its id into id. */
 static void trigger(const char *workflow, const char *input, char *id, size_t len)
 {
-    char body[2048];
-    cJSON *j = NULL;
-
-    snprintf(body, sizeof(body), "{\"workflow\":\"%s\",\"input\":%s}", workflow, input);
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects/p/executions", body, &j), 202);
-    snprintf(id, len, "%s", th_json_str(j, "executionId") ? th_json_str(j, "executionId") : "");
-    cJSON_Delete(j);
-}
-
-/* Waits (ms) until run id ends; returns its execution from GET (the whole
- * reply through *reply, caller frees). */
-static const cJSON *wait_end(const char *id, int ms, cJSON **reply)
-{
-    char path[128];
-    long long t0 = th_now_ms();
-
-    snprintf(path, sizeof(path), "/executions/%s", id);
-    for (;;) {
-        const cJSON *ex;
-        const char *st;
-        *reply = NULL;
-        if (th_http_json(&srv, "GET", path, NULL, reply) != 200)
-            return NULL;
-        ex = cJSON_GetObjectItem(*reply, "execution");
-        st = th_json_str(ex, "status");
-        if (st != NULL && (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0 ||
-                           strcmp(st, "cancelled") == 0))
-            return ex;
-        if (th_now_ms() - t0 > ms) {
-            fprintf(stderr, "run %s still %s after %d ms\n", id, st != NULL ? st : "?", ms);
-            return ex;
-        }
-        cJSON_Delete(*reply);
-        th_sleep_ms(20);
-    }
+    CHECK_EQ_INT(dur_start_run(&srv, "p", workflow, input, id, len), 202);
 }
 
 /* The number of children of run id with status st (NULL: any). */
@@ -203,7 +185,7 @@ static void fork_concurrent(void)
 
     t0 = th_now_ms();
     trigger("fork-six", "{}", id, sizeof(id));
-    ex = wait_end(id, 20000, &j);
+    ex = dur_wait_run(&srv, id, 20000, &j);
     took = th_now_ms() - t0;
     CHECK_STR(th_json_str(ex, "status"), "completed");
     it = cJSON_GetObjectItem(ex, "output");
@@ -241,7 +223,7 @@ static void for_bound(void)
 
     t0 = th_now_ms();
     trigger("for-bound", "{}", id, sizeof(id));
-    ex = wait_end(id, 30000, &j);
+    ex = dur_wait_run(&srv, id, 30000, &j);
     took = th_now_ms() - t0;
     CHECK_STR(th_json_str(ex, "status"), "completed");
     out = cJSON_GetObjectItem(ex, "output");
@@ -272,7 +254,7 @@ static void compete(void)
 
     t0 = th_now_ms();
     trigger("fork-compete", "{}", id, sizeof(id));
-    ex = wait_end(id, 20000, &j);
+    ex = dur_wait_run(&srv, id, 20000, &j);
     took = th_now_ms() - t0;
     CHECK_STR(th_json_str(ex, "status"), "completed");
     CHECK_STR(th_json_str(cJSON_GetObjectItem(ex, "output"), "w"), "fast");
@@ -293,7 +275,7 @@ static void cancel_parent(void)
     CHECK(wait_kids(id, "waiting", 2, 10000));
     snprintf(path, sizeof(path), "/executions/%s/cancel", id);
     CHECK(th_http_json(&srv, "POST", path, NULL, NULL) / 100 == 2);
-    ex = wait_end(id, 10000, &j);
+    ex = dur_wait_run(&srv, id, 10000, &j);
     CHECK_STR(th_json_str(ex, "status"), "cancelled");
     cJSON_Delete(j);
     CHECK(wait_kids(id, "cancelled", 2, 10000));
@@ -307,7 +289,7 @@ static void failed_branch_retried(void)
 
     snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"key\":\"fork-%d\"}", dir, (int)getpid());
     trigger("fork-flaky", in, id, sizeof(id));
-    ex = wait_end(id, 20000, &j);
+    ex = dur_wait_run(&srv, id, 20000, &j);
     CHECK_STR(th_json_str(ex, "status"), "failed");
     {
         char *e = cJSON_PrintUnformatted(cJSON_GetObjectItem(ex, "error"));
@@ -322,7 +304,7 @@ static void failed_branch_retried(void)
 
     snprintf(path, sizeof(path), "/executions/%s/retry", id);
     CHECK(th_http_json(&srv, "POST", path, NULL, NULL) / 100 == 2);
-    ex = wait_end(id, 20000, &j);
+    ex = dur_wait_run(&srv, id, 20000, &j);
     CHECK_STR(th_json_str(ex, "status"), "completed");
     CHECK_EQ_INT(th_json_num(cJSON_GetObjectItem(ex, "output"), "calls"), 4);
     cJSON_Delete(j);
@@ -339,6 +321,63 @@ static void failed_branch_retried(void)
                      id);
     CHECK_STR(v, "1");
     free(v);
+}
+
+/* Signals "go" to every child of run id that waits. */
+static void go_children(const char *id)
+{
+    char path[160];
+    PGresult *res;
+    const char *p[1] = {id};
+
+    res = th_sql(pg, "SELECT id FROM executions WHERE parent_id = $1::uuid", 1, p);
+    for (int r = 0; res != NULL && r < PQntuples(res); r++) {
+        snprintf(path, sizeof(path), "/executions/%s/signals/go", PQgetvalue(res, r, 0));
+        CHECK_EQ_INT(th_http_json(&srv, "POST", path, "{}", NULL), 202);
+    }
+    PQclear(res);
+}
+
+static void versions(void)
+{
+    char def[2048], old[64], fresh[64];
+    const cJSON *ex;
+    cJSON *j = NULL;
+
+    pinned_fork(def, sizeof(def), 1);
+    CHECK_EQ_INT(put_def("pinned-fork", def), 201);
+    CHECK_EQ_INT(th_post_project(&srv, "/workers/restart", "p", NULL), 200);
+    trigger("pinned-fork", "{}", old, sizeof(old));
+    CHECK(wait_kids(old, "waiting", 2, 10000));
+    pinned_fork(def, sizeof(def), 2);
+    CHECK_EQ_INT(put_def("pinned-fork", def), 200);
+    CHECK_EQ_INT(th_post_project(&srv, "/workers/restart", "p", NULL), 200);
+    trigger("pinned-fork", "{}", fresh, sizeof(fresh));
+    CHECK(wait_kids(fresh, "waiting", 2, 10000));
+    go_children(old);
+    go_children(fresh);
+    ex = dur_wait_run(&srv, old, 15000, &j);
+    CHECK_STR(th_json_str(ex, "status"), "completed");
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ_INT(
+            th_json_num(cJSON_GetArrayItem(cJSON_GetObjectItem(ex, "output"), i), "version"), 1);
+    cJSON_Delete(j);
+    ex = dur_wait_run(&srv, fresh, 15000, &j);
+    CHECK_STR(th_json_str(ex, "status"), "completed");
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ_INT(
+            th_json_num(cJSON_GetArrayItem(cJSON_GetObjectItem(ex, "output"), i), "version"), 2);
+    cJSON_Delete(j);
+    /* the children carry their parent's code */
+    {
+        char *v =
+            th_sql_value(pg,
+                         "SELECT count(*) FROM executions c JOIN executions p ON p.id ="
+                         " c.parent_id WHERE p.id = $1::uuid AND c.code_sha256 = p.code_sha256",
+                         old);
+        CHECK_STR(v, "2");
+        free(v);
+    }
 }
 
 static void durability(void)
@@ -432,6 +471,7 @@ int main(void)
     compete();
     cancel_parent();
     failed_branch_retried();
+    versions();
     /* the metrics count them: a wait per join, the joins checked, the
      * compete's loser and the cancelled parent's two children */
     CHECK(th_metric(&srv, "wf_child_waits_total") >= 5);

@@ -221,47 +221,13 @@ static void deploy_checks(void)
     cJSON_Delete(j);
 }
 
-/* Triggers workflow with input; returns the run's id in id (or ""). */
+/* Reads examples/<name>.<ext> of the source tree. */
+/* Starts workflow in project p; its id into id. */
 static void trigger(const char *workflow, const char *input, char *id, size_t len)
 {
-    char body[2048];
-    cJSON *j = NULL;
-
-    snprintf(body, sizeof(body), "{\"workflow\":\"%s\",\"input\":%s}", workflow, input);
-    CHECK_EQ_INT(th_http_json(&srv, "POST", "/projects/p/executions", body, &j), 202);
-    snprintf(id, len, "%s", th_json_str(j, "executionId") ? th_json_str(j, "executionId") : "");
-    cJSON_Delete(j);
+    CHECK_EQ_INT(dur_start_run(&srv, "p", workflow, input, id, len), 202);
 }
 
-/* Waits (15 s) until the run ends; returns GET /executions/id's execution
- * (caller frees the whole reply through *reply). */
-static const cJSON *wait_end(const char *id, cJSON **reply)
-{
-    char path[128];
-    long long t0 = th_now_ms();
-
-    snprintf(path, sizeof(path), "/executions/%s", id);
-    for (;;) {
-        const cJSON *ex;
-        const char *st;
-        *reply = NULL;
-        if (th_http_json(&srv, "GET", path, NULL, reply) != 200)
-            return NULL;
-        ex = cJSON_GetObjectItem(*reply, "execution");
-        st = th_json_str(ex, "status");
-        if (st != NULL && (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0 ||
-                           strcmp(st, "cancelled") == 0))
-            return ex;
-        if (th_now_ms() - t0 > 15000) {
-            fprintf(stderr, "run %s still %s\n", id, st != NULL ? st : "?");
-            return ex;
-        }
-        cJSON_Delete(*reply);
-        th_sleep_ms(20);
-    }
-}
-
-/* Reads examples/<name>.<ext> of the source tree. */
 static char *example(const char *name, const char *ext)
 {
     char path[512];
@@ -331,7 +297,7 @@ static void examples(void)
     /* http-pipeline: /json says n 42: large; the summary is posted back */
     snprintf(input, sizeof(input), "{\"base\":\"http://127.0.0.1:%d\"}", http_port);
     trigger("http-pipeline", input, id, sizeof(id));
-    ex = wait_end(id, &j);
+    ex = dur_wait_run(&srv, id, 15000, &j);
     CHECK_STR(th_json_str(ex, "status"), "completed");
     out = cJSON_GetObjectItem(ex, "output");
     CHECK_STR(th_json_str(out, "size"), "large");
@@ -349,7 +315,7 @@ static void examples(void)
              "{\"base\":\"http://127.0.0.1:%d\",\"paths\":[\"/json\",\"/text\",\"/number\"]}",
              http_port);
     trigger("fan-out", input, id, sizeof(id));
-    ex = wait_end(id, &j);
+    ex = dur_wait_run(&srv, id, 15000, &j);
     CHECK_STR(th_json_str(ex, "status"), "completed");
     out = cJSON_GetObjectItem(ex, "output");
     CHECK_EQ_INT(th_json_num(out, "fetched"), 3);
@@ -364,7 +330,7 @@ static void examples(void)
     /* approval: approved by a signal; another refused at once */
     trigger("approval", "{\"amount\":250}", id, sizeof(id));
     trigger("approval", "{\"amount\":99999}", id2, sizeof(id2));
-    ex = wait_end(id2, &j);
+    ex = dur_wait_run(&srv, id2, 15000, &j);
     CHECK_STR(th_json_str(ex, "status"), "failed");
     {
         char *e = cJSON_PrintUnformatted(cJSON_GetObjectItem(ex, "error"));
@@ -374,7 +340,7 @@ static void examples(void)
     cJSON_Delete(j);
     snprintf(path, sizeof(path), "/executions/%s/signals/approval", id);
     CHECK_EQ_INT(th_http_json(&srv, "POST", path, "{\"approved\":true,\"by\":\"ann\"}", NULL), 202);
-    ex = wait_end(id, &j);
+    ex = dur_wait_run(&srv, id, 15000, &j);
     CHECK_STR(th_json_str(ex, "status"), "completed");
     out = cJSON_GetObjectItem(ex, "output");
     CHECK_EQ_INT(th_json_bool(out, "approved"), 1);
@@ -385,7 +351,7 @@ static void examples(void)
     /* a call answered 404 fails the run, after no retry (a 4xx) */
     snprintf(input, sizeof(input), "{\"base\":\"http://127.0.0.1:%d/missing\"}", http_port);
     trigger("http-pipeline", input, id, sizeof(id));
-    ex = wait_end(id, &j);
+    ex = dur_wait_run(&srv, id, 15000, &j);
     CHECK_STR(th_json_str(ex, "status"), "failed");
     {
         char *e = cJSON_PrintUnformatted(cJSON_GetObjectItem(ex, "error"));
@@ -439,12 +405,12 @@ static void versions(void)
     snprintf(path, sizeof(path), "/executions/%s/signals/go", fresh);
     CHECK_EQ_INT(th_http_json(&srv, "POST", path, "{}", NULL), 202);
     for (int i = 0; i < 3; i++) {
-        ex = wait_end(ids[i], &j);
+        ex = dur_wait_run(&srv, ids[i], 15000, &j);
         CHECK_STR(th_json_str(ex, "status"), "completed");
         CHECK_EQ_INT(th_json_num(cJSON_GetObjectItem(ex, "output"), "version"), 1);
         cJSON_Delete(j);
     }
-    ex = wait_end(fresh, &j);
+    ex = dur_wait_run(&srv, fresh, 15000, &j);
     CHECK_EQ_INT(th_json_num(cJSON_GetObjectItem(ex, "output"), "version"), 2);
     cJSON_Delete(j);
 }

@@ -195,6 +195,56 @@ static long long ids_count(PGconn *pg, const char *sql, const struct dur_id *ids
     return v;
 }
 
+long dur_start_run(const struct th_server *s, const char *project, const char *workflow,
+                   const char *input, char *id, size_t len)
+{
+    char path[160];
+    size_t blen = strlen(workflow) + strlen(input) + 64;
+    char *body = malloc(blen);
+    cJSON *j = NULL;
+    long st;
+
+    id[0] = '\0';
+    if (body == NULL)
+        return -1;
+    snprintf(body, blen, "{\"workflow\":\"%s\",\"input\":%s}", workflow, input);
+    snprintf(path, sizeof(path), "/projects/%s/executions", project);
+    st = th_http_json(s, "POST", path, body, &j);
+    if (st == 202 && th_json_str(j, "executionId") != NULL)
+        snprintf(id, len, "%s", th_json_str(j, "executionId"));
+    else
+        fprintf(stderr, "start %s: %ld\n", workflow, st);
+    cJSON_Delete(j);
+    free(body);
+    return st;
+}
+
+const cJSON *dur_wait_run(const struct th_server *s, const char *id, int timeout_ms, cJSON **reply)
+{
+    char path[128];
+    long long t0 = th_now_ms();
+
+    snprintf(path, sizeof(path), "/executions/%s", id);
+    for (;;) {
+        const cJSON *ex;
+        const char *st;
+        *reply = NULL;
+        if (th_http_json(s, "GET", path, NULL, reply) != 200)
+            return NULL;
+        ex = cJSON_GetObjectItem(*reply, "execution");
+        st = th_json_str(ex, "status");
+        if (st != NULL && (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0 ||
+                           strcmp(st, "cancelled") == 0))
+            return ex;
+        if (th_now_ms() - t0 > timeout_ms) {
+            fprintf(stderr, "run %s still %s after %d ms\n", id, st != NULL ? st : "?", timeout_ms);
+            return ex;
+        }
+        cJSON_Delete(*reply);
+        th_sleep_ms(20);
+    }
+}
+
 long long dur_unended(PGconn *pg, const struct dur_id *ids, int n)
 {
     return ids_count(pg,

@@ -78,6 +78,22 @@ int dur_trigger(const struct th_server *s, const char *project, const char *work
 int dur_signal(const struct th_server *s, const struct dur_id *ids, int from, int to,
                const char *name);
 
+/*
+ * Starts one run of workflow with input (JSON text) in project: its id into
+ * id (len bytes; "" when the trigger did not answer 202). Returns the HTTP
+ * status (printed when not 202).
+ */
+long dur_start_run(const struct th_server *s, const char *project, const char *workflow,
+                   const char *input, char *id, size_t len);
+
+/*
+ * Waits (polling GET /executions/id every 20 ms, at most timeout_ms) until
+ * run id ended; returns its "execution" (the whole reply through *reply,
+ * which the caller frees), as it was at the end or at the timeout (then
+ * printed), or NULL when the GET failed.
+ */
+const cJSON *dur_wait_run(const struct th_server *s, const char *id, int timeout_ms, cJSON **reply);
+
 /* The runs of ids not ended yet (not completed, failed or cancelled), or
  * -1 when the query failed. */
 long long dur_unended(PGconn *pg, const struct dur_id *ids, int n);
