@@ -26,6 +26,12 @@
  *      while they run: every parent completes with every child's right
  *      output, every child step is committed once, none ran again after
  *      its commit (tests/lib/durability.h).
+ *   8. The database goes away under a fan-out: 8 parents of 4 children
+ *      each while the test database refuses connections and every backend
+ *      on it is cut, for 1.5 s, then core's connections are cut 10 times
+ *      more: every parent completes, every child step is committed once
+ *      and none ran again after its commit. (Joins completed while core
+ *      could not hear them are settled by its poll.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +386,50 @@ static void versions(void)
     }
 }
 
+static void db_outage(void)
+{
+    static struct dur_id parents[8], children[8 * NKIDS];
+    struct dur_report rep;
+    PGconn *admin = PQconnectdb(getenv("WF_TEST_DATABASE_URL"));
+    char in[512];
+    int nk = 0;
+
+    if (!CHECK(admin != NULL && PQstatus(admin) == CONNECTION_OK)) {
+        PQfinish(admin);
+        return;
+    }
+    snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"k\":%d,\"n\":%d,\"step_ms\":150}", dir, NKIDS,
+             NSTEPS);
+    CHECK_EQ_INT(dur_trigger(&srv, "p", "fan-dur", in, 8, parents), 8);
+    th_sleep_ms(dur_rand(300, 700));
+    printf("outage: %lld of 8 parents not ended\n", dur_unended(pg, parents, 8));
+    CHECK(dur_db_allow(admin, db.name, 0) == 0);
+    CHECK(dur_db_cut(admin, db.name, 0) == 0);
+    th_sleep_ms(1500);
+    CHECK(dur_db_allow(admin, db.name, 1) == 0);
+    PQfinish(pg);
+    pg = th_db_connect(&db);
+    for (int k = 0; k < 10; k++) {
+        th_sleep_ms(dur_rand(50, 250));
+        CHECK(dur_db_cut(admin, db.name, 1) == 0);
+    }
+    PQfinish(admin);
+    if (!CHECK(pg != NULL))
+        return;
+    CHECK(dur_wait_ended(pg, parents, 8, 60000) == 0);
+    CHECK_EQ_INT(dur_count_status(pg, parents, 8, "completed"), 8);
+    for (int i = 0; i < 8; i++) {
+        const char *p[1] = {parents[i].s};
+        PGresult *res = th_sql(pg, "SELECT id FROM executions WHERE parent_id = $1::uuid", 1, p);
+        for (int r = 0; res != NULL && r < PQntuples(res) && nk < 8 * NKIDS; r++)
+            snprintf(children[nk++].s, sizeof(children[0].s), "%s", PQgetvalue(res, r, 0));
+        PQclear(res);
+    }
+    CHECK_EQ_INT(nk, 8 * NKIDS);
+    if (CHECK(dur_check(pg, dir, children, nk, NSTEPS, "child runs, database outage", &rep) == 0))
+        dur_expect_clean(&rep, "child runs, database outage");
+}
+
 static void durability(void)
 {
     static struct dur_id parents[NPARENTS + NFANS], children[(NPARENTS + NFANS) * NKIDS];
@@ -478,6 +528,7 @@ int main(void)
     CHECK(th_metric(&srv, "wf_child_join_checks_total") >= 5);
     CHECK(th_metric(&srv, "wf_child_orphans_cancelled_total") >= 3);
     durability();
+    db_outage();
 out:
     th_down(&db, &srv, pg);
     dur_remove_dir(dir);

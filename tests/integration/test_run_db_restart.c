@@ -51,30 +51,6 @@ static PGconn *pg;
 static struct th_db db;
 static char dir[256];
 
-static int set_allow(int allow)
-{
-    char sql[200];
-
-    snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS %s", db.name,
-             allow ? "true" : "false");
-    return th_sql_exec(admin, sql);
-}
-
-static int kill_backends(void)
-{
-    return th_sql_exec(admin, "SELECT pg_terminate_backend(pid) FROM "
-                              "pg_stat_activity WHERE datname = current_setting("
-                              "'wf.test_db') AND pid <> pg_backend_pid()");
-}
-
-/* Only core's (the test's own connection stays). */
-static int cut_core(void)
-{
-    return th_sql_exec(admin, "SELECT pg_terminate_backend(pid) FROM "
-                              "pg_stat_activity WHERE datname = current_setting("
-                              "'wf.test_db') AND application_name LIKE 'wf-core%'");
-}
-
 static int health_is(void *arg)
 {
     struct th_reply r;
@@ -134,7 +110,7 @@ int main(void)
 {
     static struct dur_id ids[NRUNS];
     struct dur_report rep;
-    char rw[300], in[512], sql[200], trace[256];
+    char rw[300], in[512], trace[256];
     const char *overrides[5];
     size_t tlen = 0;
     long long t_back = 0;
@@ -158,8 +134,6 @@ int main(void)
     admin = PQconnectdb(getenv("WF_TEST_DATABASE_URL"));
     if (!CHECK(admin != NULL && PQstatus(admin) == CONNECTION_OK))
         goto out;
-    snprintf(sql, sizeof(sql), "SET wf.test_db = '%s'", db.name);
-    CHECK(th_sql_exec(admin, sql) == 0);
     CHECK_EQ_INT(th_create_project(&srv, "p", NULL), 201);
     CHECK_EQ_INT(dur_deploy(&srv, "p", "engine_recorder"), 0);
     if (!CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p", NULL), 200))
@@ -177,12 +151,12 @@ int main(void)
         /* Our own connection is cut too: ask before. */
         left = dur_unended(pg, ids, NRUNS);
         in_flight += left > 0;
-        CHECK(set_allow(0) == 0);
-        CHECK(kill_backends() == 0);
+        CHECK(dur_db_allow(admin, db.name, 0) == 0);
+        CHECK(dur_db_cut(admin, db.name, 0) == 0);
         want = 503;
         CHECK(th_wait_until(health_is, &want, 10000, 50) == 0);
         th_sleep_ms(OUTAGE_MS);
-        CHECK(set_allow(1) == 0);
+        CHECK(dur_db_allow(admin, db.name, 1) == 0);
         want = 200;
         CHECK(th_wait_until(health_is, &want, 20000, 50) == 0);
         t_back = th_now_ms();
@@ -196,7 +170,7 @@ int main(void)
     for (int k = 0; k < NCUTS; k++) {
         th_sleep_ms(dur_rand(50, 250));
         in_flight += dur_unended(pg, ids, NRUNS) > 0;
-        CHECK(cut_core() == 0);
+        CHECK(dur_db_cut(admin, db.name, 1) == 0);
     }
     t_back = th_now_ms();
     /* At most 2 * 0.6 s + 20 * 0.25 s of the 9 s of work have passed. */
@@ -212,7 +186,7 @@ int main(void)
 out:
     if (admin != NULL) {
         if (db.created)
-            set_allow(1);
+            dur_db_allow(admin, db.name, 1);
         PQfinish(admin);
     }
     th_down(&db, &srv, pg);

@@ -195,6 +195,31 @@ static long long ids_count(PGconn *pg, const char *sql, const struct dur_id *ids
     return v;
 }
 
+int dur_db_allow(PGconn *admin, const char *name, int allow)
+{
+    char sql[200];
+
+    snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS %s", name,
+             allow ? "true" : "false");
+    return th_sql_exec(admin, sql);
+}
+
+int dur_db_cut(PGconn *admin, const char *name, int core_only)
+{
+    const char *params[1] = {name};
+    PGresult *r = th_sql(admin,
+                         core_only ? "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                     " WHERE datname = $1 AND application_name LIKE 'wf-core%'"
+                                   : "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                     " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                         1, params);
+
+    if (r == NULL)
+        return -1;
+    PQclear(r);
+    return 0;
+}
+
 long dur_start_run(const struct th_server *s, const char *project, const char *workflow,
                    const char *input, char *id, size_t len)
 {

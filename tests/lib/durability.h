@@ -142,6 +142,19 @@ int dur_check(PGconn *pg, const char *dir, const struct dur_id *ids, int nids, i
  */
 void dur_expect_clean(const struct dur_report *rep, const char *label);
 
+/* ---- the database going away ---- */
+
+/*
+ * What core sees of a database restart, without restarting the cluster
+ * (other tests share it): through admin, a superuser connection to another
+ * database of the cluster, dur_db_allow turns new connections to database
+ * name off or on (ALTER DATABASE … ALLOW_CONNECTIONS), and dur_db_cut
+ * terminates the backends on it but admin's (core_only: only core's, by
+ * their application_name wf-core…). Return 0, or -1 (printed).
+ */
+int dur_db_allow(PGconn *admin, const char *name, int allow);
+int dur_db_cut(PGconn *admin, const char *name, int core_only);
+
 /* ---- workers ---- */
 
 /*
