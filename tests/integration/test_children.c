@@ -9,6 +9,8 @@
  *   2. A bound: a for over 6 items with concurrency 2, each waiting 1 s:
  *      never more than 2 children at once (from their started_at and
  *      completed_at), so at least 3 s, the outputs in order.
+ *      No child at all (a compiled fan of 0, a for over []): the join
+ *      completes at once.
  *   3. compete: the first branch to complete wins; the slow one is
  *      cancelled.
  *   4. Cancel: a parent cancelled while its children wait for a signal;
@@ -249,6 +251,28 @@ static void for_bound(void)
     CHECK_EQ_INT(most, 2);
     CHECK(took >= 2900);
     CHECK_EQ_INT(kids(id, "completed"), 6);
+}
+
+/* No child at all: the join completes at once, with no result. */
+static void no_children(void)
+{
+    char id[64], in[300];
+    const cJSON *ex;
+    cJSON *j = NULL;
+
+    snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"k\":0}", dir);
+    trigger("fan", in, id, sizeof(id));
+    ex = dur_wait_run(&srv, id, 10000, &j);
+    CHECK_STR(th_json_str(ex, "status"), "completed");
+    CHECK_EQ_INT(th_json_num(cJSON_GetObjectItem(ex, "output"), "children"), 0);
+    CHECK_STR(th_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(ex, "steps"), 0), "name"),
+              "all:0");
+    cJSON_Delete(j);
+    trigger("for-bound-empty", "{}", id, sizeof(id));
+    ex = dur_wait_run(&srv, id, 10000, &j);
+    CHECK_STR(th_json_str(ex, "status"), "completed");
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(ex, "output")), 0);
+    cJSON_Delete(j);
 }
 
 static void compete(void)
@@ -515,9 +539,16 @@ int main(void)
     CHECK_EQ_INT(put_def("for-bound", FOR_BOUND), 201);
     CHECK_EQ_INT(put_def("fork-flaky", FORK_FLAKY), 201);
     CHECK_EQ_INT(put_def("fan-dur", FAN_DUR), 201);
+    CHECK_EQ_INT(
+        put_def(
+            "for-bound-empty",
+            DOC("for-bound-empty") "\"do\":[{\"l\":{\"for\":{\"in\":\"${ [] }\","
+                                   "\"concurrency\":2},\"do\":[{\"s\":{\"set\":{\"x\":1}}}]}}]}"),
+        201);
     CHECK_EQ_INT(th_post_project(&srv, "/workers/start", "p", NULL), 200);
     fork_concurrent();
     for_bound();
+    no_children();
     compete();
     cancel_parent();
     failed_branch_retried();

@@ -452,6 +452,13 @@ static void test_tasks(void)
                   "{\"xs\":[1,2,3],\"k\":100}", "[{\"n\":202},{\"n\":206},{\"n\":210}]");
     CHECK_INT(CHILD_RUNS, 3);
     CHECK_INT(CHILD_LIMIT, 2);
+    /* over nothing: no child, an empty output */
+    host_reset();
+    expect_output("",
+                  "[{\"loop\":{\"for\":{\"in\":\"${ [] }\",\"concurrency\":2},\"do\":["
+                  "{\"d\":{\"call\":\"double\"}}]}}]",
+                  "{}", "[]");
+    CHECK_INT(CHILD_RUNS, 0);
     /* a failed branch fails the fork, naming it; caught like any error */
     expect_failure("[{\"f\":{\"fork\":{\"branches\":[{\"x\":{\"set\":{}}},"
                    "{\"y\":{\"call\":\"nope\"}}]}}}]",
