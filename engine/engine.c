@@ -408,10 +408,13 @@ static const char SQL_CHILDREN_WAIT[] =
 /* Joins whose children ended (migration 10), SETTLE_BATCH at a time. */
 static const char SQL_SETTLE[] = "SELECT wf_settle_joins(" SETTLE_BATCH_S ")";
 
-/* Children nobody waits for any more (their parent ended, or its join
- * completed without them: a first-to-finish join, or a failed child) are
- * cancelled; one that a host holds ends there at its next step, like any
- * cancel. SKIP LOCKED: a child busy now is cancelled at the next sweep. */
+/* Children nobody waits for any more (their parent ended or is gone, or
+ * its join completed without them: a first-to-finish join, or a failed
+ * child) are cancelled; one that a host holds ends there at its next step,
+ * like any cancel. A join step that is missing is not "completed": it was
+ * deleted by a retry of the parent, whose replay asks for the same
+ * children again. SKIP LOCKED: a child busy now is cancelled at the next
+ * sweep. */
 static const char SQL_ORPHAN_SWEEP[] =
     "UPDATE executions e SET cancel_requested = true,"
     " status = CASE WHEN e.lease_owner IS NULL THEN 'cancelled' ELSE e.status END,"
@@ -423,9 +426,10 @@ static const char SQL_ORPHAN_SWEEP[] =
     " WHERE e.id IN (SELECT c.id FROM executions c"
     "  WHERE c.parent_id IS NOT NULL AND c.status IN ('pending', 'running', 'sleeping', 'waiting')"
     "  AND NOT c.cancel_requested"
-    "  AND NOT EXISTS (SELECT 1 FROM steps s JOIN executions p ON p.id = s.execution_id"
-    "   WHERE s.execution_id = c.parent_id AND s.seq = c.parent_seq AND s.status = 'waiting'"
-    "   AND p.status IN ('pending', 'running', 'sleeping', 'waiting'))"
+    "  AND (NOT EXISTS (SELECT 1 FROM executions p WHERE p.id = c.parent_id"
+    "    AND p.status IN ('pending', 'running', 'sleeping', 'waiting'))"
+    "   OR EXISTS (SELECT 1 FROM steps s WHERE s.execution_id = c.parent_id"
+    "    AND s.seq = c.parent_seq AND s.status <> 'waiting'))"
     "  FOR UPDATE SKIP LOCKED) RETURNING e.id";
 
 /* Runs past their deadline fail, unless another live host holds them (it

@@ -17,7 +17,9 @@
  *      they are cancelled too.
  *   5. A failed branch fails the parent (naming the child and its error);
  *      retried, the parent runs the failed child again from its own
- *      checkpoint, and the child that had completed does not run again.
+ *      checkpoint, and the child that had completed does not run again;
+ *      retried while a sibling still runs (its cancel already asked for by
+ *      core's sweep), that sibling is kept and the parent completes.
  *   6. Versions: a fork whose branches wait for a signal, v2 deployed and
  *      the worker restarted meanwhile: the children finish on v1, the
  *      parent's version, and a new run's children on v2.
@@ -87,6 +89,17 @@ static const char FORK_FLAKY[] =
                       ".key }\","
                       "\"failures\":3}}}]}}},"
                       "{\"after\":{\"set\":{\"calls\":\"${ .[1].calls }\"}}}]}";
+
+/* 5. the same with a slow sibling, still running when the parent is
+ * retried */
+static const char FORK_RACE[] =
+    DOC("fork-race") "\"do\":[{\"f\":{\"fork\":{\"branches\":["
+                     "{\"slow\":{\"call\":\"record\",\"with\":{\"dir\":\"${ .dir }\",\"run\":"
+                     "\"${ $workflow.id }\",\"step\":0,\"ms\":2500}}},"
+                     "{\"bad\":{\"call\":\"flaky\",\"with\":{\"dir\":\"${ .dir }\",\"key\":\"${ "
+                     ".key }\","
+                     "\"failures\":3}}}]}}},"
+                     "{\"after\":{\"set\":{\"calls\":\"${ .[1].calls }\"}}}]}";
 
 /* 6. dur-steps (test_declarative.c) as the body of a bounded for */
 static const char FAN_DUR[] = DOC(
@@ -454,6 +467,43 @@ static void db_outage(void)
         dur_expect_clean(&rep, "child runs, database outage");
 }
 
+/* Retried while a sibling of the failed child still runs (the sweep has
+ * asked for its cancel meanwhile): the retry takes that back, and the
+ * sibling's work counts. */
+static void quick_retry(void)
+{
+    char id[64], in[512], path[160], *v;
+    const cJSON *ex;
+    cJSON *j = NULL;
+
+    snprintf(in, sizeof(in), "{\"dir\":\"%s\",\"key\":\"race-%d\"}", dir, (int)getpid());
+    trigger("fork-race", in, id, sizeof(id));
+    ex = dur_wait_run(&srv, id, 20000, &j);
+    CHECK_STR(th_json_str(ex, "status"), "failed");
+    cJSON_Delete(j);
+    /* until core's sweep has asked for the slow sibling's cancel (it runs
+     * for 2.5 s; the sweep, every second, sees it first) */
+    for (long long t0 = th_now_ms(); th_now_ms() - t0 < 3000; th_sleep_ms(20)) {
+        v = th_sql_value(pg,
+                         "SELECT status || '/' || cancel_requested FROM executions"
+                         " WHERE parent_id = $1::uuid AND parent_index = 0",
+                         id);
+        if (v == NULL || strcmp(v, "running/false") != 0)
+            break;
+        free(v);
+        v = NULL;
+    }
+    printf("slow sibling at the retry: %s\n", v != NULL ? v : "?");
+    free(v);
+    snprintf(path, sizeof(path), "/executions/%s/retry", id);
+    CHECK(th_http_json(&srv, "POST", path, NULL, NULL) / 100 == 2);
+    ex = dur_wait_run(&srv, id, 20000, &j);
+    CHECK_STR(th_json_str(ex, "status"), "completed");
+    CHECK_EQ_INT(th_json_num(cJSON_GetObjectItem(ex, "output"), "calls"), 4);
+    cJSON_Delete(j);
+    CHECK_EQ_INT(kids(id, "completed"), 2);
+}
+
 static void durability(void)
 {
     static struct dur_id parents[NPARENTS + NFANS], children[(NPARENTS + NFANS) * NKIDS];
@@ -539,6 +589,7 @@ int main(void)
     CHECK_EQ_INT(put_def("for-bound", FOR_BOUND), 201);
     CHECK_EQ_INT(put_def("fork-flaky", FORK_FLAKY), 201);
     CHECK_EQ_INT(put_def("fan-dur", FAN_DUR), 201);
+    CHECK_EQ_INT(put_def("fork-race", FORK_RACE), 201);
     CHECK_EQ_INT(
         put_def(
             "for-bound-empty",
@@ -552,6 +603,7 @@ int main(void)
     compete();
     cancel_parent();
     failed_branch_retried();
+    quick_retry();
     versions();
     /* the metrics count them: a wait per join, the joins checked, the
      * compete's loser and the cancelled parent's two children */
