@@ -1181,14 +1181,26 @@ static void settle(struct engine *e)
     e->settling = 1;
 }
 
+/* The sweep's answer: children held by this host's workers end now (the
+ * cancel sweep, as after a cancel asked for elsewhere), not at the next
+ * lease renewal; other hosts' end at theirs. */
 static void on_orphans(void *arg, const struct dbq_result *res)
 {
     struct engine *e = arg;
+    const char *params[1] = {e->cfg->host_id};
+    int here = 0;
 
-    if (res->outcome != DBQ_OK)
+    if (res->outcome != DBQ_OK) {
         log_warning("could not cancel child runs nobody waits for: %s", res->message);
-    else
-        e->st.orphans += (uint64_t)PQntuples(res->res);
+        return;
+    }
+    e->st.orphans += (uint64_t)PQntuples(res->res);
+    for (int i = 0; i < PQntuples(res->res) && !here; i++)
+        here = eng_run_find(e, PQgetvalue(res->res, i, 0)) != NULL;
+    if (here && !e->detached &&
+        dbq_exec(e->q, DBQ_DURABLE, DBQ_RETRY_SAFE, SQL_CANCEL_SWEEP, 1, params, NULL, NULL,
+                 on_cancel_sweep, e) < 0)
+        log_error("could not end cancelled child runs: out of memory");
 }
 
 static void on_joins(void *arg, const char *channel, const char *payload)

@@ -18,8 +18,9 @@
  *   5. A failed branch fails the parent (naming the child and its error);
  *      retried, the parent runs the failed child again from its own
  *      checkpoint, and the child that had completed does not run again;
- *      retried while a sibling still runs (its cancel already asked for by
- *      core's sweep), that sibling is kept and the parent completes.
+ *      retried right after a failure, while core's sweep is cancelling a
+ *      sibling that was still running, the parent completes (a cancel not
+ *      done yet is taken back, one done is run again from its checkpoint).
  *   6. Versions: a fork whose branches wait for a signal, v2 deployed and
  *      the worker restarted meanwhile: the children finish on v1, the
  *      parent's version, and a new run's children on v2.
@@ -467,9 +468,10 @@ static void db_outage(void)
         dur_expect_clean(&rep, "child runs, database outage");
 }
 
-/* Retried while a sibling of the failed child still runs (the sweep has
- * asked for its cancel meanwhile): the retry takes that back, and the
- * sibling's work counts. */
+/* Retried while a sibling of the failed child was running: core's sweep
+ * asks for its cancel, and this host's cancel sweep ends it at once; a
+ * retry landing between the two takes the cancel back, one after it runs
+ * the sibling again from its checkpoint. Either way the parent completes. */
 static void quick_retry(void)
 {
     char id[64], in[512], path[160], *v;
@@ -502,6 +504,74 @@ static void quick_retry(void)
     CHECK_EQ_INT(th_json_num(cJSON_GetObjectItem(ex, "output"), "calls"), 4);
     cJSON_Delete(j);
     CHECK_EQ_INT(kids(id, "completed"), 2);
+}
+
+/* The retry's own SQL, step by step, on a project no worker runs (so no
+ * engine moves its rows): a join whose first child failed while the
+ * second, held by another host, has had its cancel asked for; the parent
+ * retried and waiting again: the failed child is pending again, the
+ * cancel is taken back, and the join waits. (test_children's other cases
+ * cannot time a retry into that window: this host's cancel sweep follows
+ * the sweep's answer at once.) */
+static void retry_sql(void)
+{
+    static const char parent[] = "0d000000-0000-4000-8000-00000000000d";
+    static const char specs[] = "[{\"workflow\":\"x\"},{\"workflow\":\"x\"}]";
+    const char *wait[3] = {parent, specs, NULL};
+    char *v;
+
+    CHECK(th_sql_exec(pg, "INSERT INTO projects (id, name) VALUES ('sqlonly', 'no worker')") == 0);
+    CHECK(th_sql_exec(pg,
+                      "INSERT INTO executions (id, project_id, workflow, code_sha256, status,"
+                      " lease_owner, lease_expires_at) VALUES"
+                      " ('0d000000-0000-4000-8000-00000000000d', 'sqlonly', 'x',"
+                      " repeat('a', 64), 'running', 'test-host', now() + interval '1 hour')") == 0);
+    {
+        PGresult *r = th_sql(pg,
+                             "SELECT wf_children_wait($1::uuid, 0, 'test-host', $2::jsonb,"
+                             " 'all', 0)",
+                             2, wait);
+        CHECK(r != NULL && strcmp(PQgetvalue(r, 0, 0), "continue") != 0);
+        PQclear(r);
+    }
+    /* child 0 fails; child 1 runs on another host, its cancel asked for */
+    CHECK(th_sql_exec(pg, "UPDATE executions SET status = 'failed', completed_at = now(),"
+                          " error = '{\"message\": \"boom\"}' WHERE parent_id ="
+                          " '0d000000-0000-4000-8000-00000000000d' AND parent_index = 0") == 0);
+    CHECK(th_sql_exec(pg, "UPDATE executions SET status = 'running', lease_owner = 'other-host',"
+                          " lease_expires_at = now() + interval '1 hour', cancel_requested = true"
+                          " WHERE parent_id = '0d000000-0000-4000-8000-00000000000d'"
+                          " AND parent_index = 1") == 0);
+    /* settled here, or already by core (which hears wf_joins) */
+    v = th_sql_value(pg, "SELECT wf_join_settle($1::uuid, 0)", parent);
+    free(v);
+    v = th_sql_value(pg, "SELECT status FROM steps WHERE execution_id = $1::uuid AND seq = 0",
+                     parent);
+    CHECK_STR(v, "failed");
+    free(v);
+    /* the parent failed, is retried, and its replay waits again */
+    CHECK(th_sql_exec(pg, "UPDATE executions SET status = 'failed', lease_owner = NULL"
+                          " WHERE id = '0d000000-0000-4000-8000-00000000000d'") == 0);
+    v = th_sql_value(pg, "SELECT wf_retry($1::uuid)", parent);
+    CHECK(v != NULL && strncmp(v, "retried:", 8) == 0);
+    free(v);
+    CHECK(th_sql_exec(pg, "UPDATE executions SET status = 'running', lease_owner = 'test-host'"
+                          " WHERE id = '0d000000-0000-4000-8000-00000000000d'") == 0);
+    {
+        PGresult *r = th_sql(pg,
+                             "SELECT wf_children_wait($1::uuid, 0, 'test-host', $2::jsonb,"
+                             " 'all', 0)",
+                             2, wait);
+        CHECK(r != NULL && strcmp(PQgetvalue(r, 0, 0), "parked") == 0);
+        PQclear(r);
+    }
+    v = th_sql_value(pg,
+                     "SELECT string_agg(status || '/' || cancel_requested, ',' ORDER BY"
+                     " parent_index) FROM executions WHERE parent_id = $1::uuid",
+                     parent);
+    CHECK_STR(v, "pending/false,running/false");
+    free(v);
+    CHECK(th_sql_exec(pg, "DELETE FROM projects WHERE id = 'sqlonly'") == 0);
 }
 
 static void durability(void)
@@ -604,6 +674,7 @@ int main(void)
     cancel_parent();
     failed_branch_retried();
     quick_retry();
+    retry_sql();
     versions();
     /* the metrics count them: a wait per join, the joins checked, the
      * compete's loser and the cancelled parent's two children */
