@@ -195,6 +195,18 @@ static long long ids_count(PGconn *pg, const char *sql, const struct dur_id *ids
     return v;
 }
 
+int dur_error_has(const cJSON *ex, const char *a, const char *b)
+{
+    char *e = cJSON_PrintUnformatted(cJSON_GetObjectItem(ex, "error"));
+    int ok = e != NULL && strstr(e, a) != NULL && (b == NULL || strstr(e, b) != NULL);
+
+    if (!ok)
+        fprintf(stderr, "error %s lacks \"%s\"%s%s\n", e != NULL ? e : "(none)", a,
+                b != NULL ? " or " : "", b != NULL ? b : "");
+    free(e);
+    return ok;
+}
+
 int dur_db_allow(PGconn *admin, const char *name, int allow)
 {
     char sql[200];

@@ -142,6 +142,10 @@ int dur_check(PGconn *pg, const char *dir, const struct dur_id *ids, int nids, i
  */
 void dur_expect_clean(const struct dur_report *rep, const char *label);
 
+/* 1 when the "error" of execution ex (as dur_wait_run returns it) holds
+ * both needles (b may be NULL); else 0, the error printed. */
+int dur_error_has(const cJSON *ex, const char *a, const char *b);
+
 /* ---- the database going away ---- */
 
 /*
