@@ -114,7 +114,8 @@ static const char list_sql[] =
     " WHERE e.project_id = $1"
     "  AND ($2::text IS NULL OR e.status = $2)"
     "  AND ($3::text IS NULL OR e.workflow = $3)"
-    "  AND ($7::uuid IS NULL OR e.parent_id = $7)"
+    "  AND ($7::text IS NULL OR CASE WHEN $7 = 'none' THEN e.parent_id IS NULL"
+    "   ELSE e.parent_id = $7::uuid END)"
     "  AND ($4::bigint IS NULL OR (e.created_at, e.id) <"
     "   (timestamptz 'epoch' + ($4 / 1000000) * interval '1 second'"
     "    + ($4 % 1000000) * interval '1 microsecond', $5::uuid))"
@@ -406,7 +407,7 @@ void api_executions_get(struct core *c, struct http_req *r, const char *const *a
 struct list_args {
     const char *status;   /* NULL: any */
     const char *workflow; /* NULL: any */
-    const char *parent;   /* NULL: any; else only the child runs of this run */
+    const char *parent;   /* NULL: any; "none": top-level runs; else the child runs of this run */
     long limit;
     int has_cursor;
     int64_t cursor_us;
@@ -435,8 +436,8 @@ static const char *parse_list_args(const struct http_req *r, struct list_args *a
         return "invalid workflow name: must be kebab-case (^[a-z0-9]+(-[a-z0-9]+)*$, at most 64 "
                "bytes)";
     a->parent = http_query_arg(r, "parent");
-    if (a->parent != NULL && !api_exec_valid_uuid(a->parent))
-        return "invalid parent: must be an execution id (a UUID)";
+    if (a->parent != NULL && strcmp(a->parent, "none") != 0 && !api_exec_valid_uuid(a->parent))
+        return "invalid parent: must be an execution id (a UUID), or none";
     s = http_query_arg(r, "limit");
     if (s != NULL && config_parse_long(s, 1, API_EXEC_LIMIT_MAX, &a->limit) < 0)
         return "invalid limit: must be an integer from 1 to 1000";

@@ -146,7 +146,8 @@ static void command_usage(FILE *f, const struct command *cmd)
               "  --status S     only runs in status S (pending, running, sleeping,\n"
               "                 waiting, completed, failed, cancelled)\n"
               "  --workflow W   only runs of workflow W\n"
-              "  --parent RUN   only the child runs of RUN (a fork's branches, …)\n"
+              "  --parent RUN   only the child runs of RUN (a fork's branches, …);\n"
+              "                 --parent none: only the runs no run started\n"
               "  --limit N      at most N runs (1 to 1000; the server's default is 50);\n"
               "                 with --all, the runs fetched per request (default 1000)\n"
               "  --all          every run, following the pages to the end\n",

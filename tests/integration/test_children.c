@@ -234,6 +234,16 @@ static void fork_concurrent(void)
     }
     cJSON_Delete(list);
     CHECK_EQ_INT(th_http_json(&srv, "GET", "/projects/p/executions?parent=nope", NULL, NULL), 400);
+    /* parent=none: the top-level runs alone */
+    CHECK_EQ_INT(
+        th_http_json(&srv, "GET", "/projects/p/executions?parent=none&limit=1000", NULL, &list),
+        200);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(list, "executions")) >= 1);
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(list, "executions"))
+    {
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(it, "parentId")));
+    }
+    cJSON_Delete(list);
 }
 
 static void for_bound(void)

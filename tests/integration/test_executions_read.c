@@ -709,9 +709,9 @@ static void test_list_errors(void)
     expect_error("GET", "/projects/pl/executions?workflow=-a", 400, bad_workflow);
     expect_error("GET", "/projects/pl/executions?workflow=", 400, bad_workflow);
     expect_error("GET", "/projects/pl/executions?parent=x", 400,
-                 "invalid parent: must be an execution id (a UUID)");
+                 "invalid parent: must be an execution id (a UUID), or none");
     expect_error("GET", "/projects/pl/executions?parent=", 400,
-                 "invalid parent: must be an execution id (a UUID)");
+                 "invalid parent: must be an execution id (a UUID), or none");
     expect_error("GET", "/projects/pl/executions?limit=0", 400, bad_limit);
     expect_error("GET", "/projects/pl/executions?limit=1001", 400, bad_limit);
     expect_error("GET", "/projects/pl/executions?limit=-5", 400, bad_limit);

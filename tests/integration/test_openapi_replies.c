@@ -396,6 +396,7 @@ static void test_executions(void)
         CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "executions")), 2);
         cJSON_Delete(j);
         call0("listExecutions", "GET", "/projects/p/executions?parent=nope", NULL, 400);
+        call0("listExecutions", "GET", "/projects/p/executions?parent=none", NULL, 200);
     }
 
     /* an idempotency key names the first run */

@@ -490,6 +490,8 @@ static void test_runs(const struct th_db *db)
           out_has("no runs match"));
     CHECK(expect(0, (const char *const[]){"--url", url, "ls", "truns", "--parent", a, NULL}) &&
           out_has(c) && strstr(out_text, b) == NULL);
+    CHECK(expect(0, (const char *const[]){"--url", url, "ls", "truns", "--parent", "none", NULL}) &&
+          out_has(a) && out_has(b) && strstr(out_text, c) == NULL);
     CHECK(expect(1, (const char *const[]){"--url", url, "ls", "truns", "--parent", "x", NULL}) &&
           err_has("invalid parent"));
     CHECK(expect(0, (const char *const[]){"--url", url, "ls", "truns", "--limit", "1", NULL}) &&
