@@ -1,5 +1,6 @@
 // runs.js: a project's runs (GET /projects/{id}/executions), newest first,
-// filtered by status, workflow and parent run (kept in the route's query, so a view can
+// filtered by status, workflow and parent run, or to top-level runs (kept
+// in the route's query, so a view can
 // be bookmarked), a page at a time with the server's keyset cursor
 // (nextCursor: "Older" follows it, "Newer" goes back along the cursors
 // seen). The page shown stays current (live.js, /projects/{id}/events).
@@ -24,6 +25,7 @@ export function render(main, ctx) {
   const liveNote = h('span.live', { 'aria-live': 'off' }, 'connecting…');
   const statusSel = h('select#f-status', { name: 'status' }, h('option', { value: '' }, 'any'), STATUSES.map((s) => h('option', { value: s, selected: q.status === s }, s)));
   const wfSel = h('select#f-workflow', { name: 'workflow' }, h('option', { value: '' }, 'any'));
+  const topBox = h('input#f-top', { type: 'checkbox', name: 'top', checked: q.parent === 'none' });
   const newer = h('button', { type: 'button', disabled: true, onclick: () => page(-1) }, '← Newer');
   const older = h('button', { type: 'button', disabled: true, onclick: () => page(1) }, 'Older →');
   let next = null;
@@ -36,11 +38,12 @@ export function render(main, ctx) {
 
   main.append(
     h('h1', {}, 'Runs of ', h('code', {}, pid)),
-    ...(q.parent ? [h('p.hint#parent-filter', {}, 'Only the child runs of ', h('a', { href: '#/run/' + enc(q.parent) }, shortId(q.parent)), ' (',
+    ...(q.parent && q.parent !== 'none' ? [h('p.hint#parent-filter', {}, 'Only the child runs of ', h('a', { href: '#/run/' + enc(q.parent) }, shortId(q.parent)), ' (',
       h('a', { href: '#/runs/' + enc(pid) }, 'all runs'), ').')] : []),
     h('form.inline.filters', { onsubmit: applyFilters, onchange: applyFilters, 'aria-label': 'Filter runs' },
       h('label', { for: 'f-status' }, 'Status'), statusSel,
       h('label', { for: 'f-workflow' }, 'Workflow'), wfSel,
+      topBox, h('label', { for: 'f-top' }, 'Top-level runs only'),
       liveNote),
     h('table.grid.runs', {},
       h('thead', {}, h('tr', {}, ['Run', 'Workflow', 'Status', 'Created', 'Duration', 'Attempt', 'Error'].map((t) => h('th', { scope: 'col' }, t)))),
@@ -70,7 +73,8 @@ export function render(main, ctx) {
     const p = new URLSearchParams();
     if (statusSel.value) p.set('status', statusSel.value);
     if (wfSel.value) p.set('workflow', wfSel.value);
-    if (q.parent) p.set('parent', q.parent);
+    if (topBox.checked) p.set('parent', 'none');
+    else if (q.parent && q.parent !== 'none') p.set('parent', q.parent);
     const qs = p.toString();
     location.hash = '#/runs/' + enc(pid) + (qs ? '?' + qs : '');
   }

@@ -441,6 +441,16 @@ async function childRuns(page) {
   await page.locator('#parent-filter').waitFor();
   await until('the two child rows', async () => (await page.locator('table.runs tbody tr').count()) === 2);
   check(true, 'the runs page lists the child runs of a run alone');
+  await page.click('#parent-filter a:has-text("all runs")');
+  await page.locator('#f-top').check();
+  await until('the top-level filter in the URL', async () => /parent=none/.test(page.url()));
+  await until('no child row', async () => {
+    const ids = await page.locator('table.runs tbody tr th a').evaluateAll((els) => els.map((e) => e.title));
+    if (!ids.length) return false;
+    for (const id of ids) if ((await getRun(id)).parentId !== null) return false;
+    return true;
+  });
+  check(true, 'the top-level filter hides child runs');
   await shot(page, 'child-runs');
 }
 
