@@ -373,6 +373,31 @@ static enum flow spawn(struct irun *ir, cJSON *specs, enum wf_join join, int lim
     }
     st = api->children(ir->ctx, specs, join, limit, results);
     cJSON_Delete(specs);
+    if (st == WF_ERROR) {
+        /* A branch that raised a Serverless Workflow error raises it here
+         * too (its type and status, for a catch to filter on); any other
+         * failure is a runtime error naming the child. */
+        const cJSON *r;
+        cJSON_ArrayForEach(r, *results)
+        {
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
+            if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "type"))) {
+                cJSON *copy = cJSON_Duplicate(e, 1);
+                const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "executionId");
+                cJSON_DeleteItemFromObjectCaseSensitive(copy, "message");
+                cJSON_DeleteItemFromObjectCaseSensitive(copy, "childExecutionId");
+                if (cJSON_IsString(id))
+                    cJSON_AddStringToObject(copy, "childExecutionId", id->valuestring);
+                cJSON_Delete(*results);
+                *results = NULL;
+                if (copy == NULL)
+                    return fail(ir, "runtime", 500, "out of memory", "a branch failed", path);
+                cJSON_Delete(ir->error);
+                ir->error = copy;
+                return F_FAIL;
+            }
+        }
+    }
     if (st != WF_OK) {
         cJSON_Delete(*results);
         *results = NULL;
@@ -865,6 +890,8 @@ done:
     } else if (f == F_FAIL) {
         failure_text(ir.error, err, errlen);
         st = WF_ERROR;
+        *output = ir.error; /* the error raised, for the host to keep */
+        ir.error = NULL;
     } else {
         *output = data;
         data = NULL;

@@ -29,7 +29,9 @@
 /*
  * Runs definition d on input, as a workflow function: WF_OK with *output
  * (caller owns), WF_SUSPEND or WF_ECANCELLED as the host asked, or a
- * failure status with the run's error message in err. branch (NULL: the
+ * failure status with the run's error message in err; on WF_ERROR from an
+ * uncaught error, *output is that Serverless Workflow error object
+ * ({"type", "status", "title", "detail", "instance"}; caller owns). branch (NULL: the
  * whole definition) is a child run's part: {"at": JSON Pointer of a task,
  * or of a task list with "list": true, "context", "vars",
  * "workflowInput"}, as the parent's fork or for wrote it.

@@ -297,6 +297,9 @@ void runs_turn_main(void *arg)
         t->output_text = output != NULL ? cJSON_PrintUnformatted(output) : strdup("null");
         if (t->output_text == NULL)
             t->st = WF_ENOMEM;
+    } else if (t->st == WF_ERROR && t->job.run->dsl != NULL && cJSON_IsObject(output)) {
+        t->raised = output; /* the error it raised (dsl_run) */
+        output = NULL;
     }
     cJSON_Delete(output);
     runs_post(&t->job);
@@ -308,5 +311,6 @@ void runs_turn_free(struct turn *t)
     cJSON_Delete(t->cmd_input);
     free(t->nows);
     free(t->output_text);
+    cJSON_Delete(t->raised);
     free(t);
 }

@@ -582,10 +582,19 @@ static void start_attempt(struct runs *rs, struct wrun *r)
 /* Ends r as failed with msg (and the turn's clock reads, if any). */
 static void fail_run(struct runs *rs, struct wrun *r, const char *msg, const struct turn *t)
 {
-    cJSON *o = item_new("end", r);
+    cJSON *o = item_new("end", r), *e = error_json(msg), *f;
+    const cJSON *raised = t != NULL ? t->raised : NULL;
 
+    /* A definition's raised error keeps its fields (type, status, title,
+     * detail, instance) beside the message: a parent's join hands them on
+     * to its own try/catch. */
+    cJSON_ArrayForEach(f, raised)
+    {
+        if (e != NULL && f->string != NULL && strcmp(f->string, "message") != 0)
+            cJSON_AddItemToObject(e, f->string, cJSON_Duplicate(f, 1));
+    }
     cJSON_AddStringToObject(o, "status", "failed");
-    cJSON_AddItemToObject(o, "error", error_json(msg));
+    cJSON_AddItemToObject(o, "error", e);
     if (t != NULL)
         add_nows(o, t);
     emit(rs, o, strlen(msg));

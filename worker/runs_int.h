@@ -139,6 +139,7 @@ struct turn {
     char nondet[ERR_MAX]; /* C_NONDET: the message */
     enum wf_status st;
     char *output_text; /* WF_OK: the output printed */
+    cJSON *raised;     /* a failed definition's Serverless Workflow error, or NULL */
 };
 
 /* Posts a finished job to the loop thread's mailbox (any thread). */

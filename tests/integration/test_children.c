@@ -15,7 +15,9 @@
  *      cancelled.
  *   4. Cancel: a parent cancelled while its children wait for a signal;
  *      they are cancelled too.
- *   5. A failed branch fails the parent (naming the child and its error);
+ *   5. A failed branch fails the parent with the branch's own error (and
+ *      the child's id); a branch's raised error is caught by its status
+ *      in the parent;
  *      retried, the parent runs the failed child again from its own
  *      checkpoint, and the child that had completed does not run again;
  *      retried right after a failure, while core's sweep is cancelling a
@@ -101,6 +103,16 @@ static const char FORK_RACE[] =
                      ".key }\","
                      "\"failures\":3}}}]}}},"
                      "{\"after\":{\"set\":{\"calls\":\"${ .[1].calls }\"}}}]}";
+
+/* 5. a branch raises an error of its own; the parent catches it by status */
+static const char FORK_RAISE[] =
+    DOC("fork-raise") "\"do\":[{\"t\":{\"try\":[{\"f\":{\"fork\":{\"branches\":["
+                      "{\"ok\":{\"set\":{\"fine\":true}}},"
+                      "{\"pot\":{\"raise\":{\"error\":{\"type\":\"https://example.com/teapot\","
+                      "\"status\":418,\"title\":\"short and stout\"}}}}]}}}],"
+                      "\"catch\":{\"errors\":{\"with\":{\"status\":418}},\"as\":\"e\",\"do\":["
+                      "{\"h\":{\"set\":{\"caught\":\"${ $e.title }\",\"child\":"
+                      "\"${ $e.childExecutionId }\",\"at\":\"${ $e.instance }\"}}}]}}}]}";
 
 /* 6. dur-steps (test_declarative.c) as the body of a bounded for */
 static const char FAN_DUR[] = DOC(
@@ -345,7 +357,7 @@ static void failed_branch_retried(void)
     trigger("fork-flaky", in, id, sizeof(id));
     ex = dur_wait_run(&srv, id, 20000, &j);
     CHECK_STR(th_json_str(ex, "status"), "failed");
-    CHECK(dur_error_has(ex, "child run", "flaky failure"));
+    CHECK(dur_error_has(ex, "flaky failure", "\"childExecutionId\""));
     cJSON_Delete(j);
     CHECK(wait_kids(id, "completed", 1, 5000));
     CHECK_EQ_INT(kids(id, "failed"), 1);
@@ -470,6 +482,38 @@ static void db_outage(void)
     CHECK_EQ_INT(nk, 8 * NKIDS);
     if (CHECK(dur_check(pg, dir, children, nk, NSTEPS, "child runs, database outage", &rep) == 0))
         dur_expect_clean(&rep, "child runs, database outage");
+}
+
+/* A branch's own error reaches the parent whole: caught there by its
+ * status, naming the child run and the task that raised it; the child's
+ * stored error carries the same fields. */
+static void raised_in_branch(void)
+{
+    char id[64], *v;
+    const cJSON *ex, *out;
+    cJSON *j = NULL;
+
+    trigger("fork-raise", "{}", id, sizeof(id));
+    ex = dur_wait_run(&srv, id, 20000, &j);
+    CHECK_STR(th_json_str(ex, "status"), "completed");
+    out = cJSON_GetObjectItem(ex, "output");
+    CHECK_STR(th_json_str(out, "caught"), "short and stout");
+    CHECK_STR(th_json_str(out, "at"), "/do/0/t/try/0/f/fork/branches/1/pot");
+    v = th_sql_value(pg,
+                     "SELECT error->>'status' || ' ' || (error->>'title') FROM executions"
+                     " WHERE parent_id = $1::uuid AND parent_index = 1",
+                     id);
+    CHECK_STR(v, "418 short and stout");
+    free(v);
+    if (th_json_str(out, "child") != NULL) {
+        v = th_sql_value(pg, "SELECT parent_id::text FROM executions WHERE id = $1::uuid",
+                         th_json_str(out, "child"));
+        CHECK_STR(v, id);
+        free(v);
+    } else {
+        CHECK(0);
+    }
+    cJSON_Delete(j);
 }
 
 /* Retried while a sibling of the failed child was running: core's sweep
@@ -664,6 +708,7 @@ int main(void)
     CHECK_EQ_INT(put_def("fork-flaky", FORK_FLAKY), 201);
     CHECK_EQ_INT(put_def("fan-dur", FAN_DUR), 201);
     CHECK_EQ_INT(put_def("fork-race", FORK_RACE), 201);
+    CHECK_EQ_INT(put_def("fork-raise", FORK_RAISE), 201);
     CHECK_EQ_INT(
         put_def(
             "for-bound-empty",
@@ -679,6 +724,7 @@ int main(void)
     failed_branch_retried();
     quick_retry();
     retry_sql();
+    raised_in_branch();
     versions();
     /* the metrics count them: a wait per join, the joins checked, the
      * compete's loser and the cancelled parent's two children */

@@ -225,16 +225,23 @@ static enum wf_status h_children(struct wf_ctx *ctx, const cJSON *specs, enum wf
         for (int j = 0; j < H.nsteps; j++)
             cJSON_Delete(H.steps[j].result);
         cJSON_AddNumberToObject(r, "index", i);
+        cJSON_AddStringToObject(r, "executionId", "00000000-0000-0000-0000-00000000000c");
         cJSON_AddStringToObject(r, "status", st == WF_OK ? "completed" : "failed");
-        cJSON_AddItemToObject(r, "output", out != NULL ? out : cJSON_CreateNull());
         if (st != WF_OK) {
-            cJSON_AddItemToObject(r, "error", cJSON_CreateObject());
-            cJSON_AddStringToObject(cJSON_GetObjectItem(r, "error"), "message", err);
+            /* the run's error as the worker writes it: the message, and
+             * the raised error's fields (dsl_run's *out on failure) */
+            cJSON *e = cJSON_IsObject(out) ? out : cJSON_CreateObject();
+            if (e != out)
+                cJSON_Delete(out);
+            out = NULL;
+            cJSON_AddStringToObject(e, "message", err);
+            cJSON_AddItemToObject(r, "error", e);
             if (first_err[0] == '\0')
                 snprintf(first_err, sizeof(first_err), "child run (%d) failed: %s", i, err);
         } else if (winner == NULL) {
             winner = r;
         }
+        cJSON_AddItemToObject(r, "output", out != NULL ? out : cJSON_CreateNull());
         completed += st == WF_OK;
         cJSON_AddItemToArray(all, r);
         i++;
@@ -459,10 +466,22 @@ static void test_tasks(void)
                   "{\"d\":{\"call\":\"double\"}}]}}]",
                   "{}", "[]");
     CHECK_INT(CHILD_RUNS, 0);
-    /* a failed branch fails the fork, naming it; caught like any error */
+    /* a failed branch fails the fork with the branch's own error (its
+     * title, detail and place); caught like any error, by its status too */
     expect_failure("[{\"f\":{\"fork\":{\"branches\":[{\"x\":{\"set\":{}}},"
                    "{\"y\":{\"call\":\"nope\"}}]}}}]",
-                   "{}", "child run (1) failed: activity \"nope\" failed");
+                   "{}",
+                   "activity \"nope\" failed: nope failed on purpose (at "
+                   "/do/0/f/fork/branches/1/y)");
+    expect_output("",
+                  "[{\"t\":{\"try\":[{\"f\":{\"fork\":{\"branches\":[{\"y\":{\"raise\":{"
+                  "\"error\":{\"type\":\"https://example.com/teapot\",\"status\":418,"
+                  "\"title\":\"short and stout\"}}}}]}}}],\"catch\":{\"errors\":{\"with\":{"
+                  "\"status\":418}},\"as\":\"e\",\"do\":[{\"h\":{\"set\":{\"caught\":"
+                  "\"${ $e.title }\",\"child\":\"${ $e.childExecutionId }\"}}}]}}}]",
+                  "{}",
+                  "{\"caught\":\"short and stout\",\"child\":"
+                  "\"00000000-0000-0000-0000-00000000000c\"}");
     expect_output("",
                   "[{\"t\":{\"try\":[{\"f\":{\"fork\":{\"branches\":[{\"y\":{\"call\":"
                   "\"nope\"}}]}}}],\"catch\":{\"as\":\"e\",\"do\":[{\"h\":{\"set\":{\"caught\":"
@@ -473,9 +492,10 @@ static void test_tasks(void)
                   "[{\"f\":{\"fork\":{\"compete\":true,\"branches\":[{\"x\":{\"call\":"
                   "\"nope\"}},{\"y\":{\"set\":{\"w\":2}}}]}}}]",
                   "{}", "{\"w\":2}");
-    expect_failure("[{\"f\":{\"fork\":{\"compete\":true,\"branches\":[{\"x\":{\"call\":"
-                   "\"nope\"}}]}}}]",
-                   "{}", "no branch completed");
+    expect_failure(
+        "[{\"f\":{\"fork\":{\"compete\":true,\"branches\":[{\"x\":{\"call\":"
+        "\"nope\"}}]}}}]",
+        "{}", "activity \"nope\" failed: nope failed on purpose (at /do/0/f/fork/branches/0/x)");
     /* inject: static data */
     expect_output("", "[{\"i\":{\"inject\":{\"a\":\"${ not evaluated }\"}}}]", "{}",
                   "{\"a\":\"${ not evaluated }\"}");
