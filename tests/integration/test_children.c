@@ -440,6 +440,20 @@ static void versions(void)
     }
 }
 
+/* Appends the child runs of parent to ids (from n, at most cap); returns
+ * the new count. */
+static int add_children(const char *parent, struct dur_id *ids, int n, int cap)
+{
+    const char *p[1] = {parent};
+    PGresult *res = th_sql(
+        pg, "SELECT id FROM executions WHERE parent_id = $1::uuid ORDER BY parent_index", 1, p);
+
+    for (int r = 0; res != NULL && r < PQntuples(res) && n < cap; r++)
+        snprintf(ids[n++].s, sizeof(ids[0].s), "%s", PQgetvalue(res, r, 0));
+    PQclear(res);
+    return n;
+}
+
 static void db_outage(void)
 {
     static struct dur_id parents[8], children[8 * NKIDS];
@@ -472,13 +486,8 @@ static void db_outage(void)
         return;
     CHECK(dur_wait_ended(pg, parents, 8, 60000) == 0);
     CHECK_EQ_INT(dur_count_status(pg, parents, 8, "completed"), 8);
-    for (int i = 0; i < 8; i++) {
-        const char *p[1] = {parents[i].s};
-        PGresult *res = th_sql(pg, "SELECT id FROM executions WHERE parent_id = $1::uuid", 1, p);
-        for (int r = 0; res != NULL && r < PQntuples(res) && nk < 8 * NKIDS; r++)
-            snprintf(children[nk++].s, sizeof(children[0].s), "%s", PQgetvalue(res, r, 0));
-        PQclear(res);
-    }
+    for (int i = 0; i < 8; i++)
+        nk = add_children(parents[i].s, children, nk, 8 * NKIDS);
     CHECK_EQ_INT(nk, 8 * NKIDS);
     if (CHECK(dur_check(pg, dir, children, nk, NSTEPS, "child runs, database outage", &rep) == 0))
         dur_expect_clean(&rep, "child runs, database outage");
@@ -628,7 +637,6 @@ static void durability(void)
     struct dur_report rep;
     char in[512];
     pid_t old;
-    PGresult *res;
     int nk = 0;
 
     /* 150 ms a step: a parent takes two rounds of 750 ms children, so every
@@ -659,7 +667,6 @@ static void durability(void)
         free(out);
     }
     for (int i = 0; i < NPARENTS + NFANS; i++) {
-        const char *p[1] = {parents[i].s};
         char *out = th_sql_value(pg, "SELECT output::text FROM executions WHERE id = $1::uuid",
                                  parents[i].s);
         cJSON *o = out != NULL ? cJSON_Parse(out) : NULL;
@@ -670,11 +677,7 @@ static void durability(void)
         }
         cJSON_Delete(o);
         free(out);
-        res = th_sql(
-            pg, "SELECT id FROM executions WHERE parent_id = $1::uuid ORDER BY parent_index", 1, p);
-        for (int r = 0; res != NULL && r < PQntuples(res) && nk < (NPARENTS + NFANS) * NKIDS; r++)
-            snprintf(children[nk++].s, sizeof(children[0].s), "%s", PQgetvalue(res, r, 0));
-        PQclear(res);
+        nk = add_children(parents[i].s, children, nk, (NPARENTS + NFANS) * NKIDS);
     }
     CHECK_EQ_INT(nk, (NPARENTS + NFANS) * NKIDS);
     if (CHECK(dur_check(pg, dir, children, nk, NSTEPS, "child runs, worker killed 3 times", &rep) ==
